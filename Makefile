@@ -1,0 +1,36 @@
+# parkcarbon — every target installs what it needs first (scripts/bootstrap.sh).
+.DEFAULT_GOAL := help
+VENV := .venv/bin
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: help bootstrap demo test lint types check all services-up services-down clean
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+bootstrap: ## Install mosquitto, influxdb (apt-get) and the .venv if missing
+	@scripts/bootstrap.sh
+
+demo: bootstrap ## The main job: simulated park -> MQTT -> collector -> InfluxDB -> monthly DAG -> credits
+	$(VENV)/parkcarbon demo
+
+test: bootstrap ## All tests, end-to-end included (starts its own Mosquitto, influxd and Airflow DB)
+	$(VENV)/python -m pytest -q
+
+lint: bootstrap ## ruff check and format check
+	$(VENV)/ruff check .
+	$(VENV)/ruff format --check .
+
+types: bootstrap ## mypy strict
+	$(VENV)/mypy park scoring collectors simulators pipeline dags
+
+all: lint types test ## What a careful commit runs: lint, types, tests
+
+services-up: bootstrap ## Start the local Mosquitto and influxd under .run/
+	$(VENV)/parkcarbon services up
+
+services-down: ## Stop exactly what services-up started
+	$(VENV)/parkcarbon services down
+
+clean: services-down ## Remove the run directory and caches (keeps .venv)
+	rm -rf .run .pytest_cache .mypy_cache .ruff_cache

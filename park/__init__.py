@@ -1,0 +1,3 @@
+"""parkcarbon shared core: settings, the park registry, units and the InfluxDB store."""
+
+PARK_TIMEZONE = "Asia/Shanghai"

@@ -1,0 +1,290 @@
+"""The park registry: the baseline database of enterprises, workshops, gateways and meters.
+
+Kept as a YAML file, validated by pydantic. Every error names the file, the entry and the field::
+
+    registry.yaml: meters[12] (id 'E-0301'): multiplier: Input should be greater than 0
+
+Cross-checks: ids are unique per kind; every reference points at an existing entry; a meter's
+gateway, workshop and meter belong to the same enterprise; units fit the carrier.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from enum import StrEnum
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from park import PARK_TIMEZONE
+from park.units import Dimension, dimension_of, normalize_unit
+
+Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")]
+
+
+class Carrier(StrEnum):
+    GRID_ELECTRICITY = "grid_electricity"
+    PV_GENERATION = "pv_generation"
+    NATURAL_GAS = "natural_gas"
+    HEAT = "heat"
+
+
+class Register(StrEnum):
+    """Cumulative registers a meter can report."""
+
+    ACTIVE_ENERGY_IMPORT = "active_energy_import"  # A+, OBIS 1.8.0: energy drawn from the grid
+    ACTIVE_ENERGY_EXPORT = "active_energy_export"  # A-, OBIS 2.8.0: energy delivered (PV output, export)
+    GAS_VOLUME = "gas_volume"
+    HEAT_ENERGY = "heat_energy"
+
+
+class MeterRole(StrEnum):
+    MAIN = "main"  # the enterprise's billing-level meter: enterprise totals come from these
+    SUB = "sub"  # a sub-meter: workshop totals come from these, never added to the enterprise's
+
+
+_CARRIER_DIMENSION = {
+    Carrier.GRID_ELECTRICITY: {Dimension.ELECTRIC_ENERGY},
+    Carrier.PV_GENERATION: {Dimension.ELECTRIC_ENERGY},
+    Carrier.NATURAL_GAS: {Dimension.GAS_VOLUME, Dimension.GAS_VOLUME_METERED},
+    Carrier.HEAT: {Dimension.HEAT},
+}
+_DEFAULT_REGISTERS = {
+    Carrier.GRID_ELECTRICITY: [Register.ACTIVE_ENERGY_IMPORT],
+    Carrier.PV_GENERATION: [Register.ACTIVE_ENERGY_EXPORT],
+    Carrier.NATURAL_GAS: [Register.GAS_VOLUME],
+    Carrier.HEAT: [Register.HEAT_ENERGY],
+}
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Park(_Model):
+    id: Id
+    name: str
+    timezone: str = PARK_TIMEZONE
+    latitude_deg: float = Field(ge=-90, le=90)
+    longitude_deg: float = Field(ge=-180, le=180)
+
+
+class Enterprise(_Model):
+    id: Id
+    name: str
+    industry: str = Field(pattern=r"^[A-T]\d{2}$", description="GB/T 4754-2017 division code, e.g. C39")
+
+
+class NearZeroTarget(_Model):
+    offset_ratio: float = Field(gt=0, le=2, description="0.80 near-zero-carbon, 1.00 zero-carbon")
+    plan_start_year: int = Field(ge=2000, le=2100)
+    target_year: int = Field(ge=2000, le=2100)
+
+    @model_validator(mode="after")
+    def _years_ordered(self) -> NearZeroTarget:
+        if self.target_year < self.plan_start_year:
+            raise ValueError("target_year must not be before plan_start_year")
+        return self
+
+
+class Workshop(_Model):
+    id: Id
+    enterprise: Id
+    name: str
+    near_zero: NearZeroTarget | None = None
+
+
+class Gateway(_Model):
+    id: Id
+    enterprise: Id
+    model: str = ""
+
+
+class MeterReplacement(_Model):
+    """A meter change: the old meter's last register and the new meter's first, at one instant."""
+
+    at: AwareDatetime
+    old_final_reading: float = Field(ge=0)
+    new_initial_reading: float = Field(ge=0)
+    new_multiplier: float | None = Field(default=None, gt=0)
+    new_serial: str = ""
+
+
+class Meter(_Model):
+    id: Id
+    gateway: Id
+    enterprise: Id
+    workshop: Id | None = None
+    carrier: Carrier
+    role: MeterRole
+    unit: str
+    registers: list[Register] = Field(default_factory=list)
+    multiplier: float = Field(1.0, gt=0, description="CT x PT x internal multiplier applied to the register")
+    rollover_at: float | None = Field(
+        None, gt=0, description="register modulus: it wraps to 0 here (1e6 for a XXXXXX.XX kWh register)"
+    )
+    max_per_hour: float | None = Field(
+        None, gt=0, description="physical maximum consumption per hour, in the unit, multiplier applied"
+    )
+    interval_minutes: int = Field(15, ge=1, le=1440)
+    serial: str = ""
+    replacements: list[MeterReplacement] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unit_fits_carrier(self) -> Meter:
+        unit = normalize_unit(self.unit)
+        if dimension_of(unit) not in _CARRIER_DIMENSION[self.carrier]:
+            raise ValueError(f"unit {unit!r} does not measure {self.carrier.value}")
+        if not self.registers:
+            object.__setattr__(self, "registers", list(_DEFAULT_REGISTERS[self.carrier]))
+        object.__setattr__(self, "unit", unit)
+        times = [r.at for r in self.replacements]
+        if times != sorted(times):
+            raise ValueError("replacements must be in time order")
+        return self
+
+    def multiplier_at(self, when: datetime) -> float:
+        """The multiplier in force at ``when`` (a replacement may bring a new CT/PT ratio)."""
+        value = self.multiplier
+        for change in self.replacements:
+            if change.at <= when and change.new_multiplier is not None:
+                value = change.new_multiplier
+        return value
+
+
+class Registry(_Model):
+    version: str = Field(min_length=1)
+    park: Park
+    enterprises: list[Enterprise]
+    workshops: list[Workshop] = Field(default_factory=list)
+    gateways: list[Gateway]
+    meters: list[Meter]
+
+    @cached_property
+    def enterprise_by_id(self) -> dict[str, Enterprise]:
+        return {e.id: e for e in self.enterprises}
+
+    @cached_property
+    def workshop_by_id(self) -> dict[str, Workshop]:
+        return {w.id: w for w in self.workshops}
+
+    @cached_property
+    def gateway_by_id(self) -> dict[str, Gateway]:
+        return {g.id: g for g in self.gateways}
+
+    @cached_property
+    def meter_by_id(self) -> dict[str, Meter]:
+        return {m.id: m for m in self.meters}
+
+    def meters_of_gateway(self, gateway_id: str) -> list[Meter]:
+        return [m for m in self.meters if m.gateway == gateway_id]
+
+    def cross_check(self) -> list[tuple[str, int, str, str]]:
+        """Return (kind, index, field, message) for every inconsistency between entries."""
+        problems: list[tuple[str, int, str, str]] = []
+        for kind, items in (
+            ("enterprises", self.enterprises),
+            ("workshops", self.workshops),
+            ("gateways", self.gateways),
+            ("meters", self.meters),
+        ):
+            seen: dict[str, int] = {}
+            for index, item in enumerate(items):
+                if item.id in seen:
+                    problems.append((kind, index, "id", f"duplicate id, first at {kind}[{seen[item.id]}]"))
+                seen.setdefault(item.id, index)
+        enterprises = self.enterprise_by_id
+        for index, ws in enumerate(self.workshops):
+            if ws.enterprise not in enterprises:
+                problems.append(("workshops", index, "enterprise", f"unknown enterprise {ws.enterprise!r}"))
+        for index, gw in enumerate(self.gateways):
+            if gw.enterprise not in enterprises:
+                problems.append(("gateways", index, "enterprise", f"unknown enterprise {gw.enterprise!r}"))
+        for index, meter in enumerate(self.meters):
+            problems.extend(("meters", index, f, msg) for f, msg in self._meter_problems(meter))
+        return problems
+
+    def _meter_problems(self, meter: Meter) -> Iterable[tuple[str, str]]:
+        if meter.enterprise not in self.enterprise_by_id:
+            yield "enterprise", f"unknown enterprise {meter.enterprise!r}"
+        gateway = self.gateway_by_id.get(meter.gateway)
+        if gateway is None:
+            yield "gateway", f"unknown gateway {meter.gateway!r}"
+        elif gateway.enterprise != meter.enterprise:
+            yield (
+                "gateway",
+                f"gateway {gateway.id!r} belongs to enterprise {gateway.enterprise!r}, "
+                f"not to the meter's enterprise {meter.enterprise!r}",
+            )
+        if meter.workshop is not None:
+            workshop = self.workshop_by_id.get(meter.workshop)
+            if workshop is None:
+                yield "workshop", f"unknown workshop {meter.workshop!r}"
+            elif workshop.enterprise != meter.enterprise:
+                yield (
+                    "workshop",
+                    f"workshop {workshop.id!r} belongs to enterprise {workshop.enterprise!r}, "
+                    f"not to the meter's enterprise {meter.enterprise!r}",
+                )
+        if meter.role is MeterRole.SUB and meter.workshop is None:
+            yield "workshop", "a sub-meter needs the workshop it measures"
+
+
+class RegistryError(ValueError):
+    """The registry file is invalid; ``problems`` lists every error, each naming entry and field."""
+
+    def __init__(self, path: Path | str, problems: Sequence[str]) -> None:
+        self.path = str(path)
+        self.problems = list(problems)
+        super().__init__(f"{self.path}: {len(self.problems)} problem(s)\n" + "\n".join(self.problems))
+
+
+def _entry_label(data: Any, loc: tuple[int | str, ...]) -> tuple[str, str]:
+    """Split a pydantic error location into 'meters[3] (id 'E-1')' and the field path."""
+    if len(loc) >= 2 and isinstance(loc[0], str) and isinstance(loc[1], int):
+        kind, index = loc[0], loc[1]
+        entry = f"{kind}[{index}]"
+        try:
+            entry_id = data[kind][index].get("id")
+        except (KeyError, IndexError, TypeError, AttributeError):
+            entry_id = None
+        if entry_id is not None:
+            entry += f" (id {entry_id!r})"
+        field = ".".join(str(p) for p in loc[2:]) or "(entry)"
+        return entry, field
+    return "(top level)", ".".join(str(p) for p in loc) or "(document)"
+
+
+def parse_registry(data: Any, source: Path | str = "<registry>") -> Registry:
+    """Validate an already-parsed registry document; raise :class:`RegistryError` on any problem."""
+    try:
+        registry = Registry.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            entry, field = _entry_label(data, tuple(err["loc"]))
+            message = err["msg"].removeprefix("Value error, ")
+            problems.append(f"{source}: {entry}: {field}: {message}")
+        raise RegistryError(source, problems) from None
+    cross = registry.cross_check()
+    if cross:
+        lines = []
+        for kind, index, field, message in cross:
+            entry, _ = _entry_label(data, (kind, index))
+            lines.append(f"{source}: {entry}: {field}: {message}")
+        raise RegistryError(source, lines)
+    return registry
+
+
+def load_registry(path: Path | str) -> Registry:
+    """Read and validate the registry YAML at ``path``."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise RegistryError(path, [f"{path}: not valid YAML: {exc}"]) from None
+    return parse_registry(data, path)

@@ -1,0 +1,58 @@
+"""Runtime settings, read from the environment (prefix ``PARKCARBON_``) and an optional ``.env``.
+
+Nested groups use ``__``: ``PARKCARBON_INFLUX__PORT=18086``. Tests pass overrides to the constructor.
+No credential has a default here: broker passwords are generated per run directory by
+``parkcarbon services up`` and read from there, or given in the environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from park import PARK_TIMEZONE
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEMO_REGISTRY = Path(__file__).resolve().parent / "data" / "demo_registry.yaml"
+DEMO_ENTERPRISES = Path(__file__).resolve().parent / "data" / "demo_enterprises.csv"
+
+
+class MqttSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(18830, ge=1, le=65535)
+    username: str = "collector"
+    password: SecretStr | None = None  # None: read from the run directory's credentials
+    keepalive_s: int = Field(30, ge=5)
+
+
+class InfluxSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(18086, ge=1, le=65535)
+    rpc_port: int = Field(18088, ge=1, le=65535)
+    database: str = "carbon"
+    username: str | None = None
+    password: SecretStr | None = None
+    batch_points: int = Field(5000, ge=1)
+    timeout_s: float = Field(30.0, gt=0)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="PARKCARBON_", env_nested_delimiter="__", env_file=".env", extra="ignore"
+    )
+
+    run_dir: Path = PROJECT_ROOT / ".run"
+    registry: Path = DEMO_REGISTRY
+    enterprises: Path = DEMO_ENTERPRISES
+    manual_activity: Path | None = None
+    timezone: str = PARK_TIMEZONE
+    factor_set: str = "cn-national-2023"
+    policy: Path | None = None
+    mqtt: MqttSettings = MqttSettings()
+    influx: InfluxSettings = InfluxSettings()

@@ -1,0 +1,150 @@
+"""The InfluxDB store, spoken to through the 1.x-compatible HTTP API: ``/write`` and ``/query``.
+
+InfluxDB 1.x serves this API natively, 2.x through its compatibility API (DBRP mapping) and 3.x
+through its v1 compatibility endpoints; no Flux is used anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from itertools import islice
+from typing import Any, Self
+
+import httpx
+import pandas as pd
+
+from park.lineprotocol import Point, encode
+from park.settings import InfluxSettings
+
+
+class InfluxError(RuntimeError):
+    """InfluxDB refused a request; ``status`` is the HTTP status (0 when it could not be reached)."""
+
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
+
+    @property
+    def retryable(self) -> bool:
+        """True for outages and overload, False for requests InfluxDB will never accept (4xx)."""
+        return self.status == 0 or self.status == 429 or self.status >= 500
+
+
+def quote_ident(name: str) -> str:
+    """An InfluxQL identifier in double quotes."""
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _batches(points: Iterable[Point], size: int) -> Iterator[list[Point]]:
+    it = iter(points)
+    while batch := list(islice(it, size)):
+        yield batch
+
+
+class InfluxStore:
+    """A thin client: create the database, write points in batches, run InfluxQL into pandas."""
+
+    def __init__(self, settings: InfluxSettings, client: httpx.Client | None = None) -> None:
+        self.settings = settings
+        auth = None
+        if settings.username and settings.password:
+            auth = (settings.username, settings.password.get_secret_value())
+        self._client = client or httpx.Client(base_url=settings.url, timeout=settings.timeout_s, auth=auth)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    @property
+    def database(self) -> str:
+        return self.settings.database
+
+    # -- requests ---------------------------------------------------------------------------------
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._client.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise InfluxError(f"InfluxDB at {self.settings.url} not reachable: {exc}") from exc
+        if response.status_code >= 300:
+            raise InfluxError(
+                f"InfluxDB {method} {path} answered {response.status_code}: {response.text.strip()[:500]}",
+                response.status_code,
+            )
+        return response
+
+    def ping(self) -> bool:
+        try:
+            return self._client.get("/ping", timeout=2.0).status_code == 204
+        except httpx.TransportError:
+            return False
+
+    def wait_ready(self, timeout_s: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not self.ping():
+            if time.monotonic() > deadline:
+                raise InfluxError(f"InfluxDB at {self.settings.url} did not answer /ping in {timeout_s} s")
+            time.sleep(0.05)
+
+    def create_database(self) -> None:
+        self.execute(f"CREATE DATABASE {quote_ident(self.database)}")
+
+    def drop_database(self) -> None:
+        self.execute(f"DROP DATABASE {quote_ident(self.database)}")
+
+    def write_lines(self, body: str) -> None:
+        """Write line protocol text (nanosecond timestamps) in one request."""
+        if body:
+            self._request("POST", "/write", params={"db": self.database, "precision": "n"}, content=body)
+
+    def write(self, points: Iterable[Point], batch_size: int | None = None) -> int:
+        """Write points in batches of ``batch_size`` (default from settings); return how many."""
+        count = 0
+        for batch in _batches(points, batch_size or self.settings.batch_points):
+            self.write_lines("\n".join(encode(p) for p in batch))
+            count += len(batch)
+        return count
+
+    def execute(self, statement: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Run InfluxQL by POST (for statements that change things); return the raw results."""
+        data: dict[str, str] = {"q": statement, "db": self.database}
+        if params:
+            data["params"] = json.dumps(dict(params))
+        body = self._request("POST", "/query", params={"epoch": "ns"}, data=data).json()
+        results: list[dict[str, Any]] = body.get("results", [])
+        for result in results:
+            if "error" in result:
+                raise InfluxError(f"InfluxQL error: {result['error']} in: {statement}", 400)
+        return results
+
+    def query(self, statement: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
+        """Run one InfluxQL SELECT; return a DataFrame with ``time`` (UTC), the tags and the columns.
+
+        Bind parameters (``$name`` in the statement) are passed as ``params`` and never spliced
+        into the text, so values from meters or users cannot change the query.
+        """
+        request: dict[str, str] = {"q": statement, "db": self.database, "epoch": "ns"}
+        if params:
+            request["params"] = json.dumps(dict(params))
+        body = self._request("GET", "/query", params=request).json()
+        frames = []
+        for result in body.get("results", []):
+            if "error" in result:
+                raise InfluxError(f"InfluxQL error: {result['error']} in: {statement}", 400)
+            for series in result.get("series", []):
+                frame = pd.DataFrame(series["values"], columns=series["columns"])
+                for tag, value in (series.get("tags") or {}).items():
+                    frame[tag] = value
+                frames.append(frame)
+        if not frames:
+            return pd.DataFrame(columns=["time"])
+        frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        frame["time"] = pd.to_datetime(frame["time"], unit="ns", utc=True)
+        return frame
