@@ -1,0 +1,78 @@
+"""The ``parkcarbon`` command. Each subcommand lives beside the code it drives and registers itself
+through an ``add_parser(subparsers)`` function; heavy imports happen only when it runs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from park.settings import Settings
+
+
+def _services_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser("services", help="start, stop or show the local Mosquitto and influxd")
+    p.add_argument("action", choices=["up", "down", "status"])
+    p.add_argument("--free-ports", action="store_true", help="pick free ports instead of the configured ones")
+    p.set_defaults(handler=_services)
+
+
+def _services(args: argparse.Namespace) -> int:
+    from park.registry import load_registry
+    from park.services import LocalServices, Ports, ServiceError, free_ports
+
+    settings = Settings()
+    services = LocalServices(settings.run_dir)
+    try:
+        if args.action == "up":
+            wanted = (
+                free_ports()
+                if args.free_ports
+                else Ports(settings.mqtt.port, settings.influx.port, settings.influx.rpc_port)
+            )
+            ports = services.up(load_registry(settings.registry), wanted)
+            print(f"mosquitto  mqtt://127.0.0.1:{ports.mqtt}   (users and passwords: {services.run_dir}/credentials.json)")
+            print(f"influxd    http://127.0.0.1:{ports.influx_http}   (database {settings.influx.database})")
+            print(f"run dir    {services.run_dir}   stop with: parkcarbon services down")
+        elif args.action == "down":
+            stopped = services.down()
+            print(f"stopped: {', '.join(stopped) or 'nothing was running'} ({services.run_dir})")
+        else:
+            status = services.status()
+            if not status:
+                print(f"nothing started from {services.run_dir}")
+                return 1
+            ports = services.ports()
+            for name, running in status.items():
+                print(f"{name:10} {'running' if running else 'STOPPED'}")
+            print(f"ports      {ports}")
+            return 0 if all(status.values()) else 1
+    except ServiceError as exc:
+        print(f"parkcarbon services {args.action}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from scoring.cli import add_parser as score_parser
+
+    parser = argparse.ArgumentParser(
+        prog="parkcarbon",
+        description="Industrial-park carbon credits: meters over MQTT → InfluxDB → monthly accounting → credits.",
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    _services_parser(subparsers)
+    score_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = args.handler
+    code: int = handler(args)
+    return code
+
+
+
+if __name__ == "__main__":
+    sys.exit(main())

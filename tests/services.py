@@ -1,0 +1,64 @@
+"""Real services for integration and end-to-end tests, started once per session and stopped by PID.
+
+Mosquitto and influxd run from a temporary run directory on free ports through the same code as
+``parkcarbon services up``; each test that writes to InfluxDB gets a database of its own.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from park.registry import Registry, load_registry
+from park.services import LocalServices, Ports, free_ports
+from park.settings import DEMO_REGISTRY, InfluxSettings, MqttSettings, Settings
+from park.store import InfluxStore
+
+_db_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def demo_registry() -> Registry:
+    return load_registry(DEMO_REGISTRY)
+
+
+@pytest.fixture(scope="session")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("run")
+
+
+@pytest.fixture(scope="session")
+def local_services(run_dir: Path, demo_registry: Registry) -> Iterator[LocalServices]:
+    services = LocalServices(run_dir)
+    services.up(demo_registry, free_ports())
+    yield services
+    services.down()
+
+
+@pytest.fixture(scope="session")
+def ports(local_services: LocalServices) -> Ports:
+    found = local_services.ports()
+    assert found is not None
+    return found
+
+
+@pytest.fixture
+def settings(ports: Ports, run_dir: Path, request: pytest.FixtureRequest) -> Settings:
+    """Settings pointing at the session's services, with a database of this test's own."""
+    database = f"t{next(_db_counter)}_{request.node.name[:40]}".replace("[", "_").replace("]", "_").replace("-", "_")
+    return Settings(
+        run_dir=run_dir,
+        mqtt=MqttSettings(port=ports.mqtt),
+        influx=InfluxSettings(port=ports.influx_http, rpc_port=ports.influx_rpc, database=database),
+    )
+
+
+@pytest.fixture
+def store(settings: Settings) -> Iterator[InfluxStore]:
+    with InfluxStore(settings.influx) as influx:
+        influx.create_database()
+        yield influx
+        influx.drop_database()
