@@ -54,7 +54,9 @@ def _services(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from collectors.cli import add_parser as collect_parser
     from scoring.cli import add_parser as score_parser
+    from simulators.cli import add_parser as simulate_parser
 
     parser = argparse.ArgumentParser(
         prog="parkcarbon",
@@ -62,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", required=True)
     _services_parser(subparsers)
+    simulate_parser(subparsers)
+    collect_parser(subparsers)
     score_parser(subparsers)
     return parser
 

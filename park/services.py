@@ -33,6 +33,11 @@ CREDENTIALS_FILE = "credentials.json"
 COLLECTOR_USER = "collector"
 
 
+# Handles of the processes this Python process started: kept so that they are reaped with wait()
+# when stopped here, instead of being collected while still running.
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
+
 class ServiceError(RuntimeError):
     """A service could not be started, reached or stopped."""
 
@@ -233,8 +238,8 @@ class LocalServices:
         state = {"ports": asdict(ports), "services": [asdict(r) for r in records]}
         self.state_path.write_text(json.dumps(state, indent=1))
         try:
-            _wait_tcp(ports.mqtt, timeout_s, self._log_tail(records[0]))
-            _wait_influx(ports.influx_http, timeout_s, self._log_tail(records[1]))
+            _wait_tcp(ports.mqtt, timeout_s, Path(records[0].log))
+            _wait_influx(ports.influx_http, timeout_s, Path(records[1].log))
         except ServiceError:
             self.down()
             raise
@@ -246,11 +251,8 @@ class LocalServices:
             proc = subprocess.Popen(
                 argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
             )
+        _CHILDREN[proc.pid] = proc
         return ServiceRecord(name=name, pid=proc.pid, argv=argv, log=str(log))
-
-    @staticmethod
-    def _log_tail(record: ServiceRecord) -> Path:
-        return Path(record.log)
 
     def _records(self) -> list[ServiceRecord]:
         state = self.state()
@@ -291,10 +293,9 @@ def _runs(record: ServiceRecord) -> bool:
 
 
 def _reap(pid: int) -> None:
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
+    child = _CHILDREN.get(pid)
+    if child is not None and child.poll() is not None:
+        del _CHILDREN[pid]
 
 
 def _wait_exit(pid: int, timeout_s: float) -> bool:

@@ -42,6 +42,16 @@ class InfluxSettings(BaseModel):
         return f"http://{self.host}:{self.port}"
 
 
+class CollectorSettings(BaseModel):
+    client_id_prefix: str = "parkcarbon-collector"
+    share_group: str = "collectors"
+    session_expiry_s: int = Field(7 * 86_400, ge=0, description="how long the broker queues for an absent replica")
+    receive_maximum: int = Field(1000, ge=1, le=65_535, description="unacknowledged messages in flight")
+    batch_max_messages: int = Field(500, ge=1)
+    flush_interval_s: float = Field(0.2, gt=0)
+    stats_interval_s: float = Field(10.0, gt=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="PARKCARBON_", env_nested_delimiter="__", env_file=".env", extra="ignore"
@@ -56,3 +66,4 @@ class Settings(BaseSettings):
     policy: Path | None = None
     mqtt: MqttSettings = MqttSettings()
     influx: InfluxSettings = InfluxSettings()
+    collector: CollectorSettings = CollectorSettings()

@@ -1,0 +1,38 @@
+"""``parkcarbon collect``: run collector replicas until interrupted (SIGINT or SIGTERM)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser("collect", help="ingest MQTT readings into InfluxDB")
+    p.add_argument("--replicas", type=int, default=1, help="replicas in this process, in one shared subscription")
+    p.add_argument("--first-replica", type=int, default=0, help="number of the first replica (for one per process)")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from collectors.service import Collector
+    from park.registry import load_registry
+    from park.settings import Settings
+    from pipeline.runtime import settings_for_run_dir
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = settings_for_run_dir(Settings())
+    registry = load_registry(settings.registry)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    replicas = [Collector(settings, registry, args.first_replica + i) for i in range(args.replicas)]
+    for replica in replicas:
+        replica.start()
+    print(f"collecting with {len(replicas)} replica(s) into {settings.influx.url} db {settings.influx.database}",
+          flush=True)
+    stop.wait()
+    for replica in replicas:
+        replica.stop()
+    return 0

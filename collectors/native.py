@@ -1,0 +1,163 @@
+"""The native format of DESIGN.md: ``carbon/v1/{enterprise}/{gateway}/readings``, UTF-8 JSON::
+
+    {"gateway": "gw-01", "seq": 1842, "sent_at": "2026-01-31T23:45:05+08:00",
+     "readings": [{"meter": "E-101", "ts": "2026-01-31T23:45:00+08:00",
+                   "register": "active_energy_import", "value": 123456.78, "unit": "kWh"}]}
+
+``parse_native`` is pure: it returns the good readings and a rejection for everything else. A
+message-level fault rejects the whole message; a reading-level fault rejects only that reading.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime, timedelta
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from collectors.model import Parsed, Reading, Reason, Rejection
+from park.registry import Registry
+from park.units import UnitError, normalize_unit
+
+MAX_PAYLOAD_BYTES = 1_000_000
+MAX_FUTURE = timedelta(minutes=10)  # clock skew a gateway may have before its readings are refused
+MAX_AGE = timedelta(days=400)  # store-and-forward older than this is an operator's job, not a gateway's
+
+
+class _NativeReading(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=False)
+    meter: str = Field(min_length=1, max_length=64)
+    ts: datetime
+    register_name: str = Field(alias="register", min_length=1, max_length=64)
+    value: float
+    unit: str = Field(min_length=1, max_length=16)
+
+
+class _NativeMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    gateway: str = Field(min_length=1, max_length=64)
+    seq: int = Field(ge=0)
+    sent_at: datetime | None = None
+    readings: list[dict[str, object]] = Field(max_length=100_000)
+
+
+def split_topic(topic: str) -> tuple[str, str, str] | None:
+    """(enterprise, gateway, kind) of ``carbon/v1/{enterprise}/{gateway}/{kind}``, else None."""
+    parts = topic.split("/")
+    if len(parts) != 5 or parts[0] != "carbon" or parts[1] != "v1" or not parts[2] or not parts[3]:
+        return None
+    return parts[2], parts[3], parts[4]
+
+
+def parse_native(topic: str, payload: bytes, registry: Registry, now: datetime) -> Parsed:
+    """Decode and check one readings message against the registry; ``now`` is the receive time."""
+    where = split_topic(topic)
+    if where is None or where[2] != "readings":
+        return _reject(Reason.BAD_TOPIC, f"topic {topic!r} is not carbon/v1/<enterprise>/<gateway>/readings")
+    topic_enterprise, topic_gateway, _ = where
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        return _reject(Reason.OVERSIZED, f"{len(payload)} bytes > {MAX_PAYLOAD_BYTES}", topic_enterprise, topic_gateway)
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return _reject(Reason.NOT_UTF8, str(exc), topic_enterprise, topic_gateway)
+    try:
+        document = json.loads(text, parse_constant=_no_constants)
+    except (json.JSONDecodeError, ValueError) as exc:
+        return _reject(Reason.MALFORMED_JSON, str(exc), topic_enterprise, topic_gateway)
+    try:
+        message = _NativeMessage.model_validate(document)
+    except ValidationError as exc:
+        return _reject(Reason.SCHEMA, _first_error(exc), topic_enterprise, topic_gateway)
+
+    gateway = registry.gateway_by_id.get(topic_gateway)
+    if gateway is None:
+        return _reject(Reason.UNKNOWN_GATEWAY, f"gateway {topic_gateway!r} is not in the registry",
+                       topic_enterprise, topic_gateway)
+    if gateway.enterprise != topic_enterprise or message.gateway != gateway.id:
+        return _reject(
+            Reason.SPOOFED,
+            f"topic says enterprise {topic_enterprise!r} gateway {topic_gateway!r}, payload says gateway "
+            f"{message.gateway!r}; the registry has {gateway.id!r} in enterprise {gateway.enterprise!r}",
+            topic_enterprise,
+            topic_gateway,
+        )
+
+    readings: list[Reading] = []
+    rejections: list[Rejection] = []
+    for index, item in enumerate(message.readings):
+        result = _reading(item, index, gateway.id, gateway.enterprise, message.seq, registry, now)
+        (readings if isinstance(result, Reading) else rejections).append(result)  # type: ignore[arg-type]
+    return Parsed(readings, rejections)
+
+
+def _reading(
+    item: dict[str, object], index: int, gateway: str, enterprise: str, seq: int, registry: Registry, now: datetime
+) -> Reading | Rejection:
+    def reject(reason: Reason, detail: str, meter: str = "") -> Rejection:
+        return Rejection(reason, f"readings[{index}]: {detail}", enterprise, gateway, meter,
+                         json.dumps(item, default=str, ensure_ascii=False))
+
+    if isinstance(item.get("value"), bool):
+        return reject(Reason.SCHEMA, "value is a boolean, not a number")
+    try:
+        raw = _NativeReading.model_validate(item)
+    except ValidationError as exc:
+        return reject(Reason.SCHEMA, _first_error(exc))
+    meter = registry.meter_by_id.get(raw.meter)
+    if meter is None:
+        return reject(Reason.UNKNOWN_METER, f"meter {raw.meter!r} is not in the registry", raw.meter)
+    if meter.gateway != gateway or meter.enterprise != enterprise:
+        return reject(
+            Reason.SPOOFED,
+            f"meter {meter.id!r} belongs to gateway {meter.gateway!r} of enterprise {meter.enterprise!r}",
+            raw.meter,
+        )
+    if raw.register_name not in meter.registers:
+        return reject(Reason.UNKNOWN_REGISTER, f"meter {meter.id!r} has no register {raw.register_name!r}", raw.meter)
+    try:
+        unit = normalize_unit(raw.unit)
+    except UnitError as exc:
+        return reject(Reason.WRONG_UNIT, str(exc), raw.meter)
+    if unit != meter.unit:
+        return reject(Reason.WRONG_UNIT, f"unit {raw.unit!r}, the registry says {meter.unit!r}", raw.meter)
+    if not math.isfinite(raw.value):
+        return reject(Reason.NOT_FINITE, f"value {raw.value}", raw.meter)
+    if raw.value < 0:
+        return reject(Reason.NEGATIVE, f"register {raw.value} < 0", raw.meter)
+    if meter.rollover_at is not None and raw.value >= meter.rollover_at:
+        return reject(Reason.ABSURD, f"register {raw.value} >= rollover point {meter.rollover_at}", raw.meter)
+    if raw.ts.tzinfo is None:
+        return reject(Reason.NO_TIMEZONE, f"timestamp {raw.ts.isoformat()} has no UTC offset", raw.meter)
+    if raw.ts > now + MAX_FUTURE:
+        return reject(Reason.FUTURE, f"timestamp {raw.ts.isoformat()} is ahead of receive time {now.isoformat()}",
+                      raw.meter)
+    if raw.ts < now - MAX_AGE:
+        return reject(Reason.TOO_OLD, f"timestamp {raw.ts.isoformat()} is older than {MAX_AGE.days} days", raw.meter)
+    return Reading(
+        gateway=gateway,
+        seq=seq,
+        enterprise=meter.enterprise,
+        workshop=meter.workshop or "",
+        meter=meter.id,
+        carrier=meter.carrier.value,
+        register=raw.register_name,
+        time=raw.ts,
+        raw_value=raw.value,
+        value=raw.value * meter.multiplier_at(raw.ts),
+    )
+
+
+def _no_constants(name: str) -> float:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    location = ".".join(str(p) for p in err["loc"]) or "(message)"
+    return f"{location}: {err['msg']} ({exc.error_count()} error(s))"
+
+
+def _reject(reason: Reason, detail: str, enterprise: str = "", gateway: str = "") -> Parsed:
+    return Parsed([], [Rejection(reason, detail, enterprise, gateway)])

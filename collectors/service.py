@@ -1,0 +1,285 @@
+"""The collector: MQTT 5 → parse → InfluxDB, acknowledging a message only once it is stored.
+
+- QoS 1, a fixed client id per replica, ``clean_start=False`` and a session expiry, so the broker
+  queues for a replica while it restarts;
+- manual acknowledgement (paho 2.x ``manual_ack``): the PUBACK goes out after InfluxDB accepted
+  the batch holding the message, so a crash before that means redelivery, never loss;
+- the point's time is the meter's timestamp, so a redelivered reading overwrites itself;
+- replicas share ``$share/<group>/carbon/v1/+/+/readings``; status topics are subscribed by each
+  replica directly because retained messages are not sent to shared subscriptions (MQTT 5 §4.8.2);
+- bad input goes to ``quarantine`` with its reason and raw payload, is counted, and is acked.
+
+Callbacks only hand messages to a queue; one writer thread parses, writes and acks in order.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from collectors.model import Reason, Rejection
+from collectors.native import parse_native, split_topic
+from collectors.points import UniqueClock, quarantine_point, reading_point, status_point
+from park.lineprotocol import Point
+from park.registry import Registry
+from park.settings import Settings
+from park.store import InfluxError, InfluxStore
+
+log = logging.getLogger("parkcarbon.collector")
+READINGS_FILTER = "carbon/v1/+/+/readings"
+STATUS_FILTER = "carbon/v1/+/+/status"
+
+
+@dataclass(frozen=True, slots=True)
+class _Message:
+    mid: int
+    qos: int
+    topic: str
+    payload: bytes
+    received_ns: int
+
+
+@dataclass
+class CollectorStats:
+    received: int = 0
+    acked: int = 0
+    readings_written: int = 0
+    quarantined: int = 0
+    write_failures: int = 0
+    quarantined_by_reason: dict[str, int] = field(default_factory=dict)
+
+
+class Collector:
+    """One collector replica."""
+
+    def __init__(self, settings: Settings, registry: Registry, replica: int = 0) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.replica = replica
+        self.client_id = f"{settings.collector.client_id_prefix}-{replica}"
+        self.stats = CollectorStats()
+        self._queue: queue.Queue[_Message] = queue.Queue()
+        self._stop = threading.Event()
+        self._clock = UniqueClock()
+        self._subscribed = threading.Event()
+        self._connect_error: str | None = None
+        self._store = InfluxStore(settings.influx)
+        self._writer = threading.Thread(target=self._write_loop, name=f"collector-{replica}-writer", daemon=True)
+        self.client = self._make_client()
+
+    # -- MQTT -----------------------------------------------------------------------------------------
+
+    def _make_client(self) -> mqtt.Client:
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv5, manual_ack=True
+        )
+        password = self.settings.mqtt.password
+        client.username_pw_set(self.settings.mqtt.username, password.get_secret_value() if password else None)
+        client.reconnect_delay_set(min_delay=1, max_delay=60)
+        client.on_connect = self._on_connect
+        client.on_subscribe = self._on_subscribe
+        client.on_message = self._on_message
+        client.on_disconnect = self._on_disconnect
+        return client
+
+    def _on_connect(self, client: mqtt.Client, _u: object, flags: mqtt.ConnectFlags, reason: ReasonCode,
+                    _p: Properties | None) -> None:
+        """Fires when the broker answers CONNECT, also after every automatic reconnect."""
+        if reason.is_failure:
+            self._connect_error = str(reason)
+            log.error("collector %s: broker refused the connection: %s", self.client_id, reason)
+            return
+        log.info("collector %s connected (session present: %s)", self.client_id, flags.session_present)
+        # Subscribing in on_connect means a lost session is rebuilt on every reconnect.
+        group = self.settings.collector.share_group
+        client.subscribe([(f"$share/{group}/{READINGS_FILTER}", 1), (STATUS_FILTER, 1)])
+
+    def _on_subscribe(self, _c: mqtt.Client, _u: object, _mid: int, codes: list[ReasonCode],
+                      _p: Properties | None) -> None:
+        """Fires on SUBACK."""
+        failed = [str(c) for c in codes if c.is_failure]
+        if failed:
+            self._connect_error = f"subscription refused: {failed}"
+            log.error("collector %s: %s", self.client_id, self._connect_error)
+        self._subscribed.set()
+
+    def _on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
+        """Fires for each PUBLISH; hands it to the writer at once (no PUBACK yet)."""
+        self.stats.received += 1
+        self._queue.put(_Message(msg.mid, msg.qos, msg.topic, bytes(msg.payload), time.time_ns()))
+
+    def _on_disconnect(self, _c: mqtt.Client, _u: object, _f: mqtt.DisconnectFlags, reason: ReasonCode,
+                       _p: Properties | None) -> None:
+        """Fires when the connection ends; paho's loop reconnects with backoff unless we stopped."""
+        if not self._stop.is_set():
+            log.warning("collector %s disconnected: %s; reconnecting", self.client_id, reason)
+
+    def start(self, timeout_s: float = 15.0) -> None:
+        """Connect, subscribe and start writing; raise if the broker refuses."""
+        self._store.create_database()
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = self.settings.collector.session_expiry_s
+        properties.ReceiveMaximum = self.settings.collector.receive_maximum
+        self._writer.start()
+        self.client.connect(self.settings.mqtt.host, self.settings.mqtt.port, keepalive=self.settings.mqtt.keepalive_s,
+                            clean_start=False, properties=properties)
+        self.client.loop_start()
+        if not self._subscribed.wait(timeout_s) or self._connect_error:
+            self.stop()
+            raise RuntimeError(f"collector {self.client_id} could not subscribe: {self._connect_error or 'timeout'}")
+
+    def stop(self, end_session: bool = False, timeout_s: float = 30.0) -> None:
+        """Stop taking messages, store and ack what is queued, and disconnect.
+
+        ``end_session`` tells the broker to drop this replica's session (for a replica that is
+        retired, or a test); otherwise the broker keeps queueing for it until it returns.
+        """
+        properties = None
+        if end_session:
+            properties = Properties(PacketTypes.DISCONNECT)
+            properties.SessionExpiryInterval = 0
+        self.client.on_message = lambda *_a: None  # take nothing new; the broker redelivers it later
+        self._stop.set()
+        if self._writer.is_alive():
+            self._writer.join(timeout_s)
+        self.client.disconnect(properties=properties)
+        self.client.loop_stop()
+        self._store.close()
+
+    # -- writing ----------------------------------------------------------------------------------------
+
+    def _next_batch(self) -> list[_Message]:
+        cfg = self.settings.collector
+        try:
+            batch = [self._queue.get(timeout=cfg.flush_interval_s)]
+        except queue.Empty:
+            return []
+        deadline = time.monotonic() + cfg.flush_interval_s
+        while len(batch) < cfg.batch_max_messages:
+            remaining = deadline - time.monotonic()
+            try:
+                batch.append(self._queue.get(timeout=max(remaining, 0)) if remaining > 0 else self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+    def _write_loop(self) -> None:
+        last_stats = time.monotonic()
+        while not (self._stop.is_set() and self._queue.empty()):
+            batch = self._next_batch()
+            if batch and self._store_batch(batch):
+                for message in batch:
+                    if message.qos > 0:
+                        self.client.ack(message.mid, message.qos)
+                    self.stats.acked += 1
+            if time.monotonic() - last_stats >= self.settings.collector.stats_interval_s:
+                self._report_stats()
+                last_stats = time.monotonic()
+        self._report_stats()
+
+    def _store_batch(self, batch: list[_Message]) -> bool:
+        """Write the batch's points, retrying with backoff; False only if stopped before it succeeded."""
+        points: list[Point] = []
+        readings = 0
+        quarantined: list[Rejection] = []
+        for message in batch:
+            new_points, new_readings, rejections = self._points_of(message)
+            points.extend(new_points)
+            readings += new_readings
+            quarantined.extend(rejections)
+        delay = 0.5
+        while True:
+            try:
+                self._store.write(points)
+                break
+            except InfluxError as exc:
+                self.stats.write_failures += 1
+                if not exc.retryable:
+                    # InfluxDB will never take this batch as it is: write it point by point so
+                    # one bad point cannot hold the rest back, quarantining the refused ones.
+                    points = self._write_one_by_one(points, exc)
+                    break
+                if self._stop.is_set() and delay > 8:
+                    log.error("collector %s: stopping with an unwritten batch (%s); the broker will redeliver it",
+                              self.client_id, exc)
+                    return False
+                log.warning("collector %s: InfluxDB write failed (%s); retrying in %.1f s", self.client_id, exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 30.0)
+        self.stats.readings_written += readings
+        self.stats.quarantined += len(quarantined)
+        for rejection in quarantined:
+            reason = rejection.reason.value
+            self.stats.quarantined_by_reason[reason] = self.stats.quarantined_by_reason.get(reason, 0) + 1
+        return True
+
+    def _write_one_by_one(self, points: list[Point], first_error: InfluxError) -> list[Point]:
+        log.error("collector %s: InfluxDB refused a batch (%s); writing point by point", self.client_id, first_error)
+        for point in points:
+            try:
+                self._store.write([point])
+            except InfluxError as exc:
+                rejection = Rejection(Reason.SCHEMA, f"InfluxDB refused the point: {exc}",
+                                      point.tags.get("enterprise", ""), "", point.tags.get("meter", ""))
+                self._store.write([quarantine_point(rejection, point.measurement, repr(point).encode(),
+                                                    self._clock.now_ns())])
+        return points
+
+    def _points_of(self, message: _Message) -> tuple[list[Point], int, list[Rejection]]:
+        where = split_topic(message.topic)
+        if where is not None and where[2] == "status":
+            return self._status_points(message, where[0], where[1])
+        parsed = parse_native(message.topic, message.payload, self.registry, datetime.now(UTC))
+        points = [reading_point(r) for r in parsed.readings]
+        points += [quarantine_point(r, message.topic, message.payload, self._clock.now_ns()) for r in parsed.rejections]
+        return points, len(parsed.readings), parsed.rejections
+
+    def _status_points(self, message: _Message, enterprise: str, gateway: str) -> tuple[list[Point], int, list[Rejection]]:
+        known = self.registry.gateway_by_id.get(gateway)
+        rejection = None
+        state, at = "", datetime.fromtimestamp(message.received_ns / 1e9, UTC)
+        if known is None:
+            rejection = Rejection(Reason.UNKNOWN_GATEWAY, f"status of unknown gateway {gateway!r}", enterprise, gateway)
+        elif known.enterprise != enterprise:
+            rejection = Rejection(Reason.SPOOFED, f"status of {gateway!r} under enterprise {enterprise!r}",
+                                  enterprise, gateway)
+        else:
+            try:
+                body = json.loads(message.payload.decode("utf-8"))
+                state = str(body["state"]) if isinstance(body, dict) else str(body)
+                if isinstance(body, dict) and "at" in body:
+                    parsed_at = datetime.fromisoformat(str(body["at"]))
+                    at = parsed_at if parsed_at.tzinfo else at
+            except (UnicodeDecodeError, json.JSONDecodeError, KeyError, ValueError):
+                state = message.payload.decode("utf-8", errors="replace").strip()
+            if state not in {"online", "offline"}:
+                rejection = Rejection(Reason.SCHEMA, f"status {state!r} is neither online nor offline",
+                                      enterprise, gateway)
+        if rejection is not None:
+            return [quarantine_point(rejection, message.topic, message.payload, self._clock.now_ns())], 0, [rejection]
+        return [status_point(enterprise, gateway, state, at)], 0, []
+
+    def _report_stats(self) -> None:
+        s = self.stats
+        depth = self._queue.qsize()
+        log.info("collector %s: received %d acked %d readings %d quarantined %d queued %d",
+                 self.client_id, s.received, s.acked, s.readings_written, s.quarantined, depth)
+        point = Point("collector_stats", {"replica": self.client_id},
+                      {"received": s.received, "acked": s.acked, "readings_written": s.readings_written,
+                       "quarantined": s.quarantined, "queue_depth": depth, "write_failures": s.write_failures},
+                      self._clock.now_ns())
+        try:
+            self._store.write([point])
+        except InfluxError as exc:
+            log.warning("collector %s: could not write its stats: %s", self.client_id, exc)
