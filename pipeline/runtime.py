@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from pydantic import SecretStr
 
 from park.services import COLLECTOR_USER, LocalServices, load_credentials
@@ -20,3 +22,23 @@ def settings_for_run_dir(settings: Settings) -> Settings:
         mqtt = mqtt.model_copy(update={"password": SecretStr(load_credentials(settings.run_dir)[COLLECTOR_USER])})
     influx = settings.influx.model_copy(update={"port": ports.influx_http, "rpc_port": ports.influx_rpc})
     return settings.model_copy(update={"mqtt": mqtt, "influx": influx})
+
+
+def export_settings(settings: Settings) -> None:
+    """Put ``settings`` into the environment (PARKCARBON_*), for Airflow tasks and child processes."""
+    env = {
+        "PARKCARBON_RUN_DIR": str(settings.run_dir),
+        "PARKCARBON_REGISTRY": str(settings.registry),
+        "PARKCARBON_ENTERPRISES": str(settings.enterprises),
+        "PARKCARBON_TIMEZONE": settings.timezone,
+        "PARKCARBON_FACTOR_SET": settings.factor_set,
+        "PARKCARBON_MQTT__PORT": str(settings.mqtt.port),
+        "PARKCARBON_INFLUX__PORT": str(settings.influx.port),
+        "PARKCARBON_INFLUX__RPC_PORT": str(settings.influx.rpc_port),
+        "PARKCARBON_INFLUX__DATABASE": settings.influx.database,
+    }
+    if settings.manual_activity is not None:
+        env["PARKCARBON_MANUAL_ACTIVITY"] = str(settings.manual_activity)
+    if settings.policy is not None:
+        env["PARKCARBON_POLICY"] = str(settings.policy)
+    os.environ.update(env)

@@ -1,0 +1,54 @@
+"""A calendar month in the park's time zone, as InfluxDB time bounds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from park.lineprotocol import to_ns
+
+
+@dataclass(frozen=True)
+class Month:
+    period: str  # YYYY-MM
+    start: datetime  # local midnight of the 1st, aware
+    end: datetime  # local midnight of the 1st of the next month
+
+    @classmethod
+    def of(cls, period: str, timezone: str) -> Month:
+        year, month = (int(p) for p in period.split("-"))
+        tz = ZoneInfo(timezone)
+        start = datetime(year, month, 1, tzinfo=tz)
+        end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=tz)
+        return cls(f"{year:04d}-{month:02d}", start, end)
+
+    @classmethod
+    def containing(cls, when: datetime, timezone: str) -> Month:
+        local = when.astimezone(ZoneInfo(timezone))
+        return cls.of(f"{local.year:04d}-{local.month:02d}", timezone)
+
+    @property
+    def year(self) -> int:
+        return self.start.year
+
+    @property
+    def start_ns(self) -> int:
+        return to_ns(self.start)
+
+    @property
+    def end_ns(self) -> int:
+        return to_ns(self.end)
+
+    def year_start(self) -> datetime:
+        return self.start.replace(month=1)
+
+    def previous(self) -> Month:
+        year, month = (self.year - 1, 12) if self.start.month == 1 else (self.year, self.start.month - 1)
+        return Month.of(f"{year:04d}-{month:02d}", str(self.start.tzinfo))
+
+
+def rfc3339(when: datetime) -> str:
+    """An InfluxQL time literal (UTC, nanosecond precision)."""
+    utc = when.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond * 1000:09d}Z"

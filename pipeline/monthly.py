@@ -1,0 +1,228 @@
+"""Task bodies of the ``carbon_monthly`` DAG. Each reads its inputs from InfluxDB (and the manual
+data files), computes with :mod:`scoring`, and replaces exactly its month's points, so re-running
+a month (Airflow clear) gives the same result as the first run, plus any late data.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from datetime import timedelta
+
+import numpy as np
+import pandas as pd
+
+from park.lineprotocol import FieldValue, Point
+from park.registry import Registry, load_registry
+from park.settings import Settings
+from park.store import InfluxStore, quote_ident
+from pipeline.month import Month, rfc3339
+from scoring.activity import activity_from_meters
+from scoring.engine import score
+from scoring.factors import factor_set
+from scoring.inputs import InputError, read_activity, read_enterprises
+from scoring.policy import load_policy
+from scoring.registers import RegisterSpec, WindowConsumption, consumption_in_window
+
+MARGIN = timedelta(days=35)  # how far before and after the month to look for the bracketing readings
+
+Series = dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]
+
+
+def read_registers(store: InfluxStore, month: Month) -> Series:
+    """Each meter register's readings in the month, plus the last before it and the first after it."""
+    start, end = rfc3339(month.start), rfc3339(month.end)
+    queries = [
+        f'SELECT "raw_value" FROM "meter_register" WHERE time >= \'{start}\' AND time <= \'{end}\' '
+        'GROUP BY "meter", "register"',
+        f'SELECT LAST("raw_value") AS "raw_value" FROM "meter_register" WHERE time < \'{start}\' '
+        f'AND time >= \'{rfc3339(month.start - MARGIN)}\' GROUP BY "meter", "register"',
+        f'SELECT FIRST("raw_value") AS "raw_value" FROM "meter_register" WHERE time > \'{end}\' '
+        f'AND time <= \'{rfc3339(month.end + MARGIN)}\' GROUP BY "meter", "register"',
+    ]
+    frames = [store.query(q) for q in queries]
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return {}
+    data = pd.concat(frames, ignore_index=True).sort_values(["meter", "register", "time"])
+    data = data.drop_duplicates(["meter", "register", "time"])
+    times = data["time"].astype("int64").to_numpy()  # ns since the epoch, UTC
+    series: Series = {}
+    for (meter, register), index in data.groupby(["meter", "register"], sort=True).indices.items():
+        series[(str(meter), str(register))] = (times[index], data["raw_value"].to_numpy(dtype=float)[index])
+    return series
+
+
+def meter_consumption(registry: Registry, series: Series, month: Month) -> dict[tuple[str, str], WindowConsumption]:
+    """Every registry meter register's consumption in the month (zero and 0 % complete if silent)."""
+    result = {}
+    empty = (np.array([], dtype=np.int64), np.array([], dtype=float))
+    for meter in registry.meters:
+        spec = RegisterSpec(
+            multiplier=meter.multiplier,
+            rollover_at=meter.rollover_at,
+            interval_ns=meter.interval_minutes * 60 * 10**9,
+            max_per_hour=meter.max_per_hour,
+        )
+        for register in meter.registers:
+            times, raw = series.get((meter.id, register.value), empty)
+            result[(meter.id, register.value)] = consumption_in_window(times, raw, spec, month.start_ns, month.end_ns)
+    return result
+
+
+def _fields(row: Mapping[str, object], names: Iterable[str]) -> dict[str, FieldValue]:
+    """Finite numbers and non-empty texts of ``row``; NaN and missing values are left out."""
+    fields: dict[str, FieldValue] = {}
+    for name in names:
+        value = row.get(name)
+        if value is None or value is pd.NA or value is pd.NaT:
+            continue
+        if isinstance(value, bool | np.bool_):
+            fields[name] = bool(value)
+        elif isinstance(value, int | np.integer | float | np.floating):
+            if math.isfinite(float(value)):
+                fields[name] = float(value)
+        elif str(value) != "":
+            fields[name] = str(value)
+    return fields
+
+
+def replace_month(store: InfluxStore, measurement: str, month: Month, points: list[Point]) -> None:
+    """Delete the month's points of ``measurement``, then write the new ones: idempotent re-runs."""
+    store.execute(f"DELETE FROM {quote_ident(measurement)} WHERE time = {month.start_ns}")
+    store.write(points)
+
+
+def compute_activity(settings: Settings, period: str) -> dict[str, object]:
+    """Registers → per-meter consumption → ``activity_monthly`` and ``data_quality`` of the month."""
+    registry = load_registry(settings.registry)
+    month = Month.of(period, settings.timezone)
+    with InfluxStore(settings.influx) as store:
+        store.create_database()
+        series = read_registers(store, month)
+        consumption = meter_consumption(registry, series, month)
+        activity, quality = activity_from_meters(registry, consumption, period)
+        activity_points = [
+            Point("activity_monthly",
+                  {"enterprise": r["enterprise_id"], "workshop": r["workshop_id"], "carrier": r["source"],
+                   "origin": "metered"},
+                  {"quantity": float(r["amount"])} | _fields(r, ["unit", "completeness"]),
+                  month.start_ns)
+            for r in activity.to_dict("records")
+        ]
+        quality_points = [
+            Point("data_quality", {"enterprise": r["enterprise_id"], "meter": r["meter"], "register": r["register"]},
+                  _fields(r, ["completeness", "readings", "expected", "gaps", "estimated_intervals", "rollovers",
+                              "resets", "spikes", "apportioned", "has_start"]),
+                  month.start_ns)
+            for r in quality.to_dict("records")
+        ]
+        replace_month(store, "activity_monthly", month, activity_points)
+        replace_month(store, "data_quality", month, quality_points)
+    return {
+        "period": period,
+        "meters_with_readings": int(sum(1 for w in consumption.values() if w.readings)),
+        "registers": len(consumption),
+        "activity_rows": len(activity),
+        "resets": int(quality["resets"].sum()),
+        "gaps": int(quality["gaps"].sum()),
+    }
+
+
+def first_activity_year(store: InfluxStore, timezone: str) -> int | None:
+    """The year of the earliest metered activity in the store."""
+    frame = store.query('SELECT FIRST("quantity") FROM "activity_monthly"')
+    if frame.empty:
+        return None
+    return int(frame["time"].iloc[0].tz_convert(timezone).year)
+
+
+def read_activity_between(store: InfluxStore, first: Month, last: Month) -> pd.DataFrame:
+    """Metered activity of the months from ``first`` to ``last``, both included."""
+    frame = store.query(
+        'SELECT "quantity", "unit" FROM "activity_monthly" '
+        f"WHERE time >= '{rfc3339(first.start)}' AND time <= '{rfc3339(last.start)}' "
+        'GROUP BY "enterprise", "workshop", "carrier"'
+    )
+    if frame.empty:
+        return pd.DataFrame(columns=["enterprise_id", "workshop_id", "period", "source", "amount", "unit"])
+    if "workshop" not in frame:
+        frame["workshop"] = ""
+    return pd.DataFrame({
+        "enterprise_id": frame["enterprise"],
+        "workshop_id": frame["workshop"].fillna(""),
+        "period": frame["time"].dt.tz_convert(str(last.start.tzinfo)).dt.strftime("%Y-%m"),
+        "source": frame["carrier"],
+        "amount": frame["quantity"].astype(float),
+        "unit": frame["unit"],
+    })
+
+
+def compute_scores(settings: Settings, period: str) -> dict[str, object]:
+    """Activity (metered + manual) → ``emissions_monthly``, year-to-date ``credits`` and ``near_zero_progress``."""
+    registry = load_registry(settings.registry)
+    month = Month.of(period, settings.timezone)
+    policy = load_policy(settings.policy)
+    factors = factor_set(settings.factor_set)
+    enterprises, errors = read_enterprises(settings.enterprises)
+    if errors:
+        raise InputError(errors)
+    with InfluxStore(settings.influx) as store:
+        # Base year: the policy's, else the earliest year with both metered data and value added.
+        first_year = first_activity_year(store, settings.timezone) or month.year
+        with_value_added = sorted(y for y in enterprises["year"].unique() if y >= first_year)
+        base_year = policy.base_year or (int(with_value_added[0]) if with_value_added else month.year)
+        # The base year (benchmark), last year (trend) and this year to date.
+        first = Month.of(f"{min(base_year, month.year - 1)}-01", settings.timezone)
+        activity = read_activity_between(store, first, month)
+        if settings.manual_activity is not None:
+            manual, manual_errors = read_activity(settings.manual_activity, set(registry.enterprise_by_id),
+                                                  policy.gas_m3_to_nm3)
+            if manual_errors:
+                raise InputError(manual_errors)
+            manual = manual[(manual["period"] >= first.period) & (manual["period"] <= period)]
+            activity = pd.concat([activity, manual[activity.columns]], ignore_index=True)
+        if activity.empty:
+            raise ValueError(f"no activity data for {period}: has the month been collected?")
+        quality = store.query(
+            f'SELECT "completeness" FROM "data_quality" WHERE time = {month.start_ns} GROUP BY "enterprise", "meter"'
+        )
+        completeness = quality.groupby("enterprise")["completeness"].mean() if len(quality) else None
+        targets = {w.id: w.near_zero for w in registry.workshops if w.near_zero is not None}
+        result = score(activity, enterprises, month.year, factors, policy, base_year,
+                       completeness=completeness, targets=targets)
+
+        emissions = result.emissions[result.emissions["period"] == period]
+        emission_points = []
+        for r in emissions.to_dict("records"):
+            tags = {"enterprise": r["enterprise_id"], "workshop": r["workshop_id"]}
+            meta = _fields(r, ["factor_set", "policy_version", "inputs_sha256"])
+            for scope, location, market in (
+                ("scope1", r["scope1_tco2"], r["scope1_tco2"]),
+                ("scope2", r["scope2_location_tco2"], r["scope2_market_tco2"]),
+                ("total", r["total_location_tco2"], r["total_market_tco2"]),
+            ):
+                emission_points.append(Point("emissions_monthly", tags | {"scope": scope},
+                                             {"tco2_location": float(location), "tco2_market": float(market)} | meta,
+                                             month.start_ns))
+        credit_points = [
+            Point("credits", {"enterprise": r["enterprise_id"], "industry": r["industry"]},
+                  _fields(r, ["emissions_tco2", "value_added_10k_cny", "intensity_t_per_10k_cny",
+                              "benchmark_t_per_10k_cny", "credits_tco2", "k_ratio", "grade", "rating_score",
+                              "rating", "months_covered", "provisional", "benchmark_scope", "note", "factor_set",
+                              "policy_version", "inputs_sha256"]),
+                  month.start_ns)
+            for r in result.credits.to_dict("records")
+        ]
+        progress_points = [
+            Point("near_zero_progress", {"enterprise": r["enterprise_id"], "workshop": r["workshop_id"]},
+                  _fields(r, ["offset_ratio", "target", "required_ratio", "on_track", "status",
+                              "emissions_location_tco2", "months"]),
+                  month.start_ns)
+            for r in result.near_zero.to_dict("records")
+        ]
+        replace_month(store, "emissions_monthly", month, emission_points)
+        replace_month(store, "credits", month, credit_points)
+        replace_month(store, "near_zero_progress", month, progress_points)
+    return {"period": period, "enterprises": len(result.credits), "base_year": result.base_year,
+            "factor_set": factors.id, "policy": policy.version}
