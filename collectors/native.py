@@ -39,7 +39,7 @@ class _NativeMessage(BaseModel):
     gateway: str = Field(min_length=1, max_length=64)
     seq: int = Field(ge=0)
     sent_at: datetime | None = None
-    readings: list[dict[str, object]] = Field(max_length=100_000)
+    readings: list[object] = Field(max_length=100_000)
 
 
 def split_topic(topic: str) -> tuple[str, str, str] | None:
@@ -93,12 +93,14 @@ def parse_native(topic: str, payload: bytes, registry: Registry, now: datetime) 
 
 
 def _reading(
-    item: dict[str, object], index: int, gateway: str, enterprise: str, seq: int, registry: Registry, now: datetime
+    item: object, index: int, gateway: str, enterprise: str, seq: int, registry: Registry, now: datetime
 ) -> Reading | Rejection:
     def reject(reason: Reason, detail: str, meter: str = "") -> Rejection:
         return Rejection(reason, f"readings[{index}]: {detail}", enterprise, gateway, meter,
                          json.dumps(item, default=str, ensure_ascii=False))
 
+    if not isinstance(item, dict):
+        return reject(Reason.SCHEMA, f"a reading must be a JSON object, not {type(item).__name__}")
     if isinstance(item.get("value"), bool):
         return reject(Reason.SCHEMA, "value is a boolean, not a number")
     try:

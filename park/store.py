@@ -146,5 +146,6 @@ class InfluxStore:
         if not frames:
             return pd.DataFrame(columns=["time"])
         frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-        frame["time"] = pd.to_datetime(frame["time"], unit="ns", utc=True)
+        if "time" in frame:
+            frame["time"] = pd.to_datetime(frame["time"], unit="ns", utc=True)
         return frame

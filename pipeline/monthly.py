@@ -46,7 +46,7 @@ def read_registers(store: InfluxStore, month: Month) -> Series:
         return {}
     data = pd.concat(frames, ignore_index=True).sort_values(["meter", "register", "time"])
     data = data.drop_duplicates(["meter", "register", "time"])
-    times = data["time"].astype("int64").to_numpy()  # ns since the epoch, UTC
+    times = data["time"].dt.as_unit("ns").astype("int64").to_numpy()  # ns since the epoch (pandas 3 defaults to us)
     series: Series = {}
     for (meter, register), index in data.groupby(["meter", "register"], sort=True).indices.items():
         series[(str(meter), str(register))] = (times[index], data["raw_value"].to_numpy(dtype=float)[index])

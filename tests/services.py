@@ -7,6 +7,7 @@ Mosquitto and influxd run from a temporary run directory on free ports through t
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -62,3 +63,23 @@ def store(settings: Settings) -> Iterator[InfluxStore]:
         influx.create_database()
         yield influx
         influx.drop_database()
+
+
+@pytest.fixture(scope="session")
+def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One Airflow metadata database for the session, migrated once, before anything imports Airflow."""
+    from pipeline.airflow_env import prepare_airflow
+
+    home = tmp_path_factory.mktemp("airflow")
+    os.environ["AIRFLOW_HOME"] = str(home)
+    return prepare_airflow(home)
+
+
+@pytest.fixture
+def clean_environ() -> Iterator[None]:
+    """Undo what a test exports into os.environ (the demo exports its settings for Airflow's tasks)."""
+    saved = dict(os.environ)
+    yield
+    for key in set(os.environ) - set(saved):
+        del os.environ[key]
+    os.environ.update(saved)

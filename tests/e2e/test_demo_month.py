@@ -1,0 +1,100 @@
+"""The whole path on real services: simulated park → Mosquitto → collector process → InfluxDB →
+carbon_monthly with dag.test() → results, checked against the simulator's ground truth."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pandas as pd
+import pytest
+from numpy.testing import assert_allclose
+
+from park.services import LocalServices
+from park.settings import Settings
+from park.store import InfluxStore
+from pipeline.demo import DemoResult, run_demo, truth_by_enterprise
+from pipeline.month import Month
+from pipeline.monthly import compute_activity, compute_scores
+from pipeline.report import read_month
+from pipeline.runtime import settings_for_run_dir
+
+pytestmark = [pytest.mark.services, pytest.mark.airflow]
+
+PERIOD = "2026-02"  # 28 days with the Spring Festival holiday in it
+GAS_T_PER_10K_NM3 = 389.31 * 0.0153 * 0.99 * 44 / 12  # NDRC defaults, GB/T 32150 formula
+GRID_T_PER_MWH = 0.5306  # MEE/NBS 2023 national average (cn-national-2023)
+HEAT_T_PER_GJ = 0.11  # NDRC guideline default
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory, airflow_home) -> Iterator[tuple[DemoResult, Settings]]:
+    import os
+
+    saved = dict(os.environ)
+    settings = Settings(run_dir=tmp_path_factory.mktemp("demo"))
+    try:
+        yield run_demo(settings, PERIOD, seed=7), settings_for_run_dir(settings)
+    finally:
+        LocalServices(settings.run_dir).down()
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def test_every_reading_was_published_and_stored(demo):
+    """60 registers x (28 days x 96 + 1) readings went through MQTT and the collector."""
+    result, _ = demo
+    assert result.readings == 60 * (28 * 96 + 1)
+
+
+def test_activity_matches_ground_truth(demo):
+    """Each enterprise's grid kWh and gas Nm3 equal the simulator's main-meter truth."""
+    result, _ = demo
+    truth = truth_by_enterprise(result.truth, PERIOD)
+    table = result.table.set_index("enterprise")
+    assert_allclose(table["grid_kwh"], truth["grid_kwh"].reindex(table.index), rtol=1e-12)
+    assert_allclose(table["gas_nm3"], truth["gas_nm3"].reindex(table.index).fillna(0.0), rtol=1e-12)
+
+
+def test_emissions_match_hand_formula(demo):
+    """tCO2 = kWh/1000 x 0.5306 + Nm3/10^4 x 21.6219 + GJ x 0.11, from the truth, per enterprise."""
+    result, _ = demo
+    main = result.truth[(result.truth["month"] == PERIOD) & (result.truth["role"] == "main")]
+    heat = main[main["carrier"] == "heat"].groupby("enterprise")["consumption"].sum()
+    truth = truth_by_enterprise(result.truth, PERIOD)
+    expected = (truth["grid_kwh"] / 1000 * GRID_T_PER_MWH + truth["gas_nm3"] / 1e4 * GAS_T_PER_10K_NM3
+                + heat.reindex(truth.index).fillna(0.0) * HEAT_T_PER_GJ)
+    table = result.table.set_index("enterprise")
+    assert_allclose(table["tco2_month"], expected.reindex(table.index), rtol=1e-12)
+    assert heat.index.tolist() == ["E08"]
+
+
+def test_credits_grades_and_progress(demo):
+    """Base year: an industry with its own mean has credits summing to zero; grades 1-5; progress rows."""
+    result, settings = demo
+    table = result.table
+    for industry in ("C39", "C34", "C26"):
+        assert_allclose(table.loc[table["industry"] == industry, "credits_tco2"].sum(), 0.0, atol=1e-6)
+    assert set(table["grade"].astype(int)) <= {1, 2, 3, 4, 5}
+    assert set(table["rating"]) <= set("ABCDE")
+    with InfluxStore(settings.influx) as store:
+        progress = read_month(store, "near_zero_progress", Month.of(PERIOD, "Asia/Shanghai"))
+    targets = progress[progress["target"].notna()]
+    assert len(targets) == 5
+    assert targets["offset_ratio"].between(0, 2).all()
+    assert (result.report_dir / "summary.txt").exists()
+
+
+def test_rerun_is_idempotent(demo):
+    """Running the month's tasks again replaces its points with identical ones."""
+    _, settings = demo
+    month = Month.of(PERIOD, "Asia/Shanghai")
+    with InfluxStore(settings.influx) as store:
+        before = {m: read_month(store, m, month) for m in ("activity_monthly", "emissions_monthly", "credits")}
+    compute_activity(settings, PERIOD)
+    compute_scores(settings, PERIOD)
+    with InfluxStore(settings.influx) as store:
+        for measurement, frame in before.items():
+            after = read_month(store, measurement, month)
+            key = [c for c in ("enterprise", "workshop", "carrier", "scope") if c in frame]
+            pd.testing.assert_frame_equal(frame.sort_values(key).reset_index(drop=True),
+                                          after.sort_values(key).reset_index(drop=True))

@@ -1,0 +1,71 @@
+"""The registry: the demo park's shape, and errors that name the file, the entry and the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from park.registry import Carrier, RegistryError, load_registry
+from park.settings import DEMO_REGISTRY
+
+
+def write(tmp_path: Path, mutate) -> Path:
+    data = yaml.safe_load(DEMO_REGISTRY.read_text(encoding="utf-8"))
+    mutate(data)
+    path = tmp_path / "registry.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True))
+    return path
+
+
+class TestDemoRegistry:
+    def test_shape(self, demo_registry):
+        """At least 10 enterprises in 3 industries, 50 meters with gas and PV, 4 near-zero workshops."""
+        assert len(demo_registry.enterprises) >= 10
+        assert len({e.industry for e in demo_registry.enterprises}) >= 3
+        assert len(demo_registry.meters) >= 50
+        carriers = {m.carrier for m in demo_registry.meters}
+        assert {Carrier.NATURAL_GAS, Carrier.PV_GENERATION, Carrier.HEAT} <= carriers
+        assert sum(w.near_zero is not None for w in demo_registry.workshops) >= 4
+
+
+class TestErrors:
+    def test_field_error_names_entry(self, tmp_path):
+        """A bad multiplier is reported with the file, the meter's index and id, and the field."""
+        path = write(tmp_path, lambda d: d["meters"][3].update(multiplier=0))
+        with pytest.raises(RegistryError) as err:
+            load_registry(path)
+        assert f"{path}: meters[3] (id 'E01-S-UT'): multiplier: Input should be greater than 0" in str(err.value)
+
+    def test_gateway_of_another_enterprise(self, tmp_path):
+        """A meter whose gateway belongs to another enterprise is refused."""
+        path = write(tmp_path, lambda d: d["meters"][0].update(gateway="gw-e02-1"))
+        with pytest.raises(RegistryError, match=r"meters\[0\] \(id 'E01-M-GRID'\): gateway: gateway 'gw-e02-1' "
+                                                r"belongs to enterprise 'E02'"):
+            load_registry(path)
+
+    def test_duplicate_ids_and_unknown_refs(self, tmp_path):
+        """Every problem is listed, not only the first."""
+        def mutate(d):
+            d["meters"][1]["id"] = d["meters"][0]["id"]
+            d["workshops"][0]["enterprise"] = "E99"
+        with pytest.raises(RegistryError) as err:
+            load_registry(write(tmp_path, mutate))
+        text = str(err.value)
+        assert "meters[1] (id 'E01-M-GRID'): id: duplicate id, first at meters[0]" in text
+        assert "workshops[0] (id 'E01-WS-FAB'): enterprise: unknown enterprise 'E99'" in text
+
+    def test_unit_must_fit_carrier(self, tmp_path):
+        """A gas meter in kWh is refused."""
+        def mutate(d):
+            gas = next(m for m in d["meters"] if m["carrier"] == "natural_gas")
+            gas["unit"] = "kWh"
+        with pytest.raises(RegistryError, match="unit 'kWh' does not measure natural_gas"):
+            load_registry(write(tmp_path, mutate))
+
+    def test_not_yaml(self, tmp_path):
+        path = tmp_path / "r.yaml"
+        path.write_text("park: [unclosed")
+        with pytest.raises(RegistryError, match="not valid YAML"):
+            load_registry(path)
