@@ -30,8 +30,10 @@ def run(args: argparse.Namespace) -> int:
     replicas = [Collector(settings, registry, args.first_replica + i) for i in range(args.replicas)]
     for replica in replicas:
         replica.start()
-    print(f"collecting with {len(replicas)} replica(s) into {settings.influx.url} db {settings.influx.database}",
-          flush=True)
+    print(
+        f"collecting with {len(replicas)} replica(s) into {settings.influx.url} db {settings.influx.database}",
+        flush=True,
+    )
     stop.wait()
     for replica in replicas:
         replica.stop()

@@ -73,8 +73,12 @@ def parse_native(topic: str, payload: bytes, registry: Registry, now: datetime) 
 
     gateway = registry.gateway_by_id.get(topic_gateway)
     if gateway is None:
-        return _reject(Reason.UNKNOWN_GATEWAY, f"gateway {topic_gateway!r} is not in the registry",
-                       topic_enterprise, topic_gateway)
+        return _reject(
+            Reason.UNKNOWN_GATEWAY,
+            f"gateway {topic_gateway!r} is not in the registry",
+            topic_enterprise,
+            topic_gateway,
+        )
     if gateway.enterprise != topic_enterprise or message.gateway != gateway.id:
         return _reject(
             Reason.SPOOFED,
@@ -96,8 +100,14 @@ def _reading(
     item: object, index: int, gateway: str, enterprise: str, seq: int, registry: Registry, now: datetime
 ) -> Reading | Rejection:
     def reject(reason: Reason, detail: str, meter: str = "") -> Rejection:
-        return Rejection(reason, f"readings[{index}]: {detail}", enterprise, gateway, meter,
-                         json.dumps(item, default=str, ensure_ascii=False))
+        return Rejection(
+            reason,
+            f"readings[{index}]: {detail}",
+            enterprise,
+            gateway,
+            meter,
+            json.dumps(item, default=str, ensure_ascii=False),
+        )
 
     if not isinstance(item, dict):
         return reject(Reason.SCHEMA, f"a reading must be a JSON object, not {type(item).__name__}")
@@ -133,8 +143,11 @@ def _reading(
     if raw.ts.tzinfo is None:
         return reject(Reason.NO_TIMEZONE, f"timestamp {raw.ts.isoformat()} has no UTC offset", raw.meter)
     if raw.ts > now + MAX_FUTURE:
-        return reject(Reason.FUTURE, f"timestamp {raw.ts.isoformat()} is ahead of receive time {now.isoformat()}",
-                      raw.meter)
+        return reject(
+            Reason.FUTURE,
+            f"timestamp {raw.ts.isoformat()} is ahead of receive time {now.isoformat()}",
+            raw.meter,
+        )
     if raw.ts < now - MAX_AGE:
         return reject(Reason.TOO_OLD, f"timestamp {raw.ts.isoformat()} is older than {MAX_AGE.days} days", raw.meter)
     return Reading(

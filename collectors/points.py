@@ -26,7 +26,11 @@ def reading_point(reading: Reading) -> Point:
             "carrier": reading.carrier,
             "register": reading.register,
         },
-        {"value": float(reading.value), "raw_value": float(reading.raw_value), "gateway_seq": int(reading.seq)},
+        {
+            "value": float(reading.value),
+            "raw_value": float(reading.raw_value),
+            "gateway_seq": int(reading.seq),
+        },
         to_ns(reading.time),
     )
 
@@ -65,7 +69,11 @@ def quarantine_point(rejection: Rejection, topic: str, payload: bytes, received_
     text, truncated = _clip(text)
     return Point(
         "quarantine",
-        {"reason": rejection.reason.value, "enterprise": _tag(rejection.enterprise), "gateway": _tag(rejection.gateway)},
+        {
+            "reason": rejection.reason.value,
+            "enterprise": _tag(rejection.enterprise),
+            "gateway": _tag(rejection.gateway),
+        },
         {
             "payload": text,
             "payload_bytes": len(payload),

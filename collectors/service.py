@@ -93,8 +93,14 @@ class Collector:
         client.on_disconnect = self._on_disconnect
         return client
 
-    def _on_connect(self, client: mqtt.Client, _u: object, flags: mqtt.ConnectFlags, reason: ReasonCode,
-                    _p: Properties | None) -> None:
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        _u: object,
+        flags: mqtt.ConnectFlags,
+        reason: ReasonCode,
+        _p: Properties | None,
+    ) -> None:
         """Fires when the broker answers CONNECT, also after every automatic reconnect."""
         if reason.is_failure:
             self._connect_error = str(reason)
@@ -105,8 +111,9 @@ class Collector:
         group = self.settings.collector.share_group
         client.subscribe([(f"$share/{group}/{READINGS_FILTER}", 1), (STATUS_FILTER, 1)])
 
-    def _on_subscribe(self, _c: mqtt.Client, _u: object, _mid: int, codes: list[ReasonCode],
-                      _p: Properties | None) -> None:
+    def _on_subscribe(
+        self, _c: mqtt.Client, _u: object, _mid: int, codes: list[ReasonCode], _p: Properties | None
+    ) -> None:
         """Fires on SUBACK."""
         failed = [str(c) for c in codes if c.is_failure]
         if failed:
@@ -119,8 +126,9 @@ class Collector:
         self.stats.received += 1
         self._queue.put(_Message(msg.mid, msg.qos, msg.topic, bytes(msg.payload), time.time_ns()))
 
-    def _on_disconnect(self, _c: mqtt.Client, _u: object, _f: mqtt.DisconnectFlags, reason: ReasonCode,
-                       _p: Properties | None) -> None:
+    def _on_disconnect(
+        self, _c: mqtt.Client, _u: object, _f: mqtt.DisconnectFlags, reason: ReasonCode, _p: Properties | None
+    ) -> None:
         """Fires when the connection ends; paho's loop reconnects with backoff unless we stopped."""
         if not self._stop.is_set():
             log.warning("collector %s disconnected: %s; reconnecting", self.client_id, reason)
@@ -128,12 +136,17 @@ class Collector:
     def start(self, timeout_s: float = 15.0) -> None:
         """Connect, subscribe and start writing; raise if the broker refuses."""
         self._store.create_database()
-        properties = Properties(PacketTypes.CONNECT)
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]  # paho is untyped here
         properties.SessionExpiryInterval = self.settings.collector.session_expiry_s
         properties.ReceiveMaximum = self.settings.collector.receive_maximum
         self._writer.start()
-        self.client.connect(self.settings.mqtt.host, self.settings.mqtt.port, keepalive=self.settings.mqtt.keepalive_s,
-                            clean_start=False, properties=properties)
+        self.client.connect(
+            self.settings.mqtt.host,
+            self.settings.mqtt.port,
+            keepalive=self.settings.mqtt.keepalive_s,
+            clean_start=False,
+            properties=properties,
+        )
         self.client.loop_start()
         if not self._subscribed.wait(timeout_s) or self._connect_error:
             self.stop()
@@ -147,7 +160,7 @@ class Collector:
         """
         properties = None
         if end_session:
-            properties = Properties(PacketTypes.DISCONNECT)
+            properties = Properties(PacketTypes.DISCONNECT)  # type: ignore[no-untyped-call]
             properties.SessionExpiryInterval = 0
         self.client.on_message = lambda *_a: None  # take nothing new; the broker redelivers it later
         self._stop.set()
@@ -211,8 +224,11 @@ class Collector:
                     points = self._write_one_by_one(points, exc)
                     break
                 if self._stop.is_set() and delay > 8:
-                    log.error("collector %s: stopping with an unwritten batch (%s); the broker will redeliver it",
-                              self.client_id, exc)
+                    log.error(
+                        "collector %s: stopping with an unwritten batch (%s); the broker will redeliver it",
+                        self.client_id,
+                        exc,
+                    )
                     return False
                 log.warning("collector %s: InfluxDB write failed (%s); retrying in %.1f s", self.client_id, exc, delay)
                 time.sleep(delay)
@@ -230,10 +246,16 @@ class Collector:
             try:
                 self._store.write([point])
             except InfluxError as exc:
-                rejection = Rejection(Reason.SCHEMA, f"InfluxDB refused the point: {exc}",
-                                      point.tags.get("enterprise", ""), "", point.tags.get("meter", ""))
-                self._store.write([quarantine_point(rejection, point.measurement, repr(point).encode(),
-                                                    self._clock.now_ns())])
+                rejection = Rejection(
+                    Reason.SCHEMA,
+                    f"InfluxDB refused the point: {exc}",
+                    point.tags.get("enterprise", ""),
+                    "",
+                    point.tags.get("meter", ""),
+                )
+                self._store.write(
+                    [quarantine_point(rejection, point.measurement, repr(point).encode(), self._clock.now_ns())]
+                )
         return points
 
     def _points_of(self, message: _Message) -> tuple[list[Point], int, list[Rejection]]:
@@ -245,15 +267,18 @@ class Collector:
         points += [quarantine_point(r, message.topic, message.payload, self._clock.now_ns()) for r in parsed.rejections]
         return points, len(parsed.readings), parsed.rejections
 
-    def _status_points(self, message: _Message, enterprise: str, gateway: str) -> tuple[list[Point], int, list[Rejection]]:
+    def _status_points(
+        self, message: _Message, enterprise: str, gateway: str
+    ) -> tuple[list[Point], int, list[Rejection]]:
         known = self.registry.gateway_by_id.get(gateway)
         rejection = None
         state, at = "", datetime.fromtimestamp(message.received_ns / 1e9, UTC)
         if known is None:
             rejection = Rejection(Reason.UNKNOWN_GATEWAY, f"status of unknown gateway {gateway!r}", enterprise, gateway)
         elif known.enterprise != enterprise:
-            rejection = Rejection(Reason.SPOOFED, f"status of {gateway!r} under enterprise {enterprise!r}",
-                                  enterprise, gateway)
+            rejection = Rejection(
+                Reason.SPOOFED, f"status of {gateway!r} under enterprise {enterprise!r}", enterprise, gateway
+            )
         else:
             try:
                 body = json.loads(message.payload.decode("utf-8"))
@@ -264,21 +289,42 @@ class Collector:
             except (UnicodeDecodeError, json.JSONDecodeError, KeyError, ValueError):
                 state = message.payload.decode("utf-8", errors="replace").strip()
             if state not in {"online", "offline"}:
-                rejection = Rejection(Reason.SCHEMA, f"status {state!r} is neither online nor offline",
-                                      enterprise, gateway)
+                rejection = Rejection(
+                    Reason.SCHEMA, f"status {state!r} is neither online nor offline", enterprise, gateway
+                )
         if rejection is not None:
-            return [quarantine_point(rejection, message.topic, message.payload, self._clock.now_ns())], 0, [rejection]
+            return (
+                [quarantine_point(rejection, message.topic, message.payload, self._clock.now_ns())],
+                0,
+                [rejection],
+            )
         return [status_point(enterprise, gateway, state, at)], 0, []
 
     def _report_stats(self) -> None:
         s = self.stats
         depth = self._queue.qsize()
-        log.info("collector %s: received %d acked %d readings %d quarantined %d queued %d",
-                 self.client_id, s.received, s.acked, s.readings_written, s.quarantined, depth)
-        point = Point("collector_stats", {"replica": self.client_id},
-                      {"received": s.received, "acked": s.acked, "readings_written": s.readings_written,
-                       "quarantined": s.quarantined, "queue_depth": depth, "write_failures": s.write_failures},
-                      self._clock.now_ns())
+        log.info(
+            "collector %s: received %d acked %d readings %d quarantined %d queued %d",
+            self.client_id,
+            s.received,
+            s.acked,
+            s.readings_written,
+            s.quarantined,
+            depth,
+        )
+        point = Point(
+            "collector_stats",
+            {"replica": self.client_id},
+            {
+                "received": s.received,
+                "acked": s.acked,
+                "readings_written": s.readings_written,
+                "quarantined": s.quarantined,
+                "queue_depth": depth,
+                "write_failures": s.write_failures,
+            },
+            self._clock.now_ns(),
+        )
         try:
             self._store.write([point])
         except InfluxError as exc:

@@ -31,7 +31,9 @@ def _services(args: argparse.Namespace) -> int:
                 else Ports(settings.mqtt.port, settings.influx.port, settings.influx.rpc_port)
             )
             ports = services.up(load_registry(settings.registry), wanted)
-            print(f"mosquitto  mqtt://127.0.0.1:{ports.mqtt}   (users and passwords: {services.run_dir}/credentials.json)")
+            print(
+                f"mosquitto  mqtt://127.0.0.1:{ports.mqtt}   (users and passwords: {services.run_dir}/credentials.json)"
+            )
             print(f"influxd    http://127.0.0.1:{ports.influx_http}   (database {settings.influx.database})")
             print(f"run dir    {services.run_dir}   stop with: parkcarbon services down")
         elif args.action == "down":
@@ -42,10 +44,9 @@ def _services(args: argparse.Namespace) -> int:
             if not status:
                 print(f"nothing started from {services.run_dir}")
                 return 1
-            ports = services.ports()
             for name, running in status.items():
                 print(f"{name:10} {'running' if running else 'STOPPED'}")
-            print(f"ports      {ports}")
+            print(f"ports      {services.ports()}")
             return 0 if all(status.values()) else 1
     except ServiceError as exc:
         print(f"parkcarbon services {args.action}: {exc}", file=sys.stderr)
@@ -77,7 +78,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = args.handler
     code: int = handler(args)
     return code
-
 
 
 if __name__ == "__main__":

@@ -186,12 +186,13 @@ class Registry(_Model):
     def cross_check(self) -> list[tuple[str, int, str, str]]:
         """Return (kind, index, field, message) for every inconsistency between entries."""
         problems: list[tuple[str, int, str, str]] = []
-        for kind, items in (
+        kinds: tuple[tuple[str, Sequence[Enterprise | Workshop | Gateway | Meter]], ...] = (
             ("enterprises", self.enterprises),
             ("workshops", self.workshops),
             ("gateways", self.gateways),
             ("meters", self.meters),
-        ):
+        )
+        for kind, items in kinds:
             seen: dict[str, int] = {}
             for index, item in enumerate(items):
                 if item.id in seen:

@@ -134,11 +134,11 @@ reporting-enabled = false
 bind-address = "127.0.0.1:{rpc_port}"
 
 [meta]
-  dir = "{base / 'meta'}"
+  dir = "{base / "meta"}"
 
 [data]
-  dir = "{base / 'data'}"
-  wal-dir = "{base / 'wal'}"
+  dir = "{base / "data"}"
+  wal-dir = "{base / "wal"}"
   query-log-enabled = false
 
 [monitor]

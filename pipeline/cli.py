@@ -40,7 +40,7 @@ def _demo(args: argparse.Namespace) -> int:
 def _monthly(args: argparse.Namespace) -> int:
     from park.settings import Settings
     from pipeline.airflow_env import prepare_airflow, run_month
-    from pipeline.report import format_table, enterprise_table
+    from pipeline.report import enterprise_table, format_table
     from pipeline.runtime import export_settings, settings_for_run_dir
 
     settings = settings_for_run_dir(Settings())

@@ -57,8 +57,12 @@ def _start_collector(settings: Settings) -> subprocess.Popen[bytes]:
     log_path = settings.run_dir / "collector.log"
     log_path.write_bytes(b"")
     with log_path.open("ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "park.cli", "collect"], stdout=log, stderr=subprocess.STDOUT,
-                                env=os.environ.copy())
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "park.cli", "collect"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=os.environ.copy(),
+        )
     deadline = time.monotonic() + 60
     while b"collecting with" not in log_path.read_bytes():
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -78,8 +82,10 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def _stored_readings(store: InfluxStore, month: Month) -> int:
-    frame = store.query(f'SELECT COUNT("raw_value") FROM "meter_register" WHERE time >= \'{rfc3339(month.start)}\' '
-                        f"AND time <= '{rfc3339(month.end)}'")
+    frame = store.query(
+        f'SELECT COUNT("raw_value") FROM "meter_register" WHERE time >= \'{rfc3339(month.start)}\' '
+        f"AND time <= '{rfc3339(month.end)}'"
+    )
     return int(frame["count"].iloc[0]) if len(frame) else 0
 
 
@@ -106,8 +112,17 @@ def run_demo(settings: Settings, period: str | None = None, seed: int = 2026) ->
     collector = _start_collector(settings)
     try:
         print(f"collector running (log: {settings.run_dir / 'collector.log'}); backfilling {period} ...")
-        stats = backfill(registry, month.start, month.end, pd.Timedelta("15min"), seed, settings,
-                         load_credentials(settings.run_dir), 4, settings.run_dir / "truth" / period)
+        stats = backfill(
+            registry,
+            month.start,
+            month.end,
+            pd.Timedelta("15min"),
+            seed,
+            settings,
+            load_credentials(settings.run_dir),
+            4,
+            settings.run_dir / "truth" / period,
+        )
         with InfluxStore(settings.influx) as store:
             deadline = time.monotonic() + 300
             while (stored := _stored_readings(store, month)) < stats.readings:
@@ -135,10 +150,12 @@ def truth_by_enterprise(truth: pd.DataFrame, period: str) -> pd.DataFrame:
     main = truth[(truth["month"] == period) & (truth["role"] == "main")]
     grid = main[(main["carrier"] == "grid_electricity") & (main["register"] == "active_energy_import")]
     gas = main[main["carrier"] == "natural_gas"]
-    return pd.DataFrame({
-        "grid_kwh": grid.groupby("enterprise")["consumption"].sum(),
-        "gas_nm3": gas.groupby("enterprise")["consumption"].sum(),
-    }).fillna(0.0)
+    return pd.DataFrame(
+        {
+            "grid_kwh": grid.groupby("enterprise")["consumption"].sum(),
+            "gas_nm3": gas.groupby("enterprise")["consumption"].sum(),
+        }
+    ).fillna(0.0)
 
 
 def print_result(result: DemoResult, settings: Settings) -> None:

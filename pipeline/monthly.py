@@ -33,7 +33,7 @@ def read_registers(store: InfluxStore, month: Month) -> Series:
     """Each meter register's readings in the month, plus the last before it and the first after it."""
     start, end = rfc3339(month.start), rfc3339(month.end)
     queries = [
-        f'SELECT "raw_value" FROM "meter_register" WHERE time >= \'{start}\' AND time <= \'{end}\' '
+        f"SELECT \"raw_value\" FROM \"meter_register\" WHERE time >= '{start}' AND time <= '{end}' "
         'GROUP BY "meter", "register"',
         f'SELECT LAST("raw_value") AS "raw_value" FROM "meter_register" WHERE time < \'{start}\' '
         f'AND time >= \'{rfc3339(month.start - MARGIN)}\' GROUP BY "meter", "register"',
@@ -103,18 +103,40 @@ def compute_activity(settings: Settings, period: str) -> dict[str, object]:
         consumption = meter_consumption(registry, series, month)
         activity, quality = activity_from_meters(registry, consumption, period)
         activity_points = [
-            Point("activity_monthly",
-                  {"enterprise": r["enterprise_id"], "workshop": r["workshop_id"], "carrier": r["source"],
-                   "origin": "metered"},
-                  {"quantity": float(r["amount"])} | _fields(r, ["unit", "completeness"]),
-                  month.start_ns)
+            Point(
+                "activity_monthly",
+                {
+                    "enterprise": r["enterprise_id"],
+                    "workshop": r["workshop_id"],
+                    "carrier": r["source"],
+                    "origin": "metered",
+                },
+                {"quantity": float(r["amount"])} | _fields(r, ["unit", "completeness"]),
+                month.start_ns,
+            )
             for r in activity.to_dict("records")
         ]
         quality_points = [
-            Point("data_quality", {"enterprise": r["enterprise_id"], "meter": r["meter"], "register": r["register"]},
-                  _fields(r, ["completeness", "readings", "expected", "gaps", "estimated_intervals", "rollovers",
-                              "resets", "spikes", "apportioned", "has_start"]),
-                  month.start_ns)
+            Point(
+                "data_quality",
+                {"enterprise": r["enterprise_id"], "meter": r["meter"], "register": r["register"]},
+                _fields(
+                    r,
+                    [
+                        "completeness",
+                        "readings",
+                        "expected",
+                        "gaps",
+                        "estimated_intervals",
+                        "rollovers",
+                        "resets",
+                        "spikes",
+                        "apportioned",
+                        "has_start",
+                    ],
+                ),
+                month.start_ns,
+            )
             for r in quality.to_dict("records")
         ]
         replace_month(store, "activity_monthly", month, activity_points)
@@ -148,14 +170,16 @@ def read_activity_between(store: InfluxStore, first: Month, last: Month) -> pd.D
         return pd.DataFrame(columns=["enterprise_id", "workshop_id", "period", "source", "amount", "unit"])
     if "workshop" not in frame:
         frame["workshop"] = ""
-    return pd.DataFrame({
-        "enterprise_id": frame["enterprise"],
-        "workshop_id": frame["workshop"].fillna(""),
-        "period": frame["time"].dt.tz_convert(str(last.start.tzinfo)).dt.strftime("%Y-%m"),
-        "source": frame["carrier"],
-        "amount": frame["quantity"].astype(float),
-        "unit": frame["unit"],
-    })
+    return pd.DataFrame(
+        {
+            "enterprise_id": frame["enterprise"],
+            "workshop_id": frame["workshop"].fillna(""),
+            "period": frame["time"].dt.tz_convert(str(last.start.tzinfo)).dt.strftime("%Y-%m"),
+            "source": frame["carrier"],
+            "amount": frame["quantity"].astype(float),
+            "unit": frame["unit"],
+        }
+    )
 
 
 def compute_scores(settings: Settings, period: str) -> dict[str, object]:
@@ -176,8 +200,9 @@ def compute_scores(settings: Settings, period: str) -> dict[str, object]:
         first = Month.of(f"{min(base_year, month.year - 1)}-01", settings.timezone)
         activity = read_activity_between(store, first, month)
         if settings.manual_activity is not None:
-            manual, manual_errors = read_activity(settings.manual_activity, set(registry.enterprise_by_id),
-                                                  policy.gas_m3_to_nm3)
+            manual, manual_errors = read_activity(
+                settings.manual_activity, set(registry.enterprise_by_id), policy.gas_m3_to_nm3
+            )
             if manual_errors:
                 raise InputError(manual_errors)
             manual = manual[(manual["period"] >= first.period) & (manual["period"] <= period)]
@@ -189,8 +214,16 @@ def compute_scores(settings: Settings, period: str) -> dict[str, object]:
         )
         completeness = quality.groupby("enterprise")["completeness"].mean() if len(quality) else None
         targets = {w.id: w.near_zero for w in registry.workshops if w.near_zero is not None}
-        result = score(activity, enterprises, month.year, factors, policy, base_year,
-                       completeness=completeness, targets=targets)
+        result = score(
+            activity,
+            enterprises,
+            month.year,
+            factors,
+            policy,
+            base_year,
+            completeness=completeness,
+            targets=targets,
+        )
 
         emissions = result.emissions[result.emissions["period"] == period]
         emission_points = []
@@ -202,27 +235,70 @@ def compute_scores(settings: Settings, period: str) -> dict[str, object]:
                 ("scope2", r["scope2_location_tco2"], r["scope2_market_tco2"]),
                 ("total", r["total_location_tco2"], r["total_market_tco2"]),
             ):
-                emission_points.append(Point("emissions_monthly", tags | {"scope": scope},
-                                             {"tco2_location": float(location), "tco2_market": float(market)} | meta,
-                                             month.start_ns))
+                emission_points.append(
+                    Point(
+                        "emissions_monthly",
+                        tags | {"scope": scope},
+                        {"tco2_location": float(location), "tco2_market": float(market)} | meta,
+                        month.start_ns,
+                    )
+                )
         credit_points = [
-            Point("credits", {"enterprise": r["enterprise_id"], "industry": r["industry"]},
-                  _fields(r, ["emissions_tco2", "value_added_10k_cny", "intensity_t_per_10k_cny",
-                              "benchmark_t_per_10k_cny", "credits_tco2", "k_ratio", "grade", "rating_score",
-                              "rating", "months_covered", "provisional", "benchmark_scope", "note", "factor_set",
-                              "policy_version", "inputs_sha256"]),
-                  month.start_ns)
+            Point(
+                "credits",
+                {"enterprise": r["enterprise_id"], "industry": r["industry"]},
+                _fields(
+                    r,
+                    [
+                        "emissions_tco2",
+                        "value_added_10k_cny",
+                        "intensity_t_per_10k_cny",
+                        "benchmark_t_per_10k_cny",
+                        "credits_tco2",
+                        "k_ratio",
+                        "grade",
+                        "rating_score",
+                        "rating",
+                        "months_covered",
+                        "provisional",
+                        "benchmark_scope",
+                        "note",
+                        "factor_set",
+                        "policy_version",
+                        "inputs_sha256",
+                    ],
+                ),
+                month.start_ns,
+            )
             for r in result.credits.to_dict("records")
         ]
         progress_points = [
-            Point("near_zero_progress", {"enterprise": r["enterprise_id"], "workshop": r["workshop_id"]},
-                  _fields(r, ["offset_ratio", "target", "required_ratio", "on_track", "status",
-                              "emissions_location_tco2", "months"]),
-                  month.start_ns)
+            Point(
+                "near_zero_progress",
+                {"enterprise": r["enterprise_id"], "workshop": r["workshop_id"]},
+                _fields(
+                    r,
+                    [
+                        "offset_ratio",
+                        "target",
+                        "required_ratio",
+                        "on_track",
+                        "status",
+                        "emissions_location_tco2",
+                        "months",
+                    ],
+                ),
+                month.start_ns,
+            )
             for r in result.near_zero.to_dict("records")
         ]
         replace_month(store, "emissions_monthly", month, emission_points)
         replace_month(store, "credits", month, credit_points)
         replace_month(store, "near_zero_progress", month, progress_points)
-    return {"period": period, "enterprises": len(result.credits), "base_year": result.base_year,
-            "factor_set": factors.id, "policy": policy.version}
+    return {
+        "period": period,
+        "enterprises": len(result.credits),
+        "base_year": result.base_year,
+        "factor_set": factors.id,
+        "policy": policy.version,
+    }

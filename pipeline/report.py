@@ -33,25 +33,33 @@ def enterprise_table(settings: Settings, period: str) -> pd.DataFrame:
     table = pd.DataFrame(index=[e.id for e in registry.enterprises])
     table["name"] = [e.name for e in registry.enterprises]
     table["industry"] = [e.industry for e in registry.enterprises]
-    for source, column in (("grid_electricity", "grid_kwh"), ("natural_gas", "gas_nm3"),
-                           ("pv_self_consumed", "pv_self_kwh")):
+    for source, column in (
+        ("grid_electricity", "grid_kwh"),
+        ("natural_gas", "gas_nm3"),
+        ("pv_self_consumed", "pv_self_kwh"),
+    ):
         table[column] = (by_source[source] if source in by_source else pd.Series(dtype=float)).reindex(table.index)
         table[column] = table[column].fillna(0.0)
     table["tco2_month"] = totals.set_index("enterprise")["tco2_location"]
     indexed = credits.set_index("enterprise")
     for column in ("credits_tco2", "grade", "rating", "rating_score", "intensity_t_per_10k_cny"):
-        table[column] = indexed[column] if column in indexed else pd.NA
+        table[column] = indexed.get(column, pd.NA)
     return table.rename_axis("enterprise").reset_index()
 
 
 def format_table(table: pd.DataFrame) -> str:
-    lines = [f"{'enterprise':<10} {'name':<28} {'ind':<4} {'grid kWh':>12} {'gas Nm3':>10} {'tCO2':>10} "
-             f"{'credits tCO2':>13} {'grade':>5} {'rating':>6}"]
+    lines = [
+        f"{'enterprise':<10} {'name':<28} {'ind':<4} {'grid kWh':>12} {'gas Nm3':>10} {'tCO2':>10} "
+        f"{'credits tCO2':>13} {'grade':>5} {'rating':>6}"
+    ]
     for r in table.itertuples(index=False):
         name = str(r.name).split(" ", 1)[-1][:28]
         grade = "" if pd.isna(r.grade) else f"{int(r.grade)}"
-        lines.append(f"{r.enterprise:<10} {name:<28} {r.industry:<4} {r.grid_kwh:>12,.0f} {r.gas_nm3:>10,.0f} "
-                     f"{r.tco2_month:>10,.1f} {r.credits_tco2:>13,.1f} {grade:>5} {r.rating if isinstance(r.rating, str) else '':>6}")
+        rating = r.rating if isinstance(r.rating, str) else ""
+        lines.append(
+            f"{r.enterprise:<10} {name:<28} {r.industry:<4} {r.grid_kwh:>12,.0f} {r.gas_nm3:>10,.0f} "
+            f"{r.tco2_month:>10,.1f} {r.credits_tco2:>13,.1f} {grade:>5} {rating:>6}"
+        )
     return "\n".join(lines)
 
 
@@ -67,6 +75,7 @@ def write_month_report(settings: Settings, period: str) -> Path:
     table.to_csv(out / "enterprises.csv", index=False)
     (out / "summary.txt").write_text(
         f"parkcarbon monthly results {period} (credits and grades are year-to-date, provisional until "
-        f"the year is settled)\nfactor set {settings.factor_set}\n\n{format_table(table)}\n", encoding="utf-8"
+        f"the year is settled)\nfactor set {settings.factor_set}\n\n{format_table(table)}\n",
+        encoding="utf-8",
     )
     return out

@@ -23,8 +23,21 @@ from scoring.accounting import Source
 from scoring.registers import WindowConsumption
 
 ACTIVITY_COLUMNS = ["enterprise_id", "workshop_id", "period", "source", "amount", "unit", "completeness"]
-QUALITY_COLUMNS = ["enterprise_id", "meter", "register", "completeness", "readings", "expected", "gaps",
-                   "estimated_intervals", "rollovers", "resets", "spikes", "apportioned", "has_start"]
+QUALITY_COLUMNS = [
+    "enterprise_id",
+    "meter",
+    "register",
+    "completeness",
+    "readings",
+    "expected",
+    "gaps",
+    "estimated_intervals",
+    "rollovers",
+    "resets",
+    "spikes",
+    "apportioned",
+    "has_start",
+]
 
 _DIRECT = {
     (Carrier.GRID_ELECTRICITY, Register.ACTIVE_ENERGY_IMPORT): Source.GRID_ELECTRICITY,
@@ -45,9 +58,23 @@ def activity_from_meters(
     quality = []
     for (meter_id, register), window in sorted(consumption.items()):
         meter = registry.meter_by_id[meter_id]
-        quality.append([meter.enterprise, meter_id, register, window.completeness, window.readings, window.expected,
-                        window.gaps, window.estimated_intervals, window.rollovers, window.resets, window.spikes,
-                        window.apportioned, window.has_start])
+        quality.append(
+            [
+                meter.enterprise,
+                meter_id,
+                register,
+                window.completeness,
+                window.readings,
+                window.expected,
+                window.gaps,
+                window.estimated_intervals,
+                window.rollovers,
+                window.resets,
+                window.spikes,
+                window.apportioned,
+                window.has_start,
+            ]
+        )
         reg = Register(register)
         if meter.carrier is Carrier.PV_GENERATION:
             source = PV_GENERATION
@@ -70,15 +97,25 @@ def activity_from_meters(
 
     _split_pv(amounts, units, completeness)
     rows = [
-        [enterprise, workshop, period, source, amount, units[(enterprise, workshop, source)],
-         completeness[(enterprise, workshop, source)]]
+        [
+            enterprise,
+            workshop,
+            period,
+            source,
+            amount,
+            units[(enterprise, workshop, source)],
+            completeness[(enterprise, workshop, source)],
+        ]
         for (enterprise, workshop, source), amount in sorted(amounts.items())
     ]
     return pd.DataFrame(rows, columns=ACTIVITY_COLUMNS), pd.DataFrame(quality, columns=QUALITY_COLUMNS)
 
 
-def _split_pv(amounts: dict[tuple[str, str, str], float], units: dict[tuple[str, str, str], str],
-              completeness: dict[tuple[str, str, str], float]) -> None:
+def _split_pv(
+    amounts: dict[tuple[str, str, str], float],
+    units: dict[tuple[str, str, str], str],
+    completeness: dict[tuple[str, str, str], float],
+) -> None:
     """Turn PV generation into self-consumption: the enterprise's generation minus what it exported,
     and each workshop's generation in the same proportion."""
     pv_keys = [k for k in amounts if k[2] == PV_GENERATION]

@@ -18,7 +18,10 @@ def _canonical(value: object) -> object:
 
 def rows_sha256(frame: pd.DataFrame, columns: Sequence[str]) -> str:
     """SHA-256 of the rows' values in ``columns``, independent of row order."""
-    rows = sorted(json.dumps([_canonical(v) for v in row], ensure_ascii=False) for row in frame[list(columns)].itertuples(index=False))
+    rows = sorted(
+        json.dumps([_canonical(v) for v in row], ensure_ascii=False)
+        for row in frame[list(columns)].itertuples(index=False)
+    )
     return hashlib.sha256("\n".join(rows).encode()).hexdigest()
 
 

@@ -23,7 +23,7 @@ from park.registry import NearZeroTarget, RegistryError, load_registry
 from scoring.audit import file_sha256
 from scoring.credits import CREDIT_COLUMNS, EXTRA_CREDIT_COLUMNS
 from scoring.engine import score
-from scoring.factors import FactorSet, UnknownFactorSet, factor_set, factor_set_ids
+from scoring.factors import FactorSet, UnknownFactorSetError, factor_set, factor_set_ids
 from scoring.inputs import RowError, read_activity, read_enterprises
 from scoring.policy import Policy, PolicyError, load_policy
 
@@ -45,7 +45,9 @@ EMISSION_FILE_COLUMNS = [
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("score", help="score a year from activity and enterprise files (CSV or Excel)")
     p.add_argument("--activity", type=Path, required=True, help="enterprise_id,period,source,amount,unit[,workshop_id]")
-    p.add_argument("--enterprises", type=Path, required=True, help="enterprise_id,name,industry,year,value_added_10k_cny")
+    p.add_argument(
+        "--enterprises", type=Path, required=True, help="enterprise_id,name,industry,year,value_added_10k_cny"
+    )
     p.add_argument("--year", type=int, required=True)
     p.add_argument("--factor-set", required=True, help=f"one of {', '.join(factor_set_ids())}")
     p.add_argument("--base-year", type=int, help="default: the policy's, else the earliest year in --enterprises")
@@ -69,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         if args.registry:
             registry = load_registry(args.registry)
             targets = {w.id: w.near_zero for w in registry.workshops if w.near_zero is not None}
-    except (UnknownFactorSet, PolicyError, RegistryError, OSError) as exc:
+    except (UnknownFactorSetError, PolicyError, RegistryError, OSError) as exc:
         return _fail(str(exc).strip("'\""))
 
     enterprises, errors = read_enterprises(args.enterprises)
@@ -145,4 +147,3 @@ def _write_run_record(
         "outputs": {name: file_sha256(out / name) for name in outputs},
     }
     (out / "run.json").write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
-

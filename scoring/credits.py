@@ -40,7 +40,13 @@ CREDIT_COLUMNS = [
     "rating_score",
     "rating",
 ]
-EXTRA_CREDIT_COLUMNS = ["months_covered", "provisional", "value_added_used_10k_cny", "benchmark_scope", "note"]
+EXTRA_CREDIT_COLUMNS = [
+    "months_covered",
+    "provisional",
+    "value_added_used_10k_cny",
+    "benchmark_scope",
+    "note",
+]
 
 
 def grade_from_k(k_ratio: float, k_upper: list[float]) -> int | None:
@@ -102,9 +108,7 @@ def industry_means(table: pd.DataFrame, min_enterprises: int) -> pd.DataFrame:
     ``scope`` ("industry", or "park" when the industry has fewer than ``min_enterprises``).
     """
     valid = table[np.isfinite(table["intensity_t_per_10k_cny"])]
-    park_mean = (
-        valid["emissions_tco2"].sum() / valid["value_added_used_10k_cny"].sum() if len(valid) else np.nan
-    )
+    park_mean = valid["emissions_tco2"].sum() / valid["value_added_used_10k_cny"].sum() if len(valid) else np.nan
     rows = []
     for industry in sorted(table["industry"].dropna().unique()):
         group = valid[valid["industry"] == industry]
@@ -146,9 +150,10 @@ def score_credits(
 
     current = industry_means(table, policy.min_enterprises_per_industry).set_index("industry")
     base_means = industry_means(base, policy.min_enterprises_per_industry).set_index("industry")
-    park_base = base["emissions_tco2"].where(np.isfinite(base["intensity_t_per_10k_cny"])).sum() / base[
-        "value_added_used_10k_cny"
-    ].where(np.isfinite(base["intensity_t_per_10k_cny"])).sum()
+    park_base = (
+        base["emissions_tco2"].where(np.isfinite(base["intensity_t_per_10k_cny"])).sum()
+        / base["value_added_used_10k_cny"].where(np.isfinite(base["intensity_t_per_10k_cny"])).sum()
+    )
     decline = (1.0 - policy.benchmark_decline_rate) ** (year - base_year)
 
     records = []

@@ -66,9 +66,7 @@ def _near_zero(
     targets: Mapping[str, NearZeroTarget],
 ) -> pd.DataFrame:
     ytd = emissions[emissions["period"].str.startswith(f"{year}-")]
-    grouped = ytd.groupby(["enterprise_id", "workshop_id"], sort=True)[
-        [GREEN, PV_SELF, "total_location_tco2"]
-    ].sum()
+    grouped = ytd.groupby(["enterprise_id", "workshop_id"], sort=True)[[GREEN, PV_SELF, "total_location_tco2"]].sum()
     rows = []
     for (enterprise, workshop), sums in grouped.iterrows():
         ratio = near_zero.offset_ratio(
@@ -89,9 +87,9 @@ def _near_zero(
                 "enterprise_id": enterprise,
                 "workshop_id": workshop,
                 "year": year,
-                "months": int(ytd[(ytd["enterprise_id"] == enterprise) & (ytd["workshop_id"] == workshop)][
-                    "period"
-                ].nunique()),
+                "months": int(
+                    ytd[(ytd["enterprise_id"] == enterprise) & (ytd["workshop_id"] == workshop)]["period"].nunique()
+                ),
                 "emissions_location_tco2": float(sums["total_location_tco2"]),
                 "offset_ratio": ratio,
                 "status": near_zero.status(ratio, policy),
@@ -158,4 +156,3 @@ def score(
         credits=credits,
         near_zero=_near_zero(emissions, year, factors, policy, targets or {}),
     )
-

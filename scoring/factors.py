@@ -13,10 +13,10 @@ from __future__ import annotations
 import hashlib
 from functools import cache
 from importlib import resources
-from typing import Literal
+from typing import Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 CO2_PER_C = 44.0 / 12.0  # molar mass ratio CO2/C
 TC_PER_TJ_TO_TC_PER_GJ = 1e-3
@@ -53,9 +53,7 @@ class FuelDefault(_Frozen):
         >>> round(load_factor_sets().fuels["natural_gas"].factor_t_per_unit, 4)
         21.6219
         """
-        return (
-            self.ncv_gj_per_unit * self.carbon_tc_per_tj * TC_PER_TJ_TO_TC_PER_GJ * self.oxidation * CO2_PER_C
-        )
+        return self.ncv_gj_per_unit * self.carbon_tc_per_tj * TC_PER_TJ_TO_TC_PER_GJ * self.oxidation * CO2_PER_C
 
 
 class HeatFactor(_Frozen):
@@ -66,8 +64,15 @@ class HeatFactor(_Frozen):
 class FactorFile(_Frozen):
     version: str
     electricity: dict[str, ElectricityFactor]
-    fuels: dict[Fuel, FuelDefault]
+    fuels: dict[str, FuelDefault]
     heat: HeatFactor
+
+    @model_validator(mode="after")
+    def _known_fuels(self) -> FactorFile:
+        unknown = set(self.fuels) - set(get_args(Fuel))
+        if unknown:
+            raise ValueError(f"unknown fuels {sorted(unknown)}; known: {get_args(Fuel)}")
+        return self
 
 
 class FactorSet(_Frozen):
@@ -77,11 +82,11 @@ class FactorSet(_Frozen):
     file_version: str
     file_sha256: str
     electricity: ElectricityFactor
-    fuels: dict[Fuel, FuelDefault]
+    fuels: dict[str, FuelDefault]
     heat: HeatFactor
 
 
-class UnknownFactorSet(KeyError):
+class UnknownFactorSetError(KeyError):
     pass
 
 
@@ -98,7 +103,7 @@ def factor_set(set_id: str) -> FactorSet:
     """The factor set ``set_id`` (e.g. ``cn-national-2023``)."""
     data = load_factor_sets()
     if set_id not in data.electricity:
-        raise UnknownFactorSet(f"unknown factor set {set_id!r}; known: {', '.join(sorted(data.electricity))}")
+        raise UnknownFactorSetError(f"unknown factor set {set_id!r}; known: {', '.join(sorted(data.electricity))}")
     return FactorSet(
         id=set_id,
         file_version=data.version,

@@ -122,7 +122,10 @@ def _validate_activity_row(
     elif not math.isfinite(amount):
         bad("amount", f"{row['amount']!r} is not a finite number")
     elif amount < 0:
-        bad("amount", "negative; exports are their own sources (exported_electricity, exported_heat, pv_exported)")
+        bad(
+            "amount",
+            "negative; exports are their own sources (exported_electricity, exported_heat, pv_exported)",
+        )
     try:
         unit = normalize_unit(row["unit"])
         if source in {s.value for s in Source}:
@@ -185,7 +188,12 @@ def read_enterprises(path: Path) -> tuple[pd.DataFrame, list[RowError]]:
     dupes = frame[frame.duplicated(["enterprise_id", "year"], keep="first")]
     for _, row in dupes.iterrows():
         errors.append(
-            RowError(path.name, int(row["_row"]), "enterprise_id", f"second row for {row['enterprise_id']} in {row['year']}")
+            RowError(
+                path.name,
+                int(row["_row"]),
+                "enterprise_id",
+                f"second row for {row['enterprise_id']} in {row['year']}",
+            )
         )
     frame = frame.drop(index=dupes.index)
     frame["year"] = frame["year"].astype(float).astype(int)
@@ -197,6 +205,7 @@ def read_activity(
     path: Path, known_enterprises: set[str] | None = None, m3_to_nm3: float | None = None
 ) -> tuple[pd.DataFrame, list[RowError]]:
     """``enterprise_id,period,source,amount,unit`` and an optional ``workshop_id``."""
+
     def check(row: pd.Series) -> list[RowError]:
         row = row.copy()
         row["period"] = _period_text(row["period"])

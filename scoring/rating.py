@@ -59,7 +59,7 @@ def rating_from_score(score: float, policy: Policy) -> str:
     ['A', 'B', 'B', 'C', 'D', 'E']
     """
     for letter in ("A", "B", "C", "D"):
-        if score >= policy.rating.cutoffs[letter]:  # type: ignore[index]
+        if score >= policy.rating.cutoffs[letter]:
             return letter
     return "E"
 

@@ -57,8 +57,9 @@ class WindowConsumption:
         return min(1.0, self.readings / self.expected) if self.expected else 0.0
 
 
-def consumption_in_window(times_ns: np.ndarray, raw: np.ndarray, spec: RegisterSpec, start_ns: int,
-                          end_ns: int) -> WindowConsumption:
+def consumption_in_window(
+    times_ns: np.ndarray, raw: np.ndarray, spec: RegisterSpec, start_ns: int, end_ns: int
+) -> WindowConsumption:
     """Consumption of one register in the window (start, end]; readings sorted by time.
 
     Parameters

@@ -10,6 +10,10 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
+from park.registry import Registry
+from park.settings import Settings
+from simulators.publisher import PublishStats
+
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("simulate", help="publish a simulated park's meter readings over MQTT")
@@ -43,12 +47,31 @@ def run(args: argparse.Namespace) -> int:
     except ServiceError as exc:
         print(f"parkcarbon simulate: {exc}", file=sys.stderr)
         return 2
-    stats = backfill(registry, start, end, pd.Timedelta(args.interval), args.seed, settings, credentials,
-                     args.batch_intervals, args.truth)
+    stats = backfill(
+        registry,
+        start,
+        end,
+        pd.Timedelta(args.interval),
+        args.seed,
+        settings,
+        credentials,
+        args.batch_intervals,
+        args.truth,
+    )
     return 0 if stats.refused == 0 else 1
 
 
-def backfill(registry, start, end, interval, seed, settings, credentials, batch_intervals, truth_dir):  # type: ignore[no-untyped-def]
+def backfill(
+    registry: Registry,
+    start: datetime,
+    end: datetime,
+    interval: pd.Timedelta,
+    seed: int,
+    settings: Settings,
+    credentials: dict[str, str],
+    batch_intervals: int,
+    truth_dir: Path | None,
+) -> PublishStats:
     """Simulate and publish; show a progress bar with the rate; write the truth if asked."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -58,8 +81,13 @@ def backfill(registry, start, end, interval, seed, settings, credentials, batch_
 
     park = simulate(registry, start, end, interval, seed)
     total = int(park.registers.notna().to_numpy().sum())
-    columns = [TextColumn("[bold]backfill[/]"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[rate]:>8.0f} readings/s"), TimeRemainingColumn()]
+    columns = [
+        TextColumn("[bold]backfill[/]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]:>8.0f} readings/s"),
+        TimeRemainingColumn(),
+    ]
     with Progress(*columns, transient=False) as progress:
         task = progress.add_task("publish", total=total, rate=0.0)
         started = datetime.now()
@@ -70,8 +98,10 @@ def backfill(registry, start, end, interval, seed, settings, credentials, batch_
             progress.update(task, advance=count, rate=done / elapsed)
 
         stats = publish_park(park, settings.mqtt, credentials, batch_intervals, on_progress=advance)
-    print(f"published {stats.readings} readings in {stats.messages} messages from {len(registry.gateways)} gateways "
-          f"in {stats.seconds:.1f} s: {stats.readings_per_s:,.0f} readings/s (QoS 1, all acknowledged)")
+    print(
+        f"published {stats.readings} readings in {stats.messages} messages from {len(registry.gateways)} gateways "
+        f"in {stats.seconds:.1f} s: {stats.readings_per_s:,.0f} readings/s (QoS 1, all acknowledged)"
+    )
     if stats.refused:
         print(f"the broker refused {stats.refused} messages: {stats.refusals}", file=sys.stderr)
     if truth_dir:

@@ -82,12 +82,12 @@ def simulate(
                 if Register.ACTIVE_ENERGY_EXPORT in meter.registers:
                     columns[(meter.id, Register.ACTIVE_ENERGY_EXPORT)] = np.maximum(pv_total - load, 0.0)
             elif meter.carrier is Carrier.NATURAL_GAS:
-                columns[(meter.id, Register.GAS_VOLUME)] = _scale(meter) * hours * gas_load(
-                    local, enterprise.industry, rng
+                columns[(meter.id, Register.GAS_VOLUME)] = (
+                    _scale(meter) * hours * gas_load(local, enterprise.industry, rng)
                 )
             elif meter.carrier is Carrier.HEAT:
-                columns[(meter.id, Register.HEAT_ENERGY)] = _scale(meter) * hours * gas_load(
-                    local, enterprise.industry, rng
+                columns[(meter.id, Register.HEAT_ENERGY)] = (
+                    _scale(meter) * hours * gas_load(local, enterprise.industry, rng)
                 )
 
     consumption = pd.DataFrame(columns, index=times)

@@ -49,7 +49,8 @@ def industrial_load(local: pd.DatetimeIndex, industry: str, rng: np.random.Gener
     doy = local.day_of_year.to_numpy()
     season = 1.0 + 0.10 * np.cos(2 * np.pi * (doy - 200) / 365.25) ** 2
     noise = rng.normal(1.0, 0.04, len(local)).clip(0.85, 1.15)
-    return np.clip(load * season * noise, 0.02, 1.0)
+    factor: np.ndarray = np.clip(load * season * noise, 0.02, 1.0)
+    return factor
 
 
 def solar_elevation_deg(utc: pd.DatetimeIndex, latitude_deg: float, longitude_deg: float) -> np.ndarray:
@@ -57,15 +58,28 @@ def solar_elevation_deg(utc: pd.DatetimeIndex, latitude_deg: float, longitude_de
     doy = utc.day_of_year.to_numpy()
     hours = utc.hour.to_numpy() + utc.minute.to_numpy() / 60.0
     gamma = 2 * np.pi / 365.0 * (doy - 1 + (hours - 12) / 24)
-    decl = (0.006918 - 0.399912 * np.cos(gamma) + 0.070257 * np.sin(gamma) - 0.006758 * np.cos(2 * gamma)
-            + 0.000907 * np.sin(2 * gamma) - 0.002697 * np.cos(3 * gamma) + 0.00148 * np.sin(3 * gamma))
-    eqtime = 229.18 * (0.000075 + 0.001868 * np.cos(gamma) - 0.032077 * np.sin(gamma)
-                       - 0.014615 * np.cos(2 * gamma) - 0.040849 * np.sin(2 * gamma))
+    decl = (
+        0.006918
+        - 0.399912 * np.cos(gamma)
+        + 0.070257 * np.sin(gamma)
+        - 0.006758 * np.cos(2 * gamma)
+        + 0.000907 * np.sin(2 * gamma)
+        - 0.002697 * np.cos(3 * gamma)
+        + 0.00148 * np.sin(3 * gamma)
+    )
+    eqtime = 229.18 * (
+        0.000075
+        + 0.001868 * np.cos(gamma)
+        - 0.032077 * np.sin(gamma)
+        - 0.014615 * np.cos(2 * gamma)
+        - 0.040849 * np.sin(2 * gamma)
+    )
     solar_time_min = hours * 60 + eqtime + 4 * longitude_deg
     hour_angle = np.radians(solar_time_min / 4 - 180)
     lat = math.radians(latitude_deg)
     cos_zenith = np.sin(lat) * np.sin(decl) + np.cos(lat) * np.cos(decl) * np.cos(hour_angle)
-    return np.degrees(np.arcsin(np.clip(cos_zenith, -1, 1)))
+    elevation: np.ndarray = np.degrees(np.arcsin(np.clip(cos_zenith, -1, 1)))
+    return elevation
 
 
 def pv_output(utc: pd.DatetimeIndex, latitude_deg: float, longitude_deg: float, rng: np.random.Generator) -> np.ndarray:
@@ -75,12 +89,21 @@ def pv_output(utc: pd.DatetimeIndex, latitude_deg: float, longitude_deg: float, 
     clear = np.where(elevation > 0, np.sin(np.radians(np.clip(elevation, 0, 90))) ** 1.2, 0.0)
     days = pd.Index(utc.tz_convert("Asia/Shanghai").date)
     unique = days.unique()
-    cloud_by_day = dict(zip(unique, np.where(rng.random(len(unique)) < 0.33,
-                                             rng.uniform(0.1, 0.4, len(unique)),
-                                             rng.uniform(0.75, 1.0, len(unique))), strict=True))
+    cloud_by_day = dict(
+        zip(
+            unique,
+            np.where(
+                rng.random(len(unique)) < 0.33,
+                rng.uniform(0.1, 0.4, len(unique)),
+                rng.uniform(0.75, 1.0, len(unique)),
+            ),
+            strict=True,
+        )
+    )
     cloud = np.array([cloud_by_day[d] for d in days])
     flicker = rng.uniform(0.85, 1.0, len(utc))
-    return np.clip(0.82 * clear * cloud * flicker, 0.0, 1.0)
+    output: np.ndarray = np.clip(0.82 * clear * cloud * flicker, 0.0, 1.0)
+    return output
 
 
 def gas_load(local: pd.DatetimeIndex, industry: str, rng: np.random.Generator) -> np.ndarray:
@@ -90,4 +113,5 @@ def gas_load(local: pd.DatetimeIndex, industry: str, rng: np.random.Generator) -
     heating = np.clip(np.cos(2 * np.pi * (doy - 15) / 365.25), 0, None) * 0.35
     hour = local.hour.to_numpy()
     heating = heating * np.where((hour >= 6) & (hour < 22), 1.0, 0.5)
-    return np.clip(0.7 * process + heating, 0.01, 1.0)
+    gas: np.ndarray = np.clip(0.7 * process + heating, 0.01, 1.0)
+    return gas

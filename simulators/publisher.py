@@ -21,7 +21,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from park.registry import Gateway, Registry
+from park.registry import Gateway
 from park.settings import MqttSettings
 from simulators.park import SimulatedPark
 
@@ -86,8 +86,9 @@ class _Window:
 class GatewayClient:
     """One gateway's MQTT 5 connection (username = gateway id, as the broker's ACL expects)."""
 
-    def __init__(self, gateway: Gateway, settings: MqttSettings, password: str, window: _Window,
-                 stats: PublishStats) -> None:
+    def __init__(
+        self, gateway: Gateway, settings: MqttSettings, password: str, window: _Window, stats: PublishStats
+    ) -> None:
         self.gateway = gateway
         self.seq = 0
         self._window = window
@@ -98,8 +99,12 @@ class GatewayClient:
         self.client.username_pw_set(gateway.id, password)
         self.client.max_inflight_messages_set(1000)
         self.client.max_queued_messages_set(0)
-        self.client.will_set(status_topic(gateway.enterprise, gateway.id), status_payload("offline", reason="lost"),
-                             qos=1, retain=True)
+        self.client.will_set(
+            status_topic(gateway.enterprise, gateway.id),
+            status_payload("offline", reason="lost"),
+            qos=1,
+            retain=True,
+        )
         self.client.on_connect = self._on_connect
         self.client.on_publish = self._on_publish
         self._settings = settings
@@ -135,8 +140,11 @@ class GatewayClient:
         self._stats.messages += 1
 
     def close(self, final_state: str = "offline") -> None:
-        self.publish(status_topic(self.gateway.enterprise, self.gateway.id),
-                     status_payload(final_state, reason="backfill finished"), retain=True)
+        self.publish(
+            status_topic(self.gateway.enterprise, self.gateway.id),
+            status_payload(final_state, reason="backfill finished"),
+            retain=True,
+        )
 
     def disconnect(self) -> None:
         self.client.disconnect()
@@ -155,7 +163,13 @@ def native_batches(park: SimulatedPark, gateway: Gateway, batch_intervals: int) 
     for first in range(0, len(stamps), batch_intervals):
         rows = range(first, min(first + batch_intervals, len(stamps)))
         readings = [
-            {"meter": meter, "ts": stamps[i], "register": register, "value": float(values[i, j]), "unit": units[j]}
+            {
+                "meter": meter,
+                "ts": stamps[i],
+                "register": register,
+                "value": float(values[i, j]),
+                "unit": units[j],
+            }
             for i in rows
             for j, (meter, register) in enumerate(columns)
             if np.isfinite(values[i, j])
@@ -195,7 +209,9 @@ def publish_park(
                     "sent_at": datetime.now(UTC).isoformat(timespec="seconds"),
                     "readings": readings,
                 }
-                client.publish(readings_topic(client.gateway.enterprise, client.gateway.id), json.dumps(message).encode())
+                client.publish(
+                    readings_topic(client.gateway.enterprise, client.gateway.id), json.dumps(message).encode()
+                )
                 stats.readings += len(readings)
                 if on_progress:
                     on_progress(len(readings))

@@ -15,13 +15,25 @@ from collectors.native import parse_native
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 TOPIC = "carbon/v1/E01/gw-e01-1/readings"
-GOOD = {"meter": "E01-M-GRID", "ts": "2026-03-01T19:45:00+08:00", "register": "active_energy_import",
-        "value": 123456.78, "unit": "kWh"}
+GOOD = {
+    "meter": "E01-M-GRID",
+    "ts": "2026-03-01T19:45:00+08:00",
+    "register": "active_energy_import",
+    "value": 123456.78,
+    "unit": "kWh",
+}
 
 
 def message(*readings: dict, gateway: str = "gw-e01-1", **extra) -> bytes:
-    return json.dumps({"gateway": gateway, "seq": 7, "sent_at": "2026-03-01T19:45:05+08:00",
-                       "readings": list(readings), **extra}).encode()
+    return json.dumps(
+        {
+            "gateway": gateway,
+            "seq": 7,
+            "sent_at": "2026-03-01T19:45:05+08:00",
+            "readings": list(readings),
+            **extra,
+        }
+    ).encode()
 
 
 class TestGood:
@@ -98,10 +110,15 @@ def test_corpus_size():
 
 
 @settings(max_examples=300, deadline=None)
-@given(payload=st.binary(max_size=400) | st.text(max_size=300).map(str.encode)
-       | st.recursive(st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=10),
-                      lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=8), c, max_size=4),
-                      max_leaves=20).map(lambda v: json.dumps(v).encode()))
+@given(
+    payload=st.binary(max_size=400)
+    | st.text(max_size=300).map(str.encode)
+    | st.recursive(
+        st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=10),
+        lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=8), c, max_size=4),
+        max_leaves=20,
+    ).map(lambda v: json.dumps(v).encode())
+)
 def test_fuzz_never_raises(demo_registry, payload):
     """Any payload gives readings or reasoned rejections, never an exception or silence."""
     parsed = parse_native(TOPIC, payload, demo_registry, NOW)

@@ -11,6 +11,7 @@ pytestmark = pytest.mark.airflow
 
 def test_carbon_monthly_imports_offline(airflow_home, monkeypatch):
     """Parsing the DAG file opens no socket; monthly data intervals in Asia/Shanghai, catchup, retries."""
+
     def no_network(*_a, **_k):
         raise AssertionError("a DAG file touched the network at parse time")
 

@@ -61,8 +61,11 @@ def test_emissions_match_hand_formula(demo):
     main = result.truth[(result.truth["month"] == PERIOD) & (result.truth["role"] == "main")]
     heat = main[main["carrier"] == "heat"].groupby("enterprise")["consumption"].sum()
     truth = truth_by_enterprise(result.truth, PERIOD)
-    expected = (truth["grid_kwh"] / 1000 * GRID_T_PER_MWH + truth["gas_nm3"] / 1e4 * GAS_T_PER_10K_NM3
-                + heat.reindex(truth.index).fillna(0.0) * HEAT_T_PER_GJ)
+    expected = (
+        truth["grid_kwh"] / 1000 * GRID_T_PER_MWH
+        + truth["gas_nm3"] / 1e4 * GAS_T_PER_10K_NM3
+        + heat.reindex(truth.index).fillna(0.0) * HEAT_T_PER_GJ
+    )
     table = result.table.set_index("enterprise")
     assert_allclose(table["tco2_month"], expected.reindex(table.index), rtol=1e-12)
     assert heat.index.tolist() == ["E08"]
@@ -96,5 +99,6 @@ def test_rerun_is_idempotent(demo):
         for measurement, frame in before.items():
             after = read_month(store, measurement, month)
             key = [c for c in ("enterprise", "workshop", "carrier", "scope") if c in frame]
-            pd.testing.assert_frame_equal(frame.sort_values(key).reset_index(drop=True),
-                                          after.sort_values(key).reset_index(drop=True))
+            pd.testing.assert_frame_equal(
+                frame.sort_values(key).reset_index(drop=True), after.sort_values(key).reset_index(drop=True)
+            )

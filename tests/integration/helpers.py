@@ -24,8 +24,9 @@ def with_own_group(settings: Settings) -> Settings:
     no session left by another test shares its messages."""
     resolved = settings_for_run_dir(settings)
     group = settings.influx.database.replace("_", "")[:40]
-    collector = resolved.collector.model_copy(update={"share_group": group, "client_id_prefix": f"c-{group}",
-                                                      "stats_interval_s": 1.0})
+    collector = resolved.collector.model_copy(
+        update={"share_group": group, "client_id_prefix": f"c-{group}", "stats_interval_s": 1.0}
+    )
     return resolved.model_copy(update={"collector": collector})
 
 
@@ -41,8 +42,14 @@ def running_collectors(settings: Settings, registry: Registry, replicas: int = 1
             c.stop(end_session=True)
 
 
-def publish(settings: Settings, registry: Registry, start: datetime, end: datetime, seed: int = 1,
-            interval: str = "15min") -> tuple[SimulatedPark, PublishStats]:
+def publish(
+    settings: Settings,
+    registry: Registry,
+    start: datetime,
+    end: datetime,
+    seed: int = 1,
+    interval: str = "15min",
+) -> tuple[SimulatedPark, PublishStats]:
     park = simulate(registry, start, end, pd.Timedelta(interval), seed)
     stats = publish_park(park, settings.mqtt, load_credentials(settings.run_dir), batch_intervals=4)
     return park, stats

@@ -34,8 +34,10 @@ def test_every_reading_arrives_once(settings, store, demo_registry):
         assert wait_for_count(store, stats.readings) == stats.readings
     assert stats.readings == park.registers.size == 60 * (3 * 96 + 1)
     assert collector.stats.quarantined == 0
-    stored = store.query('SELECT "raw_value", "value" FROM "meter_register" WHERE "meter" = \'E01-M-GRID\' '
-                         'AND "register" = \'active_energy_import\'')
+    stored = store.query(
+        'SELECT "raw_value", "value" FROM "meter_register" WHERE "meter" = \'E01-M-GRID\' '
+        "AND \"register\" = 'active_energy_import'"
+    )
     expected = park.registers[("E01-M-GRID", "active_energy_import")]
     assert_allclose(stored["raw_value"].to_numpy(), expected.to_numpy())
     assert_allclose(stored["value"].to_numpy(), expected.to_numpy() * 80)  # registry multiplier of E01-M-GRID
@@ -48,7 +50,9 @@ def test_republished_readings_overwrite_themselves(settings, store, demo_registr
     settings = with_own_group(settings)
     with running_collectors(settings, demo_registry) as (collector,):
         for _ in range(2):
-            _, stats = publish(settings, demo_registry, datetime(2026, 3, 1, tzinfo=TZ), datetime(2026, 3, 2, tzinfo=TZ))
+            _, stats = publish(
+                settings, demo_registry, datetime(2026, 3, 1, tzinfo=TZ), datetime(2026, 3, 2, tzinfo=TZ)
+            )
         assert wait_until(lambda: collector.stats.readings_written >= 2 * stats.readings)
     assert collector.stats.readings_written == 2 * stats.readings
     assert count_readings(store) == stats.readings
@@ -59,13 +63,23 @@ def test_bad_payloads_are_quarantined_not_lost(settings, store, demo_registry):
     settings = with_own_group(settings)
     creds = load_credentials(settings.run_dir)
     gw = "gw-e02-1"
-    good = {"meter": "E02-M-GRID", "ts": "2026-03-01T00:00:00+08:00", "register": "active_energy_import",
-            "value": 1000.5, "unit": "kWh"}
+    good = {
+        "meter": "E02-M-GRID",
+        "ts": "2026-03-01T00:00:00+08:00",
+        "register": "active_energy_import",
+        "value": 1000.5,
+        "unit": "kWh",
+    }
     bodies = [
         b"{not json",
         b"\xff\xfe",
-        json.dumps({"gateway": gw, "seq": 1, "readings": [good, {**good, "meter": "NOPE"},
-                                                           {**good, "meter": "E01-M-GRID"}]}).encode(),
+        json.dumps(
+            {
+                "gateway": gw,
+                "seq": 1,
+                "readings": [good, {**good, "meter": "NOPE"}, {**good, "meter": "E01-M-GRID"}],
+            }
+        ).encode(),
     ]
     with running_collectors(settings, demo_registry) as (collector,):
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="t-bad", protocol=mqtt.MQTTv5)

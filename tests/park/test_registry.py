@@ -41,15 +41,20 @@ class TestErrors:
     def test_gateway_of_another_enterprise(self, tmp_path):
         """A meter whose gateway belongs to another enterprise is refused."""
         path = write(tmp_path, lambda d: d["meters"][0].update(gateway="gw-e02-1"))
-        with pytest.raises(RegistryError, match=r"meters\[0\] \(id 'E01-M-GRID'\): gateway: gateway 'gw-e02-1' "
-                                                r"belongs to enterprise 'E02'"):
+        with pytest.raises(
+            RegistryError,
+            match=r"meters\[0\] \(id 'E01-M-GRID'\): gateway: gateway 'gw-e02-1' "
+            r"belongs to enterprise 'E02'",
+        ):
             load_registry(path)
 
     def test_duplicate_ids_and_unknown_refs(self, tmp_path):
         """Every problem is listed, not only the first."""
+
         def mutate(d):
             d["meters"][1]["id"] = d["meters"][0]["id"]
             d["workshops"][0]["enterprise"] = "E99"
+
         with pytest.raises(RegistryError) as err:
             load_registry(write(tmp_path, mutate))
         text = str(err.value)
@@ -58,9 +63,11 @@ class TestErrors:
 
     def test_unit_must_fit_carrier(self, tmp_path):
         """A gas meter in kWh is refused."""
+
         def mutate(d):
             gas = next(m for m in d["meters"] if m["carrier"] == "natural_gas")
             gas["unit"] = "kWh"
+
         with pytest.raises(RegistryError, match="unit 'kWh' does not measure natural_gas"):
             load_registry(write(tmp_path, mutate))
 

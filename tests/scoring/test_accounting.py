@@ -53,15 +53,26 @@ class TestAccount:
 
     def test_heat_and_exports(self):
         """(100 - 30) GJ x 0.11 = 7.7 t; 1 MWh exported electricity is deducted: (5 - 1) x 0.5306."""
-        r = one(activity(("purchased_heat", 100.0, "GJ"), ("exported_heat", 30.0, "GJ"),
-                         ("grid_electricity", 5.0, "MWh"), ("exported_electricity", 1.0, "MWh")))
+        r = one(
+            activity(
+                ("purchased_heat", 100.0, "GJ"),
+                ("exported_heat", 30.0, "GJ"),
+                ("grid_electricity", 5.0, "MWh"),
+                ("exported_electricity", 1.0, "MWh"),
+            )
+        )
         assert_allclose(r.scope2_location_tco2, 7.7 + 4 * 0.5306, rtol=1e-12)
         assert_allclose(r.scope2_market_tco2, 7.7 + 4 * 0.6096, rtol=1e-12)
 
     def test_pv(self):
         """Self-consumed PV is zero; exported PV is a memo (2 MWh x 0.5306) and leaves Scope 2 alone."""
-        r = one(activity(("grid_electricity", 3.0, "MWh"), ("pv_self_consumed", 5.0, "MWh"),
-                         ("pv_exported", 2.0, "MWh")))
+        r = one(
+            activity(
+                ("grid_electricity", 3.0, "MWh"),
+                ("pv_self_consumed", 5.0, "MWh"),
+                ("pv_exported", 2.0, "MWh"),
+            )
+        )
         assert_allclose(r.scope2_location_tco2, 3 * 0.5306, rtol=1e-12)
         assert_allclose(r.pv_exported_avoided_tco2, 1.0612, rtol=1e-12)
 
@@ -89,8 +100,15 @@ def test_steel_plant_monthly(steel):
     steel = steel.assign(period=(steel["end"] - pd.Timedelta(minutes=15)).dt.strftime("%Y-%m"))
     monthly = steel.groupby("period")["energy_kwh"].sum()
     assert len(monthly) == 12 and len(steel) == 35_040
-    rows = pd.DataFrame({"enterprise_id": "STEEL", "period": monthly.index, "source": "grid_electricity",
-                         "amount": monthly.values, "unit": "kWh"})
+    rows = pd.DataFrame(
+        {
+            "enterprise_id": "STEEL",
+            "period": monthly.index,
+            "source": "grid_electricity",
+            "amount": monthly.values,
+            "unit": "kWh",
+        }
+    )
     result = account(rows, NAT23).set_index("period")
     assert_allclose(result["scope2_location_tco2"], monthly / 1000 * 0.5306, rtol=1e-12)
     # The file's own CO2 column is rounded per interval and must not be what we reproduce.

@@ -20,8 +20,15 @@ def monthly(annual: dict[str, float], year: int, months: int = 12) -> pd.DataFra
     rows = []
     for ent, total in annual.items():
         for m in range(1, months + 1):
-            rows.append({"enterprise_id": ent, "workshop_id": "", "period": f"{year}-{m:02d}",
-                         "total_location_tco2": total / 12, "total_market_tco2": 0.0})
+            rows.append(
+                {
+                    "enterprise_id": ent,
+                    "workshop_id": "",
+                    "period": f"{year}-{m:02d}",
+                    "total_location_tco2": total / 12,
+                    "total_market_tco2": 0.0,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -31,8 +38,16 @@ def firms(rows: list[tuple[str, str, int, float]]) -> pd.DataFrame:
 
 # C39 has 3 firms with value added (its own mean); C38 has 2 (park-wide mean); X39 has none.
 EMISSIONS_2023 = {"A": 100.0, "B": 200.0, "C": 300.0, "D": 50.0, "E": 150.0, "X": 80.0}
-FIRMS_2023 = firms([("A", "C39", 2023, 100.0), ("B", "C39", 2023, 100.0), ("C", "C39", 2023, 200.0),
-                    ("D", "C38", 2023, 100.0), ("E", "C38", 2023, 100.0), ("X", "C39", 2023, math.nan)])
+FIRMS_2023 = firms(
+    [
+        ("A", "C39", 2023, 100.0),
+        ("B", "C39", 2023, 100.0),
+        ("C", "C39", 2023, 200.0),
+        ("D", "C38", 2023, 100.0),
+        ("E", "C38", 2023, 100.0),
+        ("X", "C39", 2023, math.nan),
+    ]
+)
 
 
 class TestCredits:
@@ -42,8 +57,11 @@ class TestCredits:
         park = 800 / 600
         assert_allclose(result.loc[list("ABCDE"), "benchmark_t_per_10k_cny"], [1.5, 1.5, 1.5, park, park], rtol=1e-12)
         assert_allclose(result.loc[list("ABCDE"), "intensity_t_per_10k_cny"], [1.0, 2.0, 1.5, 0.5, 1.5], rtol=1e-12)
-        assert_allclose(result.loc[list("ABCDE"), "credits_tco2"],
-                        [50.0, -50.0, 0.0, park * 100 - 50, park * 100 - 150], rtol=1e-12)
+        assert_allclose(
+            result.loc[list("ABCDE"), "credits_tco2"],
+            [50.0, -50.0, 0.0, park * 100 - 50, park * 100 - 150],
+            rtol=1e-12,
+        )
         assert_allclose(result.loc[list("ABCDE"), "k_ratio"], [1 / 1.5, 2 / 1.5, 1.0, 0.5 / park, 1.5 / park])
         assert list(result.loc[list("ABCDE"), "grade"]) == [2, 4, 3, 1, 3]
         assert list(result.loc[["A", "D"], "benchmark_scope"]) == ["industry", "park"]
@@ -53,8 +71,11 @@ class TestCredits:
 
     def test_year_without_value_added(self):
         """X has emissions but no value added: no intensity, credits or grade; left out of the means."""
-        row = score_credits(monthly(EMISSIONS_2023, 2023), FIRMS_2023, 2023, 2023, POLICY).set_index(
-            "enterprise_id").loc["X"]
+        row = (
+            score_credits(monthly(EMISSIONS_2023, 2023), FIRMS_2023, 2023, 2023, POLICY)
+            .set_index("enterprise_id")
+            .loc["X"]
+        )
         assert math.isnan(row.intensity_t_per_10k_cny) and math.isnan(row.credits_tco2)
         assert pd.isna(row.grade)
         assert "no value added" in row.note
@@ -80,10 +101,22 @@ class TestRating:
     def test_weighted_score(self):
         """Grade 2 (80), intensity -5 % (100), green 25 % (50), compliance 100, completeness 72.5 % (50):
         0.35 x 80 + 0.2 x 100 + 0.2 x 50 + 0.1 x 100 + 0.15 x 50 = 75.5 → B."""
-        credits = pd.DataFrame({"enterprise_id": ["A"], "grade": pd.array([2], dtype="Int64"),
-                                "intensity_t_per_10k_cny": [0.95], "rating_score": [math.nan], "rating": [""]})
-        out = rate(credits, POLICY, green_share=pd.Series({"A": 0.25}), previous_intensity=pd.Series({"A": 1.0}),
-                   completeness=pd.Series({"A": 0.725}))
+        credits = pd.DataFrame(
+            {
+                "enterprise_id": ["A"],
+                "grade": pd.array([2], dtype="Int64"),
+                "intensity_t_per_10k_cny": [0.95],
+                "rating_score": [math.nan],
+                "rating": [""],
+            }
+        )
+        out = rate(
+            credits,
+            POLICY,
+            green_share=pd.Series({"A": 0.25}),
+            previous_intensity=pd.Series({"A": 1.0}),
+            completeness=pd.Series({"A": 0.725}),
+        )
         assert_allclose(out.loc[0, "rating_score"], 75.5, rtol=1e-12)
         assert out.loc[0, "rating"] == "B"
 

@@ -19,7 +19,9 @@ SPEC = RegisterSpec(multiplier=1.0, rollover_at=1_000_000.0, interval_ns=Q, max_
 
 def window(raw, times=None, spec=SPEC, start=0, end=None):
     times = np.arange(len(raw)) * Q if times is None else np.asarray(times)
-    return consumption_in_window(times, np.asarray(raw, dtype=float), spec, start, end if end is not None else times[-1])
+    return consumption_in_window(
+        times, np.asarray(raw, dtype=float), spec, start, end if end is not None else times[-1]
+    )
 
 
 class TestRules:
@@ -49,8 +51,13 @@ class TestRules:
 
     def test_boundary_apportioned_by_time(self):
         """A pair straddling the window start counts only its share inside the window."""
-        w = window([0.0, 10.0, 20.0], times=[0, H, 2 * H], spec=RegisterSpec(1.0, None, H, None), start=H // 2,
-                   end=2 * H)
+        w = window(
+            [0.0, 10.0, 20.0],
+            times=[0, H, 2 * H],
+            spec=RegisterSpec(1.0, None, H, None),
+            start=H // 2,
+            end=2 * H,
+        )
         assert w.quantity == pytest.approx(15.0)
         assert w.apportioned == 1
 
@@ -67,8 +74,11 @@ class TestRules:
         assert w.quantity == pytest.approx(100.0)
 
 
-@given(increments=st.lists(st.floats(0, 1e4), min_size=2, max_size=60), cut=st.floats(0.0, 1.0),
-       jitter=st.integers(0, Q - 1))
+@given(
+    increments=st.lists(st.floats(0, 1e4), min_size=2, max_size=60),
+    cut=st.floats(0.0, 1.0),
+    jitter=st.integers(0, Q - 1),
+)
 def test_split_windows_add_up(increments, cut, jitter):
     """Consumption of (a, m] plus (m, b] equals (a, b] for any cut m: apportioning conserves energy."""
     raw = np.concatenate([[0.0], np.cumsum(increments)])
@@ -77,8 +87,10 @@ def test_split_windows_add_up(increments, cut, jitter):
     middle = start + int(cut * (end - start))
     spec = RegisterSpec(1.0, None, Q, None)
     whole = consumption_in_window(times, raw, spec, start, end).quantity
-    parts = (consumption_in_window(times, raw, spec, start, middle).quantity
-             + consumption_in_window(times, raw, spec, middle, end).quantity)
+    parts = (
+        consumption_in_window(times, raw, spec, start, middle).quantity
+        + consumption_in_window(times, raw, spec, middle, end).quantity
+    )
     assert_allclose(parts, whole, rtol=1e-9, atol=1e-6)
 
 
@@ -96,8 +108,13 @@ class TestOpsdRegisters:
         start = pd.Timestamp("2016-03-01", tz=tz).value
         end = pd.Timestamp("2016-04-01", tz=tz).value
         rows = opsd[opsd[column].notna()]
-        return consumption_in_window(rows["t"].dt.as_unit("ns").astype("int64").to_numpy(), rows[column].to_numpy(float),
-                                     RegisterSpec(1.0, None, H, None), start, end)
+        return consumption_in_window(
+            rows["t"].dt.as_unit("ns").astype("int64").to_numpy(),
+            rows[column].to_numpy(float),
+            RegisterSpec(1.0, None, H, None),
+            start,
+            end,
+        )
 
     def test_local_and_utc_month_differ(self, opsd):
         """industrial3: 57,988.000 kWh in the Berlin month, 58,047.500 kWh in the UTC month (README beside the data)."""

@@ -21,10 +21,16 @@ E4,Four,C26,2023,800
 def write_activity(path: Path, extra: str = "") -> Path:
     rows = ["enterprise_id,period,source,amount,unit,workshop_id"]
     for m in (1, 2):
-        rows += [f"E1,2023-0{m},grid_electricity,100,MWh,", f"E1,2023-0{m},natural_gas,10000,Nm3,",
-                 f"E1,2023-0{m},grid_electricity,40000,kWh,E1-W1", f"E1,2023-0{m},green_electricity_certified,50000,kWh,E1-W1",
-                 f"E2,2023-0{m},grid_electricity,300000,kWh,", f"E3,2023-0{m},diesel,5,t,",
-                 f"E3,2023-0{m},grid_electricity,0.2,GWh,", f"E4,2023-0{m},purchased_heat,500,GJ,"]
+        rows += [
+            f"E1,2023-0{m},grid_electricity,100,MWh,",
+            f"E1,2023-0{m},natural_gas,10000,Nm3,",
+            f"E1,2023-0{m},grid_electricity,40000,kWh,E1-W1",
+            f"E1,2023-0{m},green_electricity_certified,50000,kWh,E1-W1",
+            f"E2,2023-0{m},grid_electricity,300000,kWh,",
+            f"E3,2023-0{m},diesel,5,t,",
+            f"E3,2023-0{m},grid_electricity,0.2,GWh,",
+            f"E4,2023-0{m},purchased_heat,500,GJ,",
+        ]
     path.write_text("\n".join(rows) + "\n" + extra)
     return path
 
@@ -37,8 +43,22 @@ def inputs(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def score(a: Path, e: Path, out: Path, *extra: str) -> int:
-    return main(["score", "--activity", str(a), "--enterprises", str(e), "--year", "2023",
-                 "--factor-set", "cn-national-2023", "--out", str(out), *extra])
+    return main(
+        [
+            "score",
+            "--activity",
+            str(a),
+            "--enterprises",
+            str(e),
+            "--year",
+            "2023",
+            "--factor-set",
+            "cn-national-2023",
+            "--out",
+            str(out),
+            *extra,
+        ]
+    )
 
 
 class TestScoreCommand:
@@ -47,16 +67,34 @@ class TestScoreCommand:
         out = tmp_path / "out"
         assert score(*inputs, out) == 0
         em = pd.read_csv(out / "emissions.csv")
-        assert list(em.columns[:7]) == ["enterprise_id", "period", "scope1_tco2", "scope2_location_tco2",
-                                        "scope2_market_tco2", "total_location_tco2", "total_market_tco2"]
+        assert list(em.columns[:7]) == [
+            "enterprise_id",
+            "period",
+            "scope1_tco2",
+            "scope2_location_tco2",
+            "scope2_market_tco2",
+            "total_location_tco2",
+            "total_market_tco2",
+        ]
         e1 = em[(em.enterprise_id == "E1") & (em.period == "2023-01")].iloc[0]
         assert_allclose(e1.scope2_location_tco2, 100 * 0.5306, rtol=1e-12)
         assert_allclose(e1.scope1_tco2, 389.31 * 0.0153 * 0.99 * 44 / 12, rtol=1e-12)
         assert sorted(em.period.unique()) == ["2023-01", "2023-02"]
         cr = pd.read_csv(out / "credits.csv", dtype={"policy_version": str})
-        assert list(cr.columns[:12]) == ["enterprise_id", "year", "industry", "emissions_tco2", "value_added_10k_cny",
-                                         "intensity_t_per_10k_cny", "benchmark_t_per_10k_cny", "credits_tco2",
-                                         "k_ratio", "grade", "rating_score", "rating"]
+        assert list(cr.columns[:12]) == [
+            "enterprise_id",
+            "year",
+            "industry",
+            "emissions_tco2",
+            "value_added_10k_cny",
+            "intensity_t_per_10k_cny",
+            "benchmark_t_per_10k_cny",
+            "credits_tco2",
+            "k_ratio",
+            "grade",
+            "rating_score",
+            "rating",
+        ]
         assert set(cr.rating) <= set("ABCDE") and cr.grade.between(1, 5).all()
         assert (cr.policy_version == "2026.1").all() and (cr.factor_set == "cn-national-2023").all()
         ws = pd.read_csv(out / "near_zero.csv").set_index("workshop_id", drop=False)
@@ -74,15 +112,24 @@ class TestScoreCommand:
     def test_bad_rows_all_reported(self, inputs, tmp_path, capsys):
         """Every bad row is printed with file, row, column and reason; exit 2; nothing written."""
         a, e = inputs
-        write_activity(a, "E1,2023-13,grid_electricity,1,kWh,\nE9,2023-01,grid_electricity,1,kWh,\n"
-                          "E1,2023-01,coal,1,t,\nE1,2023-01,grid_electricity,-5,kWh,\nE1,2023-01,natural_gas,7,kWh,\n"
-                          "E1,2023-01,grid_electricity,abc,kWh,\nE1,2023-01,natural_gas,10,m3,\n")
+        write_activity(
+            a,
+            "E1,2023-13,grid_electricity,1,kWh,\nE9,2023-01,grid_electricity,1,kWh,\n"
+            "E1,2023-01,coal,1,t,\nE1,2023-01,grid_electricity,-5,kWh,\nE1,2023-01,natural_gas,7,kWh,\n"
+            "E1,2023-01,grid_electricity,abc,kWh,\nE1,2023-01,natural_gas,10,m3,\n",
+        )
         assert score(a, e, tmp_path / "out") == 2
         err = capsys.readouterr().err
-        for expected in ("A.csv: row 18: period: '2023-13' is not a month", "row 19: enterprise_id: unknown enterprise 'E9'",
-                         "row 20: source: unknown source 'coal'", "row 21: amount: negative",
-                         "row 22: unit: cannot convert kWh", "row 23: amount: 'abc' is not a number",
-                         "row 24: unit: gas in m3 as metered needs", "7 bad row(s)"):
+        for expected in (
+            "A.csv: row 18: period: '2023-13' is not a month",
+            "row 19: enterprise_id: unknown enterprise 'E9'",
+            "row 20: source: unknown source 'coal'",
+            "row 21: amount: negative",
+            "row 22: unit: cannot convert kWh",
+            "row 23: amount: 'abc' is not a number",
+            "row 24: unit: gas in m3 as metered needs",
+            "7 bad row(s)",
+        ):
             assert expected in err
         assert not (tmp_path / "out" / "credits.csv").exists()
 
@@ -102,8 +149,10 @@ class TestScoreCommand:
         frame.to_excel(tmp_path / "A.xlsx", index=False)
         assert score(a, e, tmp_path / "csv") == 0
         assert score(tmp_path / "A.xlsx", e, tmp_path / "xlsx") == 0
-        pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "csv" / "emissions.csv").drop(columns="inputs_sha256"),
-                                      pd.read_csv(tmp_path / "xlsx" / "emissions.csv").drop(columns="inputs_sha256"))
+        pd.testing.assert_frame_equal(
+            pd.read_csv(tmp_path / "csv" / "emissions.csv").drop(columns="inputs_sha256"),
+            pd.read_csv(tmp_path / "xlsx" / "emissions.csv").drop(columns="inputs_sha256"),
+        )
 
     def test_bad_enterprise_rows(self, inputs, tmp_path, capsys):
         """A bad industry code or year in E.csv is reported like an activity row."""

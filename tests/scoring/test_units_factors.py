@@ -39,8 +39,15 @@ class TestConvert:
 class TestFactorSets:
     def test_ids(self):
         """The issue's ids and the ETS-reporting series are all there."""
-        expected = {"cn-national-2021", "cn-national-2022", "cn-national-2023", "cn-east-2022", "cn-east-2023",
-                    "cn-anhui-2022", "cn-ets-2022"}
+        expected = {
+            "cn-national-2021",
+            "cn-national-2022",
+            "cn-national-2023",
+            "cn-east-2022",
+            "cn-east-2023",
+            "cn-anhui-2022",
+            "cn-ets-2022",
+        }
         assert expected <= set(factor_set_ids())
 
     @pytest.mark.parametrize(
@@ -70,8 +77,14 @@ class TestFactorSets:
 
     @pytest.mark.parametrize(
         ("fuel", "expected"),  # docs: domain reference §4.2, EF column (3 decimals)
-        [("diesel", 3.096), ("gasoline", 2.925), ("lpg", 3.101), ("fuel_oil", 3.170),
-         ("coal_bituminous", 1.742), ("coke", 2.860)],
+        [
+            ("diesel", 3.096),
+            ("gasoline", 2.925),
+            ("lpg", 3.101),
+            ("fuel_oil", 3.170),
+            ("coal_bituminous", 1.742),
+            ("coke", 2.860),
+        ],
     )
     def test_fuel_factors(self, fuel, expected):
         """Computed factors round to the published three-decimal table."""
