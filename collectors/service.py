@@ -221,7 +221,7 @@ class Collector:
                 if not exc.retryable:
                     # InfluxDB will never take this batch as it is: write it point by point so
                     # one bad point cannot hold the rest back, quarantining the refused ones.
-                    points = self._write_one_by_one(points, exc)
+                    self._write_one_by_one(points, exc)
                     break
                 if self._stop.is_set() and delay > 8:
                     log.error(
@@ -240,7 +240,7 @@ class Collector:
             self.stats.quarantined_by_reason[reason] = self.stats.quarantined_by_reason.get(reason, 0) + 1
         return True
 
-    def _write_one_by_one(self, points: list[Point], first_error: InfluxError) -> list[Point]:
+    def _write_one_by_one(self, points: list[Point], first_error: InfluxError) -> None:
         log.error("collector %s: InfluxDB refused a batch (%s); writing point by point", self.client_id, first_error)
         for point in points:
             try:
@@ -256,7 +256,6 @@ class Collector:
                 self._store.write(
                     [quarantine_point(rejection, point.measurement, repr(point).encode(), self._clock.now_ns())]
                 )
-        return points
 
     def _points_of(self, message: _Message) -> tuple[list[Point], int, list[Rejection]]:
         where = split_topic(message.topic)

@@ -40,9 +40,6 @@ class Month:
     def end_ns(self) -> int:
         return to_ns(self.end)
 
-    def year_start(self) -> datetime:
-        return self.start.replace(month=1)
-
     def previous(self) -> Month:
         year, month = (self.year - 1, 12) if self.start.month == 1 else (self.year, self.start.month - 1)
         return Month.of(f"{year:04d}-{month:02d}", str(self.start.tzinfo))

@@ -17,7 +17,8 @@ from park.registry import Registry, load_registry
 from park.settings import Settings
 from park.store import InfluxStore, quote_ident
 from pipeline.month import Month, rfc3339
-from scoring.activity import activity_from_meters
+from scoring.activity import QUALITY_COLUMNS, activity_from_meters
+from scoring.credits import CREDIT_COLUMNS, EXTRA_CREDIT_COLUMNS
 from scoring.engine import score
 from scoring.factors import factor_set
 from scoring.inputs import InputError, read_activity, read_enterprises
@@ -27,6 +28,14 @@ from scoring.registers import RegisterSpec, WindowConsumption, consumption_in_wi
 MARGIN = timedelta(days=35)  # how far before and after the month to look for the bracketing readings
 
 Series = dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]
+QUALITY_TAGS = ("enterprise_id", "meter", "register")
+QUALITY_FIELDS = [c for c in QUALITY_COLUMNS if c not in QUALITY_TAGS]
+CREDIT_TAGS = ("enterprise_id", "year", "industry")
+CREDIT_FIELDS = [c for c in CREDIT_COLUMNS + EXTRA_CREDIT_COLUMNS if c not in CREDIT_TAGS] + [
+    "factor_set",
+    "policy_version",
+    "inputs_sha256",
+]
 
 
 def read_registers(store: InfluxStore, month: Month) -> Series:
@@ -120,21 +129,7 @@ def compute_activity(settings: Settings, period: str) -> dict[str, object]:
             Point(
                 "data_quality",
                 {"enterprise": r["enterprise_id"], "meter": r["meter"], "register": r["register"]},
-                _fields(
-                    r,
-                    [
-                        "completeness",
-                        "readings",
-                        "expected",
-                        "gaps",
-                        "estimated_intervals",
-                        "rollovers",
-                        "resets",
-                        "spikes",
-                        "apportioned",
-                        "has_start",
-                    ],
-                ),
+                _fields(r, QUALITY_FIELDS),
                 month.start_ns,
             )
             for r in quality.to_dict("records")
@@ -247,27 +242,7 @@ def compute_scores(settings: Settings, period: str) -> dict[str, object]:
             Point(
                 "credits",
                 {"enterprise": r["enterprise_id"], "industry": r["industry"]},
-                _fields(
-                    r,
-                    [
-                        "emissions_tco2",
-                        "value_added_10k_cny",
-                        "intensity_t_per_10k_cny",
-                        "benchmark_t_per_10k_cny",
-                        "credits_tco2",
-                        "k_ratio",
-                        "grade",
-                        "rating_score",
-                        "rating",
-                        "months_covered",
-                        "provisional",
-                        "benchmark_scope",
-                        "note",
-                        "factor_set",
-                        "policy_version",
-                        "inputs_sha256",
-                    ],
-                ),
+                _fields(r, CREDIT_FIELDS),
                 month.start_ns,
             )
             for r in result.credits.to_dict("records")

@@ -20,6 +20,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 from park.registry import NearZeroTarget, RegistryError, load_registry
+from scoring.accounting import EMISSION_COLUMNS
 from scoring.audit import file_sha256
 from scoring.credits import CREDIT_COLUMNS, EXTRA_CREDIT_COLUMNS
 from scoring.engine import score
@@ -27,19 +28,7 @@ from scoring.factors import FactorSet, UnknownFactorSetError, factor_set, factor
 from scoring.inputs import RowError, read_activity, read_enterprises
 from scoring.policy import Policy, PolicyError, load_policy
 
-EMISSION_FILE_COLUMNS = [
-    "enterprise_id",
-    "period",
-    "scope1_tco2",
-    "scope2_location_tco2",
-    "scope2_market_tco2",
-    "total_location_tco2",
-    "total_market_tco2",
-    "pv_exported_avoided_tco2",
-    "factor_set",
-    "policy_version",
-    "inputs_sha256",
-]
+EMISSION_FILE_COLUMNS = ["enterprise_id", "period", *EMISSION_COLUMNS, "factor_set", "policy_version", "inputs_sha256"]
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -162,3 +162,28 @@ class TestScoreCommand:
         err = capsys.readouterr().err
         assert "E.csv: row 6: industry: 'chemical' is not a GB/T 4754" in err
         assert "E.csv: row 6: year: '20x3' is not a year" in err
+
+
+class TestPolicy:
+    def test_market_based_basis(self, inputs, tmp_path):
+        """A policy with credits_basis: market scores E1's market-based total (certificates count)."""
+        from importlib import resources
+
+        text = resources.files("scoring").joinpath("data/policy.yaml").read_text(encoding="utf-8")
+        policy = tmp_path / "p.yaml"
+        policy.write_text(text.replace("credits_basis: location", "credits_basis: market").replace('"2026.1"', '"m-1"'))
+        assert score(*inputs, tmp_path / "loc") == 0
+        assert score(*inputs, tmp_path / "mkt", "--policy", str(policy)) == 0
+        em = pd.read_csv(tmp_path / "mkt" / "emissions.csv").set_index(["enterprise_id", "period"])
+        market = pd.read_csv(tmp_path / "mkt" / "credits.csv").set_index("enterprise_id")
+        location = pd.read_csv(tmp_path / "loc" / "credits.csv").set_index("enterprise_id")
+        assert_allclose(market.loc["E1", "emissions_tco2"], em.loc["E1", "total_market_tco2"].sum(), rtol=1e-12)
+        assert market.loc["E1", "emissions_tco2"] != location.loc["E1", "emissions_tco2"]
+        assert (market["policy_version"].astype(str) == "m-1").all()
+
+    def test_invalid_policy(self, inputs, tmp_path, capsys):
+        """Rating weights that do not add up to 100 are refused with the reason."""
+        policy = tmp_path / "bad.yaml"
+        policy.write_text("version: x\nbenchmark_decline_rate: 0.03\n")
+        assert score(*inputs, tmp_path / "o", "--policy", str(policy)) == 2
+        assert "invalid policy" in capsys.readouterr().err
