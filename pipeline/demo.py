@@ -92,7 +92,8 @@ def _stored_readings(store: InfluxStore, month: Month) -> int:
 def run_demo(settings: Settings, period: str | None = None, seed: int = 2026) -> DemoResult:
     from pipeline.airflow_env import prepare_airflow, run_month
     from pipeline.report import enterprise_table
-    from simulators.cli import backfill
+    from simulators.cli import publish_run, simulate_run
+    from simulators.truth import write_truth
 
     timings: dict[str, float] = {}
     clock = time.monotonic()
@@ -112,17 +113,9 @@ def run_demo(settings: Settings, period: str | None = None, seed: int = 2026) ->
     collector = _start_collector(settings)
     try:
         print(f"collector running (log: {settings.run_dir / 'collector.log'}); backfilling {period} ...")
-        stats = backfill(
-            registry,
-            month.start,
-            month.end,
-            pd.Timedelta("15min"),
-            seed,
-            settings,
-            load_credentials(settings.run_dir),
-            4,
-            settings.run_dir / "truth" / period,
-        )
+        simulated = simulate_run(registry, month.start, month.end, pd.Timedelta("15min"), seed)
+        stats = publish_run(simulated, settings, load_credentials(settings.run_dir))
+        write_truth(simulated, settings.run_dir / "truth" / period, seed, stats)
         with InfluxStore(settings.influx) as store:
             deadline = time.monotonic() + 300
             while (stored := _stored_readings(store, month)) < stats.readings:

@@ -3,8 +3,10 @@
 For each pair of consecutive readings (t0, r0) → (t1, r1) of one meter register:
 
 - ``r1 >= r0``: the register advanced by ``r1 - r0``;
-- ``r1 < r0`` and the register can wrap (``rollover_at``) with ``r0`` in its upper half and ``r1``
-  in its lower half: a rollover, ``rollover_at - r0 + r1``;
+- ``r1 < r0`` and the register can wrap (``rollover_at``) and the wrapped advance
+  ``rollover_at - r0 + r1`` is plausible: a rollover. Plausible means within 1.2 x the meter's
+  physical maximum over the pair's time span when the registry knows it, otherwise ``r0`` in the
+  top and ``r1`` in the bottom tenth of the register (a reset from 600,000 to 3 is no rollover);
 - any other drop: a reset or an unregistered meter change — flagged, and nothing is booked for that
   pair (never negative consumption, never a guess);
 - consumption = advance x multiplier; a pair that straddles a window edge is apportioned by time,
@@ -95,9 +97,14 @@ def consumption_in_window(
     advance = r1 - r0
     drop = advance < 0
     if spec.rollover_at is not None:
-        half = spec.rollover_at / 2
-        rollover = drop & (r0 >= half) & (r1 < half)
-        advance = np.where(rollover, spec.rollover_at - r0 + r1, advance)
+        wrapped = spec.rollover_at - r0 + r1
+        if spec.max_per_hour is not None:
+            limit = SPIKE_TOLERANCE * spec.max_per_hour * span / NS_PER_HOUR / spec.multiplier
+            plausible = wrapped <= limit
+        else:
+            plausible = (r0 >= 0.9 * spec.rollover_at) & (r1 < 0.1 * spec.rollover_at)
+        rollover = drop & plausible
+        advance = np.where(rollover, wrapped, advance)
     else:
         rollover = np.zeros_like(drop)
     reset = drop & ~rollover

@@ -14,6 +14,7 @@ starting value, wrapped at the registry's ``rollover_at``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -51,9 +52,19 @@ def _interval_times(start: datetime, end: datetime, interval: pd.Timedelta) -> p
 
 
 def simulate(
-    registry: Registry, start: datetime, end: datetime, interval: pd.Timedelta, seed: int = 0
+    registry: Registry,
+    start: datetime,
+    end: datetime,
+    interval: pd.Timedelta,
+    seed: int = 0,
+    replays: Mapping[str, np.ndarray] | None = None,
 ) -> SimulatedPark:
-    """Simulate readings at ``start``, ``start + interval``, ... up to and including ``end``."""
+    """Simulate readings at ``start``, ``start + interval``, ... up to and including ``end``.
+
+    ``replays`` gives a meter's consumption per interval outright (e.g. a real plant's file, see
+    :mod:`simulators.replay`), in place of its profile.
+    """
+    replays = replays or {}
     times = _interval_times(start, end, interval)
     local = times.tz_convert(registry.park.timezone)
     hours = interval / pd.Timedelta(hours=1)
@@ -66,6 +77,7 @@ def simulate(
         for meter in meters:
             if meter.carrier is Carrier.GRID_ELECTRICITY and meter.role is MeterRole.SUB:
                 kwh = _scale(meter) * hours * industrial_load(local, enterprise.industry, rng)
+                kwh = replays.get(meter.id, kwh)
                 columns[(meter.id, Register.ACTIVE_ENERGY_IMPORT)] = kwh
                 sub_total += kwh
         pv_total = np.zeros(len(times))
@@ -78,7 +90,9 @@ def simulate(
         load = sub_total * COMMON_LOAD_SHARE
         for meter in meters:
             if meter.carrier is Carrier.GRID_ELECTRICITY and meter.role is MeterRole.MAIN:
-                columns[(meter.id, Register.ACTIVE_ENERGY_IMPORT)] = np.maximum(load - pv_total, 0.0)
+                columns[(meter.id, Register.ACTIVE_ENERGY_IMPORT)] = replays.get(
+                    meter.id, np.maximum(load - pv_total, 0.0)
+                )
                 if Register.ACTIVE_ENERGY_EXPORT in meter.registers:
                     columns[(meter.id, Register.ACTIVE_ENERGY_EXPORT)] = np.maximum(pv_total - load, 0.0)
             elif meter.carrier is Carrier.NATURAL_GAS:

@@ -11,29 +11,21 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import numpy as np
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from park.registry import Gateway
+from park.registry import Gateway, Registry
 from park.settings import MqttSettings
 from simulators.park import SimulatedPark
+from simulators.plan import Outgoing, plan_messages, status_topic
 
 WINDOW = 2000  # messages awaiting PUBACK, across all gateways
-
-
-def readings_topic(enterprise: str, gateway: str) -> str:
-    return f"carbon/v1/{enterprise}/{gateway}/readings"
-
-
-def status_topic(enterprise: str, gateway: str) -> str:
-    return f"carbon/v1/{enterprise}/{gateway}/status"
 
 
 def status_payload(state: str, **extra: object) -> bytes:
@@ -47,6 +39,7 @@ class PublishError(RuntimeError):
 @dataclass
 class PublishStats:
     messages: int = 0
+    status_messages: int = 0
     readings: int = 0
     refused: int = 0
     seconds: float = 0.0
@@ -95,6 +88,7 @@ class GatewayClient:
         self._stats = stats
         self._connected = threading.Event()
         self._connect_error: str | None = None
+        self._status_mids: set[int] = set()  # status messages are sent outside the window
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"sim-{gateway.id}", protocol=mqtt.MQTTv5)
         self.client.username_pw_set(gateway.id, password)
         self.client.max_inflight_messages_set(1000)
@@ -107,21 +101,42 @@ class GatewayClient:
         )
         self.client.on_connect = self._on_connect
         self.client.on_publish = self._on_publish
+        self.client.reconnect_delay_set(min_delay=1, max_delay=10)
         self._settings = settings
 
     def _on_connect(self, _c: mqtt.Client, _u: object, _f: object, reason: ReasonCode, _p: Properties | None) -> None:
-        """Fires when the broker answers CONNECT."""
+        """Fires when the broker answers CONNECT, also after paho reconnected on its own.
+
+        Every connection announces ``online`` again: a broker that dropped us has published our
+        last will (``offline``) in the meantime.
+        """
         if reason.is_failure:
             self._connect_error = str(reason)
+        else:
+            self.send_status("online")
         self._connected.set()
 
-    def _on_publish(self, _c: mqtt.Client, _u: object, _mid: int, reason: ReasonCode, _p: Properties) -> None:
-        """Fires on PUBACK; MQTT 5 brokers say "Not authorized" here for a publish the ACL denies."""
+    def _on_publish(self, _c: mqtt.Client, _u: object, mid: int, reason: ReasonCode, _p: Properties) -> None:
+        """Fires on PUBACK. MQTT 5 brokers say "Not authorized" here for a publish the ACL denies;
+        Mosquitto 2.0 then also closes the connection (eclipse-mosquitto/mosquitto#2579), and paho
+        reconnects and sends what it queued meanwhile."""
         if reason.is_failure:
             self._stats.refused += 1
             if len(self._stats.refusals) < 20:
                 self._stats.refusals.append(f"{self.gateway.id}: {reason}")
-        self._window.give()
+        if mid in self._status_mids:
+            self._status_mids.discard(mid)
+        else:
+            self._window.give()
+
+    def send_status(self, state: str, **extra: object) -> None:
+        """The retained status message (not counted in the window: it may be sent from a callback)."""
+        info = self.client.publish(
+            status_topic(self.gateway.enterprise, self.gateway.id), status_payload(state, **extra), qos=1, retain=True
+        )
+        self._status_mids.add(info.mid)
+        self._stats.status_messages += 1
+        self._stats.messages += 1
 
     def connect(self, timeout_s: float = 10.0) -> None:
         self.client.connect(self._settings.host, self._settings.port, keepalive=self._settings.keepalive_s)
@@ -129,52 +144,67 @@ class GatewayClient:
         if not self._connected.wait(timeout_s) or self._connect_error:
             self.client.loop_stop()
             raise PublishError(f"gateway {self.gateway.id} could not connect: {self._connect_error or 'timeout'}")
-        self.publish(status_topic(self.gateway.enterprise, self.gateway.id), status_payload("online"), retain=True)
 
-    def publish(self, topic: str, payload: bytes, retain: bool = False) -> None:
+    def publish(self, topic: str, payload: bytes) -> None:
+        """QoS 1; while paho reconnects, it queues the message and sends it once connected."""
         self._window.take()
-        info = self.client.publish(topic, payload, qos=1, retain=retain)
-        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+        info = self.client.publish(topic, payload, qos=1)
+        if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
             self._window.give()
             raise PublishError(f"gateway {self.gateway.id}: publish failed: {mqtt.error_string(info.rc)}")
         self._stats.messages += 1
 
-    def close(self, final_state: str = "offline") -> None:
-        self.publish(
-            status_topic(self.gateway.enterprise, self.gateway.id),
-            status_payload(final_state, reason="backfill finished"),
-            retain=True,
-        )
+    def close(self) -> None:
+        self.send_status("offline", reason="backfill finished")
 
     def disconnect(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
 
 
-def native_batches(park: SimulatedPark, gateway: Gateway, batch_intervals: int) -> Iterator[list[dict[str, object]]]:
-    """One gateway's readings in the native format, ``batch_intervals`` timestamps per batch, in time order."""
-    tz = park.registry.park.timezone
-    columns = [c for c in park.registers.columns if park.registry.meter_by_id[c[0]].gateway == gateway.id]
-    if not columns:
-        return
-    units = [park.registry.meter_by_id[m].unit for m, _ in columns]
-    values = park.registers[columns].to_numpy()
-    stamps = [t.isoformat() for t in park.times.tz_convert(tz)]
-    for first in range(0, len(stamps), batch_intervals):
-        rows = range(first, min(first + batch_intervals, len(stamps)))
-        readings = [
-            {
-                "meter": meter,
-                "ts": stamps[i],
-                "register": register,
-                "value": float(values[i, j]),
-                "unit": units[j],
-            }
-            for i in rows
-            for j, (meter, register) in enumerate(columns)
-            if np.isfinite(values[i, j])
-        ]
-        yield readings
+def send_plan(
+    registry: Registry,
+    plan: list[Outgoing],
+    settings: MqttSettings,
+    credentials: dict[str, str],
+    on_progress: Callable[[int], None] | None = None,
+    speed: float | None = None,
+    ack_timeout_s: float = 120.0,
+) -> PublishStats:
+    """Send every planned message, each with its gateway's own connection, and wait for all acks.
+
+    ``speed`` None sends as fast as the broker acknowledges (backfill); a number paces the messages
+    by their due times, ``speed`` simulated seconds per wall-clock second (1 = real time).
+    """
+    stats = PublishStats()
+    window = _Window(WINDOW)
+    senders = {m.gateway for m in plan}
+    clients = {
+        g.id: GatewayClient(g, settings, credentials[g.id], window, stats) for g in registry.gateways if g.id in senders
+    }
+    started = time.monotonic()
+    try:
+        for client in clients.values():
+            client.connect()
+        first_due = plan[0].due if plan else None
+        for message in plan:
+            if speed is not None and first_due is not None:
+                wait = (message.due - first_due).total_seconds() / speed - (time.monotonic() - started)
+                if wait > 0:
+                    time.sleep(wait)
+            clients[message.gateway].publish(message.topic, message.payload)
+            stats.readings += message.readings
+            if on_progress:
+                on_progress(message.readings)
+        for client in clients.values():
+            client.close()
+        if not window.wait_idle(ack_timeout_s):
+            raise PublishError(f"the broker did not acknowledge every message within {ack_timeout_s} s")
+    finally:
+        for client in clients.values():
+            client.disconnect()
+        stats.seconds = time.monotonic() - started
+    return stats
 
 
 def publish_park(
@@ -183,46 +213,7 @@ def publish_park(
     credentials: dict[str, str],
     batch_intervals: int = 4,
     on_progress: Callable[[int], None] | None = None,
-    ack_timeout_s: float = 120.0,
 ) -> PublishStats:
-    """Publish every reading of ``park`` once, chunk by chunk across gateways, and wait for all acks."""
-    stats = PublishStats()
-    window = _Window(WINDOW)
-    gateways = [g for g in park.registry.gateways if park.registry.meters_of_gateway(g.id)]
-    clients = [GatewayClient(g, settings, credentials[g.id], window, stats) for g in gateways]
-    started = time.monotonic()
-    try:
-        for client in clients:
-            client.connect()
-        streams = [(client, native_batches(park, client.gateway, batch_intervals)) for client in clients]
-        pending = list(streams)
-        while pending:
-            still = []
-            for client, stream in pending:
-                readings = next(stream, None)
-                if readings is None:
-                    continue
-                client.seq += 1
-                message = {
-                    "gateway": client.gateway.id,
-                    "seq": client.seq,
-                    "sent_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                    "readings": readings,
-                }
-                client.publish(
-                    readings_topic(client.gateway.enterprise, client.gateway.id), json.dumps(message).encode()
-                )
-                stats.readings += len(readings)
-                if on_progress:
-                    on_progress(len(readings))
-                still.append((client, stream))
-            pending = still
-        for client in clients:
-            client.close()
-        if not window.wait_idle(ack_timeout_s):
-            raise PublishError(f"the broker did not acknowledge every message within {ack_timeout_s} s")
-    finally:
-        for client in clients:
-            client.disconnect()
-        stats.seconds = time.monotonic() - started
-    return stats
+    """Publish every register of ``park`` once, as planned with no faults, and wait for all acks."""
+    plan = plan_messages(park.registry, park.registers, batch_intervals)
+    return send_plan(park.registry, plan, settings, credentials, on_progress)

@@ -6,8 +6,11 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
+from simulators.faults import FaultedRun
 from simulators.park import SimulatedPark, truth_from_registers
+from simulators.publisher import PublishStats
 
 
 def interval_truth(park: SimulatedPark) -> pd.DataFrame:
@@ -35,18 +38,32 @@ def monthly_truth(park: SimulatedPark) -> pd.DataFrame:
     return monthly
 
 
-def write_truth(park: SimulatedPark, out: Path, seed: int, readings_published: int) -> Path:
+def write_truth(run: FaultedRun, out: Path, seed: int, stats: PublishStats) -> Path:
+    """intervals.csv.gz and monthly.csv (what the meters counted), faults.json (what was injected and
+    what a pipeline should make of it), registry_events.yaml (meter changes for the registry) and
+    summary.json (counts, including the quarantine and broker refusals to expect)."""
     out.mkdir(parents=True, exist_ok=True)
-    interval_truth(park).to_csv(out / "intervals.csv.gz", index=False)
-    monthly_truth(park).to_csv(out / "monthly.csv", index=False)
+    interval_truth(run.park).to_csv(out / "intervals.csv.gz", index=False)
+    monthly_truth(run.park).to_csv(out / "monthly.csv", index=False)
+    (out / "faults.json").write_text(json.dumps(run.faults_json(), indent=1, ensure_ascii=False) + "\n")
+    (out / "registry_events.yaml").write_text(
+        "# meter replacements the simulator made: add each to its meter's `replacements` in the registry\n"
+        + yaml.safe_dump(run.registry_events, sort_keys=False)
+    )
+    park = run.park
     summary = {
         "registry_version": park.registry.version,
         "start": park.times[0].isoformat(),
         "end": park.times[-1].isoformat(),
         "interval_s": int((park.times[1] - park.times[0]).total_seconds()),
         "seed": seed,
-        "readings_published": readings_published,
-        "faults": [],
+        "messages_sent": stats.messages - stats.status_messages,
+        "readings_sent": stats.readings,
+        "distinct_readings": int(run.published.notna().to_numpy().sum()),
+        "expected_quarantine": run.expected_quarantine,
+        "expected_refused_by_broker": run.expected_refused,
+        "refused_by_broker": stats.refused,
+        "faults": len(run.faults),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return out

@@ -35,6 +35,15 @@ class TestRules:
         assert w.quantity == pytest.approx(25.0)
         assert w.rollovers == 1 and w.resets == 0
 
+    def test_rollover_needs_plausible_advance(self):
+        """A drop from 600,000 to 3 is a reset, not a wrap of 400,003, with or without a physical maximum."""
+        for spec in (SPEC, RegisterSpec(1.0, 1_000_000.0, Q, max_per_hour=1_000.0)):
+            w = window([600_000.0, 3.0, 8.0], spec=spec)
+            assert (w.rollovers, w.resets) == (0, 1)
+            assert w.quantity == pytest.approx(5.0)
+        bounded = RegisterSpec(1.0, 1_000_000.0, Q, max_per_hour=1_000.0)
+        assert window([999_900.0, 50.0], spec=bounded).rollovers == 1  # 150 in 15 min <= 1.2 x 250
+
     def test_reset_is_flagged_not_booked(self):
         """A drop that is no rollover books nothing for that pair and is counted as a reset."""
         w = window([500.0, 510.0, 3.0, 8.0])
