@@ -24,6 +24,8 @@ class Reason(StrEnum):
     NEGATIVE = "negative"
     ABSURD = "absurd"
     NO_TIMEZONE = "no_timezone"
+    NO_TIMESTAMP = "no_timestamp"
+    WRONG_FORMAT = "wrong_format"
     FUTURE = "future"
     TOO_OLD = "too_old"
 

@@ -11,18 +11,15 @@ message-level fault rejects the whole message; a reading-level fault rejects onl
 from __future__ import annotations
 
 import json
-import math
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from collectors.checks import check_reading
 from collectors.model import Parsed, Reading, Reason, Rejection
 from park.registry import Registry
-from park.units import UnitError, normalize_unit
 
 MAX_PAYLOAD_BYTES = 1_000_000
-MAX_FUTURE = timedelta(minutes=10)  # clock skew a gateway may have before its readings are refused
-MAX_AGE = timedelta(days=400)  # store-and-forward older than this is an operator's job, not a gateway's
 
 
 class _NativeReading(BaseModel):
@@ -126,42 +123,19 @@ def _reading(
             f"meter {meter.id!r} belongs to gateway {meter.gateway!r} of enterprise {meter.enterprise!r}",
             raw.meter,
         )
-    if raw.register_name not in meter.registers:
-        return reject(Reason.UNKNOWN_REGISTER, f"meter {meter.id!r} has no register {raw.register_name!r}", raw.meter)
-    try:
-        unit = normalize_unit(raw.unit)
-    except UnitError as exc:
-        return reject(Reason.WRONG_UNIT, str(exc), raw.meter)
-    if unit != meter.unit:
-        return reject(Reason.WRONG_UNIT, f"unit {raw.unit!r}, the registry says {meter.unit!r}", raw.meter)
-    if not math.isfinite(raw.value):
-        return reject(Reason.NOT_FINITE, f"value {raw.value}", raw.meter)
-    if raw.value < 0:
-        return reject(Reason.NEGATIVE, f"register {raw.value} < 0", raw.meter)
-    if meter.rollover_at is not None and raw.value >= meter.rollover_at:
-        return reject(Reason.ABSURD, f"register {raw.value} >= rollover point {meter.rollover_at}", raw.meter)
-    if raw.ts.tzinfo is None:
-        return reject(Reason.NO_TIMEZONE, f"timestamp {raw.ts.isoformat()} has no UTC offset", raw.meter)
-    if raw.ts > now + MAX_FUTURE:
-        return reject(
-            Reason.FUTURE,
-            f"timestamp {raw.ts.isoformat()} is ahead of receive time {now.isoformat()}",
-            raw.meter,
-        )
-    if raw.ts < now - MAX_AGE:
-        return reject(Reason.TOO_OLD, f"timestamp {raw.ts.isoformat()} is older than {MAX_AGE.days} days", raw.meter)
-    return Reading(
+    result = check_reading(
+        meter,
         gateway=gateway,
         seq=seq,
-        enterprise=meter.enterprise,
-        workshop=meter.workshop or "",
-        meter=meter.id,
-        carrier=meter.carrier.value,
         register=raw.register_name,
-        time=raw.ts,
-        raw_value=raw.value,
-        value=raw.value * meter.multiplier_at(raw.ts),
+        when=raw.ts,
+        value=raw.value,
+        unit=raw.unit,
+        now=now,
     )
+    if isinstance(result, Reading):
+        return result
+    return reject(*result, raw.meter)
 
 
 def _no_constants(name: str) -> float:

@@ -28,8 +28,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from collectors.decode import READING_ROUTES, STATUS_ROUTES, parse_message, status_gateway, status_state
 from collectors.model import Reason, Rejection
-from collectors.native import parse_native, split_topic
 from collectors.points import UniqueClock, quarantine_point, reading_point, status_point
 from park.lineprotocol import Point
 from park.registry import Registry
@@ -37,8 +37,6 @@ from park.settings import Settings
 from park.store import InfluxError, InfluxStore
 
 log = logging.getLogger("parkcarbon.collector")
-READINGS_FILTER = "carbon/v1/+/+/readings"
-STATUS_FILTER = "carbon/v1/+/+/status"
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +107,10 @@ class Collector:
         log.info("collector %s connected (session present: %s)", self.client_id, flags.session_present)
         # Subscribing in on_connect means a lost session is rebuilt on every reconnect.
         group = self.settings.collector.share_group
-        client.subscribe([(f"$share/{group}/{READINGS_FILTER}", 1), (STATUS_FILTER, 1)])
+        client.subscribe(
+            [(f"$share/{group}/{route.topic_filter}", 1) for route in READING_ROUTES]
+            + [(topic_filter, 1) for topic_filter, _ in STATUS_ROUTES]
+        )
 
     def _on_subscribe(
         self, _c: mqtt.Client, _u: object, _mid: int, codes: list[ReasonCode], _p: Properties | None
@@ -258,46 +259,40 @@ class Collector:
                 )
 
     def _points_of(self, message: _Message) -> tuple[list[Point], int, list[Rejection]]:
-        where = split_topic(message.topic)
-        if where is not None and where[2] == "status":
-            return self._status_points(message, where[0], where[1])
-        parsed = parse_native(message.topic, message.payload, self.registry, datetime.now(UTC))
+        if status_gateway(message.topic) is not None:
+            return self._status_points(message)
+        parsed = parse_message(message.topic, message.payload, self.registry, datetime.now(UTC))
         points = [reading_point(r) for r in parsed.readings]
         points += [quarantine_point(r, message.topic, message.payload, self._clock.now_ns()) for r in parsed.rejections]
         return points, len(parsed.readings), parsed.rejections
 
-    def _status_points(
-        self, message: _Message, enterprise: str, gateway: str
-    ) -> tuple[list[Point], int, list[Rejection]]:
-        known = self.registry.gateway_by_id.get(gateway)
+    def _status_points(self, message: _Message) -> tuple[list[Point], int, list[Rejection]]:
+        """``gateway_status`` from a retained status or a last will; the time is the payload's ``at``
+        when it has one (so every replica writes the same point), else the receive time."""
+        gateway_id = status_gateway(message.topic) or ""
+        parts = message.topic.split("/")
+        gateway = self.registry.gateway_by_id.get(gateway_id)
+        state = status_state(message.payload)
         rejection = None
-        state, at = "", datetime.fromtimestamp(message.received_ns / 1e9, UTC)
-        if known is None:
-            rejection = Rejection(Reason.UNKNOWN_GATEWAY, f"status of unknown gateway {gateway!r}", enterprise, gateway)
-        elif known.enterprise != enterprise:
+        if gateway is None:
+            rejection = Rejection(Reason.UNKNOWN_GATEWAY, f"status of unknown gateway {gateway_id!r}", "", gateway_id)
+        elif parts[0] == "carbon" and parts[2] != gateway.enterprise:
             rejection = Rejection(
-                Reason.SPOOFED, f"status of {gateway!r} under enterprise {enterprise!r}", enterprise, gateway
+                Reason.SPOOFED, f"status of {gateway_id!r} under enterprise {parts[2]!r}", parts[2], gateway_id
             )
-        else:
-            try:
-                body = json.loads(message.payload.decode("utf-8"))
-                state = str(body["state"]) if isinstance(body, dict) else str(body)
-                if isinstance(body, dict) and "at" in body:
-                    parsed_at = datetime.fromisoformat(str(body["at"]))
-                    at = parsed_at if parsed_at.tzinfo else at
-            except (UnicodeDecodeError, json.JSONDecodeError, KeyError, ValueError):
-                state = message.payload.decode("utf-8", errors="replace").strip()
-            if state not in {"online", "offline"}:
-                rejection = Rejection(
-                    Reason.SCHEMA, f"status {state!r} is neither online nor offline", enterprise, gateway
-                )
-        if rejection is not None:
-            return (
-                [quarantine_point(rejection, message.topic, message.payload, self._clock.now_ns())],
-                0,
-                [rejection],
-            )
-        return [status_point(enterprise, gateway, state, at)], 0, []
+        elif state is None:
+            rejection = Rejection(Reason.SCHEMA, "status is neither online nor offline", gateway.enterprise, gateway_id)
+        if rejection is not None or gateway is None or state is None:
+            assert rejection is not None
+            return [quarantine_point(rejection, message.topic, message.payload, self._clock.now_ns())], 0, [rejection]
+        at = datetime.fromtimestamp(message.received_ns / 1e9, UTC)
+        try:
+            stated = json.loads(message.payload).get("at")
+            parsed_at = datetime.fromisoformat(stated) if isinstance(stated, str) else None
+            at = parsed_at if parsed_at is not None and parsed_at.tzinfo else at
+        except (ValueError, AttributeError, UnicodeDecodeError):
+            pass
+        return [status_point(gateway.enterprise, gateway_id, state, at)], 0, []
 
     def _report_stats(self) -> None:
         s = self.stats

@@ -98,10 +98,20 @@ class Workshop(_Model):
     near_zero: NearZeroTarget | None = None
 
 
+class GatewayFormat(StrEnum):
+    """How a gateway publishes; each has its topics and a decoder in ``collectors.formats``."""
+
+    NATIVE = "native"  # carbon/v1/{enterprise}/{gateway}/readings (DESIGN.md)
+    TASMOTA = "tasmota"  # tele/{gateway}/SENSOR, ENERGY.Total in kWh, local time without zone
+    SHELLY_GEN2 = "shelly_gen2"  # {gateway}/events/rpc, NotifyStatus emdata/em1data counters in Wh
+    DLT645_JSON = "dlt645_json"  # device/power/up/{gateway}, EdgeLogger-style batch of DL/T 645 meters
+
+
 class Gateway(_Model):
     id: Id
     enterprise: Id
     model: str = ""
+    format: GatewayFormat = GatewayFormat.NATIVE
 
 
 class MeterReplacement(_Model):
@@ -132,6 +142,9 @@ class Meter(_Model):
     )
     interval_minutes: int = Field(15, ge=1, le=1440)
     serial: str = ""
+    device_ref: str = Field(
+        "", max_length=64, description="the meter's id in its gateway's payloads (channel, emdata:0, device_id)"
+    )
     replacements: list[MeterReplacement] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -182,6 +195,11 @@ class Registry(_Model):
 
     def meters_of_gateway(self, gateway_id: str) -> list[Meter]:
         return [m for m in self.meters if m.gateway == gateway_id]
+
+    @cached_property
+    def meter_by_device(self) -> dict[tuple[str, str], Meter]:
+        """(gateway, device_ref) → meter; a meter without a device_ref is known by its id."""
+        return {(m.gateway, m.device_ref or m.id): m for m in self.meters}
 
     def cross_check(self) -> list[tuple[str, int, str, str]]:
         """Return (kind, index, field, message) for every inconsistency between entries."""

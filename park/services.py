@@ -116,14 +116,25 @@ def mosquitto_conf(run_dir: Path, port: int) -> str:
 
 
 def mosquitto_acl() -> str:
-    """Gateways publish only under their own id; the collector only reads."""
+    """Gateways publish only under their own id, in each format's topics; the collector only reads."""
     return (
         "# written by parkcarbon services up\n"
         f"user {COLLECTOR_USER}\n"
         "topic read carbon/v1/#\n"
+        "topic read tele/+/SENSOR\n"
+        "topic read tele/+/LWT\n"
+        "topic read +/events/rpc\n"
+        "topic read +/online\n"
+        "topic read device/power/up/+\n"
         "\n"
-        "# every gateway (username = gateway id) may publish readings and status under its own id only\n"
+        "# every gateway (username = gateway id) may publish under its own id only:\n"
+        "# native readings and status, Tasmota SENSOR and LWT, Shelly RPC events and online, DL/T 645 JSON\n"
         "pattern write carbon/v1/+/%u/#\n"
+        "pattern write tele/%u/SENSOR\n"
+        "pattern write tele/%u/LWT\n"
+        "pattern write %u/events/rpc\n"
+        "pattern write %u/online\n"
+        "pattern write device/power/up/%u\n"
     )
 
 

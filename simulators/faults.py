@@ -317,6 +317,12 @@ def _bad_payload(kind: str, gateway: str, reading: dict[str, object]) -> bytes:
     raise ValueError(kind)
 
 
+def _native_index(plan: list[Outgoing], rng: np.random.Generator) -> int:
+    """A random message in the native format: malformed and spoofed ones are made from those."""
+    native = [i for i, m in enumerate(plan) if m.topic.startswith("carbon/v1/") and not m.note]
+    return native[int(rng.integers(len(native)))]
+
+
 def _first_reading(message: Outgoing) -> dict[str, object]:
     reading: dict[str, object] = json.loads(message.payload)["readings"][0]
     return reading
@@ -333,7 +339,7 @@ def _malformed(
     plan = list(plan)
     for n in range(count):
         kind, reason = _BAD[n % len(_BAD)]
-        i = int(rng.integers(len(plan)))
+        i = _native_index(plan, rng)
         template = plan[i]
         payload = _bad_payload(kind, template.gateway, _first_reading(template))
         plan.insert(i + 1, template.with_payload(payload, 0, f"malformed:{kind}"))
@@ -353,7 +359,7 @@ def _spoof(
     plan = list(plan)
     refused = 0
     for n in range(count):
-        i = int(rng.integers(len(plan)))
+        i = _native_index(plan, rng)
         template = plan[i]
         own = registry.gateway_by_id[template.gateway]
         victim = next(g for g in registry.gateways if g.enterprise != own.enterprise)

@@ -12,7 +12,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from park.registry import Registry
+from park.registry import Gateway, GatewayFormat, Registry
+from simulators.formats import encode, reading_topic
 
 
 def readings_topic(enterprise: str, gateway: str) -> str:
@@ -55,6 +56,9 @@ def plan_messages(
         columns = [c for c in published.columns if registry.meter_by_id[c[0]].gateway == gateway.id]
         if not columns:
             continue
+        if gateway.format is not GatewayFormat.NATIVE:
+            messages += _vendor_messages(registry, gateway, published[columns], skew.get(gateway.id))
+            continue
         units = [registry.meter_by_id[m].unit for m, _ in columns]
         values = published[columns].to_numpy()
         clock = published.index + skew.get(gateway.id, pd.Timedelta(0))
@@ -89,4 +93,27 @@ def plan_messages(
                 )
             )
     messages.sort(key=lambda m: (m.due, m.gateway, m.seq))
+    return messages
+
+
+def _vendor_messages(
+    registry: Registry, gateway: Gateway, published: pd.DataFrame, skew: pd.Timedelta | None
+) -> list[Outgoing]:
+    """A vendor gateway sends one message per reading time, in its own format and topic."""
+    tz = registry.park.timezone
+    refs = [registry.meter_by_id[m].device_ref or m for m, _ in published.columns]
+    values = published.to_numpy()
+    clock = (published.index + (skew or pd.Timedelta(0))).tz_convert(tz)
+    topic = reading_topic(gateway.format, gateway.id)
+    messages = []
+    for i, when in enumerate(clock):
+        by_device: dict[str, dict[str, float]] = {}
+        for j, (_, register) in enumerate(published.columns):
+            if np.isfinite(values[i, j]):
+                by_device.setdefault(refs[j], {})[register] = float(values[i, j])
+        if not by_device:
+            continue
+        count = sum(len(r) for r in by_device.values())
+        payload = encode(gateway.format, gateway.id, when.to_pydatetime(), by_device)
+        messages.append(Outgoing(gateway.id, topic, payload, count, published.index[i], 0))
     return messages

@@ -20,9 +20,10 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from park.registry import Gateway, Registry
+from park.registry import Gateway, GatewayFormat, Registry
 from park.settings import MqttSettings
 from simulators.park import SimulatedPark
+from simulators.formats import status_message
 from simulators.plan import Outgoing, plan_messages, status_topic
 
 WINDOW = 2000  # messages awaiting PUBACK, across all gateways
@@ -93,12 +94,8 @@ class GatewayClient:
         self.client.username_pw_set(gateway.id, password)
         self.client.max_inflight_messages_set(1000)
         self.client.max_queued_messages_set(0)
-        self.client.will_set(
-            status_topic(gateway.enterprise, gateway.id),
-            status_payload("offline", reason="lost"),
-            qos=1,
-            retain=True,
-        )
+        will_topic, will_payload = self._status(False, reason="lost")
+        self.client.will_set(will_topic, will_payload, qos=1, retain=True)
         self.client.on_connect = self._on_connect
         self.client.on_publish = self._on_publish
         self.client.reconnect_delay_set(min_delay=1, max_delay=10)
@@ -129,11 +126,17 @@ class GatewayClient:
         else:
             self._window.give()
 
+    def _status(self, online: bool, **extra: object) -> tuple[str, bytes]:
+        """Topic and payload of this gateway's status in its own format."""
+        if self.gateway.format is GatewayFormat.NATIVE:
+            state = "online" if online else "offline"
+            return status_topic(self.gateway.enterprise, self.gateway.id), status_payload(state, **extra)
+        return status_message(self.gateway.format, self.gateway.enterprise, self.gateway.id, online)
+
     def send_status(self, state: str, **extra: object) -> None:
         """The retained status message (not counted in the window: it may be sent from a callback)."""
-        info = self.client.publish(
-            status_topic(self.gateway.enterprise, self.gateway.id), status_payload(state, **extra), qos=1, retain=True
-        )
+        topic, payload = self._status(state == "online", **extra)
+        info = self.client.publish(topic, payload, qos=1, retain=True)
         self._status_mids.add(info.mid)
         self._stats.status_messages += 1
         self._stats.messages += 1

@@ -1,0 +1,166 @@
+"""Decoders of real gateway formats: payload → device readings, before any registry lookup.
+
+Each decoder is pure, never raises on bad input (it returns a reason instead) and keeps the vendor's
+own identifiers; ``collectors.decode`` maps them to registry meters and runs the common checks.
+
+- **Tasmota** ``tele/<device>/SENSOR``: ``ENERGY.Total`` in kWh, a scalar (channel ``0``), a list
+  (channels ``0``, ``1`` …) or a dict (by phase name); ``TotalTariff`` summed when ``Total`` is
+  absent; ``Time`` is device local time without zone (Tasmota#3629) → the park's time zone; the
+  poll reply ``StatusSNS`` wrapper is unwrapped.
+- **Shelly Gen2** ``<device>/events/rpc``, RPC ``NotifyStatus``: ``emdata:N.total_act`` /
+  ``total_act_ret`` and ``em1data:N.total_act_energy`` / ``total_act_ret_energy`` in Wh, keyed on
+  the object key (its inner ``id`` can disagree); the reported total is used, never the sum of
+  phases; ``switch:N.aenergy.total`` / ``ret_aenergy.total`` (Wh) for plugs and relays; ``params.ts``
+  is Unix time (UTC). Power-only notifications carry no energy and are ignored.
+- **DL/T 645 gateway JSON** (EdgeLogger) ``device/power/up/<gateway>``: a batch of meters,
+  ``metrics.energy.active.value.forward`` / ``reverse`` cumulative kWh although labelled ``"kW"``;
+  ``timestamp`` is local ``yyyyMMddHHmmssSSS`` without zone.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from collectors.model import Reason
+from park.registry import Register
+
+IMPORT = Register.ACTIVE_ENERGY_IMPORT.value
+EXPORT = Register.ACTIVE_ENERGY_EXPORT.value
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceReading:
+    device_ref: str
+    register: str
+    when: datetime | None
+    value: object  # checked later: a number, or whatever the device sent
+    unit: str
+
+
+@dataclass
+class Decoded:
+    readings: list[DeviceReading] = field(default_factory=list)
+    problem: tuple[Reason, str] | None = None  # the whole message is bad
+
+
+def _json_object(payload: bytes) -> dict[str, Any] | tuple[Reason, str]:
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return Reason.NOT_UTF8, str(exc)
+    try:
+        body = json.loads(text, parse_constant=_no_constants)
+    except ValueError as exc:
+        return Reason.MALFORMED_JSON, str(exc)
+    if not isinstance(body, dict):
+        return Reason.SCHEMA, f"expected a JSON object, got {type(body).__name__}"
+    return body
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _no_constants(name: str) -> float:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _local(text: object, fmt: str | None, timezone: str) -> datetime | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        naive = datetime.strptime(text, fmt) if fmt else datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return naive if naive.tzinfo else naive.replace(tzinfo=ZoneInfo(timezone))
+
+
+def decode_tasmota(payload: bytes, timezone: str) -> Decoded:
+    body = _json_object(payload)
+    if isinstance(body, tuple):
+        return Decoded(problem=body)
+    if isinstance(body.get("StatusSNS"), dict):
+        body = body["StatusSNS"]
+    energy = body.get("ENERGY")
+    if not isinstance(energy, dict):
+        return Decoded(problem=(Reason.SCHEMA, "no ENERGY object"))
+    total = energy.get("Total")
+    if total is None and isinstance(energy.get("TotalTariff"), list):
+        tariffs = energy["TotalTariff"]
+        total = (
+            sum(tariffs) if all(isinstance(t, int | float) and not isinstance(t, bool) for t in tariffs) else tariffs
+        )
+    when = _local(body.get("Time"), None, timezone)
+    if isinstance(total, list):
+        channels = {str(i): v for i, v in enumerate(total)}
+    elif isinstance(total, dict):
+        channels = {str(k): v for k, v in total.items()}
+    elif total is not None:
+        channels = {"0": total}
+    else:
+        return Decoded(problem=(Reason.SCHEMA, "ENERGY has neither Total nor TotalTariff"))
+    return Decoded([DeviceReading(ref, IMPORT, when, value, "kWh") for ref, value in channels.items()])
+
+
+def decode_shelly_gen2(payload: bytes) -> Decoded:
+    body = _json_object(payload)
+    if isinstance(body, tuple):
+        return Decoded(problem=body)
+    if body.get("method") != "NotifyStatus":
+        return Decoded()  # other RPC notifications (events, full status) carry no counters to store
+    params = body.get("params")
+    if not isinstance(params, dict):
+        return Decoded(problem=(Reason.SCHEMA, "NotifyStatus without params"))
+    ts = params.get("ts")
+    when = None
+    if isinstance(ts, int | float) and _is_number(ts) and math.isfinite(ts):
+        when = datetime.fromtimestamp(ts, UTC)
+    readings = []
+    for key, part in params.items():
+        if not isinstance(part, dict):
+            continue
+        if key.startswith("emdata:"):
+            fields = (("total_act", IMPORT), ("total_act_ret", EXPORT))
+        elif key.startswith("em1data:"):
+            fields = (("total_act_energy", IMPORT), ("total_act_ret_energy", EXPORT))
+        elif key.startswith("switch:"):  # plugs and relays: aenergy.total / ret_aenergy.total in Wh
+            readings += [
+                DeviceReading(key, register, when, part[name]["total"], "Wh")
+                for name, register in (("aenergy", IMPORT), ("ret_aenergy", EXPORT))
+                if isinstance(part.get(name), dict) and "total" in part[name]
+            ]
+            continue
+        else:
+            continue  # em:N (power), temperature … are not energy registers
+        readings += [DeviceReading(key, register, when, part[name], "Wh") for name, register in fields if name in part]
+    return Decoded(readings)
+
+
+def decode_dlt645_json(payload: bytes, timezone: str) -> Decoded:
+    body = _json_object(payload)
+    if isinstance(body, tuple):
+        return Decoded(problem=body)
+    batch = body.get("batch")
+    if not isinstance(batch, list):
+        return Decoded(problem=(Reason.SCHEMA, "no batch list"))
+    readings = []
+    for item in batch:
+        if not isinstance(item, dict) or not isinstance(item.get("device_id"), str):
+            readings.append(DeviceReading("", IMPORT, None, None, "kWh"))  # reported as a bad reading
+            continue
+        when = _local(item.get("timestamp"), "%Y%m%d%H%M%S%f", timezone)
+        active = ((item.get("metrics") or {}).get("energy") or {}).get("active") or {}
+        values = active.get("value") if isinstance(active, dict) else None
+        if not isinstance(values, dict):
+            readings.append(DeviceReading(item["device_id"], IMPORT, when, None, "kWh"))
+            continue
+        # The gateway labels cumulative active energy "kW"; it is kWh (docs: metering §4).
+        for name, register in (("forward", IMPORT), ("reverse", EXPORT)):
+            if name in values:
+                readings.append(DeviceReading(item["device_id"], register, when, values[name], "kWh"))
+    return Decoded(readings)
