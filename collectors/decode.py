@@ -104,8 +104,11 @@ def parse_message(topic: str, payload: bytes, registry: Registry, now: datetime)
         return Parsed([], [Rejection(*decoded.problem, gateway.enterprise, gateway_id)])
     readings: list[Reading] = []
     rejections: list[Rejection] = []
+    unknown: set[str] = set()
     for index, item in enumerate(decoded.readings):
         meter = registry.meter_by_device.get((gateway_id, item.device_ref))
+        if meter is None and item.device_ref in unknown:
+            continue  # one rejection per unknown device, not one per register it reports
         raw = json.dumps(
             {
                 "device": item.device_ref,
@@ -117,6 +120,7 @@ def parse_message(topic: str, payload: bytes, registry: Registry, now: datetime)
             ensure_ascii=False,
         )
         if meter is None:
+            unknown.add(item.device_ref)
             rejections.append(
                 Rejection(
                     Reason.UNKNOWN_METER,

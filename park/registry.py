@@ -223,8 +223,20 @@ class Registry(_Model):
         for index, gw in enumerate(self.gateways):
             if gw.enterprise not in enterprises:
                 problems.append(("gateways", index, "enterprise", f"unknown enterprise {gw.enterprise!r}"))
+        devices: dict[tuple[str, str], int] = {}
         for index, meter in enumerate(self.meters):
             problems.extend(("meters", index, f, msg) for f, msg in self._meter_problems(meter))
+            key = (meter.gateway, meter.device_ref or meter.id)
+            if key in devices:
+                problems.append(
+                    (
+                        "meters",
+                        index,
+                        "device_ref",
+                        f"gateway {key[0]!r} already has device {key[1]!r} at meters[{devices[key]}]",
+                    )
+                )
+            devices.setdefault(key, index)
         return problems
 
     def _meter_problems(self, meter: Meter) -> Iterable[tuple[str, str]]:

@@ -22,8 +22,8 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from park.registry import Gateway, GatewayFormat, Registry
 from park.settings import MqttSettings
-from simulators.park import SimulatedPark
 from simulators.formats import status_message
+from simulators.park import SimulatedPark
 from simulators.plan import Outgoing, plan_messages, status_topic
 
 WINDOW = 2000  # messages awaiting PUBACK, across all gateways

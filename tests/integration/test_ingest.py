@@ -32,7 +32,7 @@ def test_every_reading_arrives_once(settings, store, demo_registry):
         park, stats = publish(settings, demo_registry, datetime(2026, 3, 1, tzinfo=TZ), datetime(2026, 3, 4, tzinfo=TZ))
         assert stats.refused == 0
         assert wait_for_count(store, stats.readings) == stats.readings
-    assert stats.readings == park.registers.size == 60 * (3 * 96 + 1)
+    assert stats.readings == park.registers.size == 64 * (3 * 96 + 1)
     assert collector.stats.quarantined == 0
     stored = store.query(
         'SELECT "raw_value", "value" FROM "meter_register" WHERE "meter" = \'E01-M-GRID\' '

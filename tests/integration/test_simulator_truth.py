@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -12,6 +11,7 @@ import pandas as pd
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from collectors.decode import READING_ROUTES, parse_message
 from park.services import load_credentials
 from simulators.cli import simulate_run
 from simulators.faults import parse_faults
@@ -28,11 +28,12 @@ class Recorder:
 
     def __init__(self, settings, password: str) -> None:
         self.payloads: list[bytes] = []
+        self.messages: list[tuple[str, bytes]] = []
         self._lock = threading.Lock()
         self._ready = threading.Event()
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="recorder", protocol=mqtt.MQTTv5)
         self.client.username_pw_set("collector", password)
-        self.client.on_connect = lambda c, *_: c.subscribe("carbon/v1/+/+/readings", qos=1)
+        self.client.on_connect = lambda c, *_: c.subscribe([(r.topic_filter, 1) for r in READING_ROUTES])
         self.client.on_subscribe = lambda *_: self._ready.set()
         self.client.on_message = self._on_message
         self.client.connect("127.0.0.1", settings.mqtt.port)
@@ -42,6 +43,7 @@ class Recorder:
     def _on_message(self, _c, _u, msg) -> None:
         with self._lock:
             self.payloads.append(bytes(msg.payload))
+            self.messages.append((msg.topic, bytes(msg.payload)))
 
     def stop(self) -> None:
         self.client.disconnect()
@@ -61,7 +63,7 @@ def test_published_equals_truth(settings, store, demo_registry):
         parse_faults(FAULTS),
     )
     long = run.published.stack(level=[0, 1], future_stack=True).dropna()
-    published = {(m, reg, t, v) for (t, m, reg), v in long.items()}
+    published = {(m, reg, t): v for (t, m, reg), v in long.items()}
     recorder = Recorder(settings, credentials["collector"])
     with running_collectors(settings, demo_registry) as (collector,):
         stats = send_plan(demo_registry, run.plan, settings.mqtt, credentials)
@@ -75,16 +77,14 @@ def test_published_equals_truth(settings, store, demo_registry):
     # what it had in flight, so payloads may arrive twice; none may be missing or unplanned.
     assert stats.refused == run.expected_refused == 2
     assert set(recorder.payloads) == delivered
-    received = set()
-    for payload in recorder.payloads:
-        try:
-            body = json.loads(payload)
-        except (UnicodeDecodeError, ValueError):
-            continue
-        for r in body.get("readings", []) if isinstance(body, dict) else []:
-            if isinstance(r, dict) and r.get("meter") in demo_registry.meter_by_id and body.get("seq", 0) != 0:
-                received.add((r["meter"], r["register"], pd.Timestamp(r["ts"]).tz_convert("UTC"), r["value"]))
-    assert received == published
+    # What arrived, decoded by each format's decoder and mapped to meters (valid readings only).
+    received = {}
+    later = run.park.times[-1].to_pydatetime() + pd.Timedelta(days=1)
+    for topic, payload in recorder.messages:
+        for r in parse_message(topic, payload, demo_registry, later).readings:
+            received[(r.meter, r.register, pd.Timestamp(r.time).tz_convert("UTC"))] = r.raw_value
+    assert received.keys() == published.keys()
+    assert all(abs(received[k] - v) <= 1e-6 * max(1.0, abs(v)) for k, v in published.items())
     quarantine = store.query('SELECT "payload", "reason", "detail" FROM "quarantine"')
     distinct = quarantine.drop_duplicates(["reason", "payload", "detail"])["reason"].value_counts().to_dict()
     assert distinct == run.expected_quarantine
