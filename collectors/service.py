@@ -31,7 +31,8 @@ from paho.mqtt.reasoncodes import ReasonCode
 from collectors.decode import READING_ROUTES, STATUS_ROUTES, parse_message, status_gateway, status_state
 from collectors.model import Reason, Rejection
 from collectors.points import UniqueClock, quarantine_point, reading_point, status_point
-from park.lineprotocol import Point
+from collectors.spool import Spool
+from park.lineprotocol import LineProtocolError, Point, encode
 from park.registry import Registry
 from park.settings import Settings
 from park.store import InfluxError, InfluxStore
@@ -52,7 +53,9 @@ class _Message:
 class CollectorStats:
     received: int = 0
     acked: int = 0
-    readings_written: int = 0
+    readings_spooled: int = 0
+    readings_written: int = 0  # in InfluxDB
+    lag_s: float = 0.0  # receive → InfluxDB, of the last record written
     quarantined: int = 0
     write_failures: int = 0
     quarantined_by_reason: dict[str, int] = field(default_factory=dict)
@@ -73,7 +76,11 @@ class Collector:
         self._subscribed = threading.Event()
         self._connect_error: str | None = None
         self._store = InfluxStore(settings.influx)
-        self._writer = threading.Thread(target=self._write_loop, name=f"collector-{replica}-writer", daemon=True)
+        self._spool = Spool(settings.collector.spool_dir or settings.run_dir / "spool" / self.client_id)
+        self._stop_draining = threading.Event()
+        self._drain_deadline = 0.0
+        self._receiver = threading.Thread(target=self._receive_loop, name=f"{self.client_id}-receiver", daemon=True)
+        self._drainer = threading.Thread(target=self._drain_loop, name=f"{self.client_id}-drainer", daemon=True)
         self.client = self._make_client()
 
     # -- MQTT -----------------------------------------------------------------------------------------
@@ -135,12 +142,17 @@ class Collector:
             log.warning("collector %s disconnected: %s; reconnecting", self.client_id, reason)
 
     def start(self, timeout_s: float = 15.0) -> None:
-        """Connect, subscribe and start writing; raise if the broker refuses."""
+        """Connect, subscribe, start spooling and draining; raise if the broker refuses.
+
+        The drainer starts first: what an earlier run spooled but did not write goes to InfluxDB
+        before anything new.
+        """
         self._store.create_database()
         properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]  # paho is untyped here
         properties.SessionExpiryInterval = self.settings.collector.session_expiry_s
         properties.ReceiveMaximum = self.settings.collector.receive_maximum
-        self._writer.start()
+        self._drainer.start()
+        self._receiver.start()
         self.client.connect(
             self.settings.mqtt.host,
             self.settings.mqtt.port,
@@ -153,9 +165,10 @@ class Collector:
             self.stop()
             raise RuntimeError(f"collector {self.client_id} could not subscribe: {self._connect_error or 'timeout'}")
 
-    def stop(self, end_session: bool = False, timeout_s: float = 30.0) -> None:
-        """Stop taking messages, store and ack what is queued, and disconnect.
+    def stop(self, end_session: bool = False, drain_timeout_s: float = 30.0) -> None:
+        """Stop taking messages, spool and ack what is queued, disconnect, and drain the spool.
 
+        What InfluxDB has not taken within ``drain_timeout_s`` stays in the spool for the next start.
         ``end_session`` tells the broker to drop this replica's session (for a replica that is
         retired, or a test); otherwise the broker keeps queueing for it until it returns.
         """
@@ -165,13 +178,19 @@ class Collector:
             properties.SessionExpiryInterval = 0
         self.client.on_message = lambda *_a: None  # take nothing new; the broker redelivers it later
         self._stop.set()
-        if self._writer.is_alive():
-            self._writer.join(timeout_s)
+        if self._receiver.is_alive():
+            self._receiver.join(drain_timeout_s)
         self.client.disconnect(properties=properties)
         self.client.loop_stop()
+        self._drain_deadline = time.monotonic() + drain_timeout_s
+        self._stop_draining.set()
+        if self._drainer.is_alive():
+            self._drainer.join(drain_timeout_s + 5)
+        self._report_stats()
+        self._spool.close()
         self._store.close()
 
-    # -- writing ----------------------------------------------------------------------------------------
+    # -- receiving: parse, spool (fsync), acknowledge ---------------------------------------------------
 
     def _next_batch(self) -> list[_Message]:
         cfg = self.settings.collector
@@ -183,16 +202,17 @@ class Collector:
         while len(batch) < cfg.batch_max_messages:
             remaining = deadline - time.monotonic()
             try:
-                batch.append(self._queue.get(timeout=max(remaining, 0)) if remaining > 0 else self._queue.get_nowait())
+                batch.append(self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait())
             except queue.Empty:
                 break
         return batch
 
-    def _write_loop(self) -> None:
+    def _receive_loop(self) -> None:
         last_stats = time.monotonic()
         while not (self._stop.is_set() and self._queue.empty()):
             batch = self._next_batch()
-            if batch and self._store_batch(batch):
+            if batch:
+                self._spool_batch(batch)
                 for message in batch:
                     if message.qos > 0:
                         self.client.ack(message.mid, message.qos)
@@ -200,63 +220,77 @@ class Collector:
             if time.monotonic() - last_stats >= self.settings.collector.stats_interval_s:
                 self._report_stats()
                 last_stats = time.monotonic()
-        self._report_stats()
 
-    def _store_batch(self, batch: list[_Message]) -> bool:
-        """Write the batch's points, retrying with backoff; False only if stopped before it succeeded."""
-        points: list[Point] = []
-        readings = 0
-        quarantined: list[Rejection] = []
+    def _spool_batch(self, batch: list[_Message]) -> None:
+        """Turn the batch into line protocol and append it to the spool; returns once it is on disk."""
+        lines: list[str] = []
         for message in batch:
-            new_points, new_readings, rejections = self._points_of(message)
-            points.extend(new_points)
-            readings += new_readings
-            quarantined.extend(rejections)
+            points, readings, rejections = self._points_of(message)
+            for point in points:
+                try:
+                    lines.append(encode(point))
+                except LineProtocolError as exc:
+                    rejection = Rejection(Reason.SCHEMA, f"cannot be stored: {exc}", "", "", "")
+                    lines.append(
+                        encode(quarantine_point(rejection, message.topic, message.payload, self._clock.now_ns()))
+                    )
+                    rejections.append(rejection)
+            self.stats.readings_spooled += readings
+            self.stats.quarantined += len(rejections)
+            for rejection in rejections:
+                reason = rejection.reason.value
+                self.stats.quarantined_by_reason[reason] = self.stats.quarantined_by_reason.get(reason, 0) + 1
+        if lines:
+            self._spool.append("\n".join(lines), batch[0].received_ns)
+
+    # -- draining: spool → InfluxDB, with retry and backoff ------------------------------------------------
+
+    def _drain_loop(self) -> None:
+        position = self._spool.committed
         delay = 0.5
         while True:
+            records = self._spool.read(position, max_bytes=2_000_000)
+            if not records:
+                if self._stop_draining.is_set():
+                    return
+                self._spool.wait(position, 0.5)
+                continue
+            text = "\n".join(r.text for r in records)
             try:
-                self._store.write(points)
-                break
+                self._store.write_lines(text)
             except InfluxError as exc:
                 self.stats.write_failures += 1
-                if not exc.retryable:
-                    # InfluxDB will never take this batch as it is: write it point by point so
-                    # one bad point cannot hold the rest back, quarantining the refused ones.
-                    self._write_one_by_one(points, exc)
-                    break
-                if self._stop.is_set() and delay > 8:
-                    log.error(
-                        "collector %s: stopping with an unwritten batch (%s); the broker will redeliver it",
-                        self.client_id,
-                        exc,
+                if exc.retryable:
+                    if self._stop_draining.is_set() and time.monotonic() > self._drain_deadline:
+                        log.warning(
+                            "collector %s: InfluxDB unavailable at stop; %d bytes stay spooled",
+                            self.client_id,
+                            self._spool.depth_bytes(),
+                        )
+                        return
+                    log.warning(
+                        "collector %s: InfluxDB write failed (%s); retrying in %.1f s", self.client_id, exc, delay
                     )
-                    return False
-                log.warning("collector %s: InfluxDB write failed (%s); retrying in %.1f s", self.client_id, exc, delay)
-                time.sleep(delay)
-                delay = min(delay * 2, 30.0)
-        self.stats.readings_written += readings
-        self.stats.quarantined += len(quarantined)
-        for rejection in quarantined:
-            reason = rejection.reason.value
-            self.stats.quarantined_by_reason[reason] = self.stats.quarantined_by_reason.get(reason, 0) + 1
-        return True
+                    time.sleep(delay)
+                    delay = min(delay * 2, 30.0)
+                    continue
+                self._write_line_by_line(text, exc)
+            delay = 0.5
+            position = records[-1].end
+            self._spool.commit(position)
+            self.stats.readings_written += sum(line.startswith("meter_register,") for line in text.split("\n"))
+            self.stats.lag_s = (time.time_ns() - records[-1].received_ns) / 1e9
 
-    def _write_one_by_one(self, points: list[Point], first_error: InfluxError) -> None:
-        log.error("collector %s: InfluxDB refused a batch (%s); writing point by point", self.client_id, first_error)
-        for point in points:
+    def _write_line_by_line(self, text: str, first_error: InfluxError) -> None:
+        """InfluxDB will never take this text as it is: write it line by line so one bad point cannot
+        hold the rest back, and quarantine the refused lines (raw line protocol kept)."""
+        log.error("collector %s: InfluxDB refused a batch (%s); writing line by line", self.client_id, first_error)
+        for line in text.split("\n"):
             try:
-                self._store.write([point])
+                self._store.write_lines(line)
             except InfluxError as exc:
-                rejection = Rejection(
-                    Reason.SCHEMA,
-                    f"InfluxDB refused the point: {exc}",
-                    point.tags.get("enterprise", ""),
-                    "",
-                    point.tags.get("meter", ""),
-                )
-                self._store.write(
-                    [quarantine_point(rejection, point.measurement, repr(point).encode(), self._clock.now_ns())]
-                )
+                rejection = Rejection(Reason.SCHEMA, f"InfluxDB refused the point: {exc}")
+                self._store.write([quarantine_point(rejection, "(spool)", line.encode(), self._clock.now_ns())])
 
     def _points_of(self, message: _Message) -> tuple[list[Point], int, list[Rejection]]:
         if status_gateway(message.topic) is not None:
@@ -297,14 +331,18 @@ class Collector:
     def _report_stats(self) -> None:
         s = self.stats
         depth = self._queue.qsize()
+        spool_bytes = self._spool.depth_bytes()
         log.info(
-            "collector %s: received %d acked %d readings %d quarantined %d queued %d",
+            "collector %s: received %d acked %d spooled %d written %d quarantined %d queued %d spool %d B lag %.1f s",
             self.client_id,
             s.received,
             s.acked,
+            s.readings_spooled,
             s.readings_written,
             s.quarantined,
             depth,
+            spool_bytes,
+            s.lag_s,
         )
         point = Point(
             "collector_stats",
@@ -312,9 +350,12 @@ class Collector:
             {
                 "received": s.received,
                 "acked": s.acked,
+                "readings_spooled": s.readings_spooled,
                 "readings_written": s.readings_written,
                 "quarantined": s.quarantined,
                 "queue_depth": depth,
+                "spool_depth_bytes": spool_bytes,
+                "lag_s": float(s.lag_s),
                 "write_failures": s.write_failures,
             },
             self._clock.now_ns(),

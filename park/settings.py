@@ -50,6 +50,7 @@ class CollectorSettings(BaseModel):
     batch_max_messages: int = Field(500, ge=1)
     flush_interval_s: float = Field(0.2, gt=0)
     stats_interval_s: float = Field(10.0, gt=0)
+    spool_dir: Path | None = Field(None, description="default: RUN/spool/<client id>")
 
 
 class Settings(BaseSettings):
