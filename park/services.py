@@ -273,6 +273,32 @@ class LocalServices:
         assert isinstance(services, list)
         return [ServiceRecord(**s) for s in services]
 
+    def stop_one(self, name: str, timeout_s: float = 15.0) -> None:
+        """Stop one service (SIGTERM, so Mosquitto saves its persistence), keeping its record."""
+        record = next(r for r in self._records() if r.name == name)
+        if _runs(record):
+            os.kill(record.pid, signal.SIGTERM)
+            if not _wait_exit(record.pid, timeout_s):
+                os.kill(record.pid, signal.SIGKILL)
+                _wait_exit(record.pid, 5.0)
+
+    def start_one(self, name: str, timeout_s: float = 30.0) -> None:
+        """Start a stopped service again with the same configuration and data; wait until it answers."""
+        state = self.state()
+        assert state is not None
+        records = self._records()
+        index = next(i for i, r in enumerate(records) if r.name == name)
+        old = records[index]
+        records[index] = self._spawn(name, old.argv, Path(old.log).parent)
+        state["services"] = [asdict(r) for r in records]
+        self.state_path.write_text(json.dumps(state, indent=1))
+        ports = self.ports()
+        assert ports is not None
+        if name == "mosquitto":
+            _wait_tcp(ports.mqtt, timeout_s, Path(old.log))
+        else:
+            _wait_influx(ports.influx_http, timeout_s, Path(old.log))
+
     def status(self) -> dict[str, bool]:
         return {r.name: _runs(r) for r in self._records()}
 
