@@ -34,7 +34,10 @@ def check_reading(
         return Reason.UNKNOWN_REGISTER, f"meter {meter.id!r} has no register {register!r}"
     if isinstance(value, bool) or not isinstance(value, int | float):
         return Reason.SCHEMA, f"value {value!r} is not a number"
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        return Reason.NOT_FINITE, "value is too large for a float"
     try:
         canonical = normalize_unit(unit)
         if convert_unit:

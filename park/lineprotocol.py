@@ -20,6 +20,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 
 FieldValue = float | int | str | bool
 
@@ -52,11 +53,14 @@ def _check_text(kind: str, text: str) -> None:
         raise LineProtocolError(f"{kind} {text!r} ends with a backslash")
 
 
+# Names and tag values repeat endlessly (meter ids, enterprises, registers): escape each once.
+@lru_cache(maxsize=65_536)
 def _name(text: str) -> str:
     _check_text("measurement", text)
     return text.translate(_NAME_ESCAPES)
 
 
+@lru_cache(maxsize=65_536)
 def _key(kind: str, text: str) -> str:
     _check_text(kind, text)
     return text.translate(_KEY_ESCAPES)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from enum import StrEnum
+from functools import lru_cache
 
 
 class Dimension(StrEnum):
@@ -73,6 +74,7 @@ class UnitError(ValueError):
     """A unit that is unknown, or that cannot be converted into the one asked for."""
 
 
+@lru_cache(maxsize=1024)
 def normalize_unit(unit: str) -> str:
     """Return the canonical spelling of ``unit``; raise :class:`UnitError` if it is unknown."""
     stripped = unit.strip()

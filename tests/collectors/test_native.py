@@ -75,6 +75,7 @@ READING_LEVEL = [
     ({**GOOD, "value": None}, Reason.SCHEMA),
     ({**GOOD, "value": True}, Reason.SCHEMA),
     ({**GOOD, "value": "__1e400__"}, Reason.NOT_FINITE),  # a literal that overflows to infinity
+    ({**GOOD, "value": 10**400}, Reason.NOT_FINITE),  # a JSON integer beyond any float
     ({**GOOD, "value": -0.5}, Reason.NEGATIVE),
     ({**GOOD, "value": 1_000_000.0}, Reason.ABSURD),
     ({**GOOD, "ts": "2026-03-01T19:45:00"}, Reason.NO_TIMEZONE),
