@@ -94,3 +94,38 @@ def test_bad_payloads_are_quarantined_not_lost(settings, store, demo_registry):
     q = store.query('SELECT "detail", "payload", "reason" FROM "quarantine"')
     assert sorted(q["reason"]) == ["malformed_json", "not_utf8", "spoofed", "unknown_meter"]
     assert count_readings(store) == 1
+
+
+def test_acl_keeps_gateways_in_their_topics(settings, store, demo_registry):
+    """A gateway publishing under another gateway's topic is refused by the broker and never reaches
+    InfluxDB; an anonymous client cannot connect at all."""
+    import threading
+
+    settings = with_own_group(settings)
+    creds = load_credentials(settings.run_dir)
+    reading = {"meter": "E03-M-GRID", "ts": "2026-03-01T00:00:00+08:00", "register": "active_energy_import",
+               "value": 4242.42, "unit": "kWh"}
+    refused = threading.Event()
+    with running_collectors(settings, demo_registry) as (collector,):
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="t-acl", protocol=mqtt.MQTTv5)
+        client.username_pw_set("gw-e02-1", creds["gw-e02-1"])
+        client.on_publish = lambda _c, _u, _mid, reason, _p: refused.set() if reason.is_failure else None
+        client.connect("127.0.0.1", settings.mqtt.port)
+        client.loop_start()
+        body = json.dumps({"gateway": "gw-e03-1", "seq": 1, "readings": [reading]}).encode()
+        client.publish("carbon/v1/E03/gw-e03-1/readings", body, qos=1)
+        assert refused.wait(5), "the broker accepted a publish outside the gateway's own topic"
+        client.loop_stop()
+        received_before = collector.stats.received
+        assert not wait_until(lambda: collector.stats.received > received_before, 1.0)
+    assert count_readings(store) == 0
+    assert store.query('SELECT * FROM "quarantine"').empty
+
+    anonymous = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="t-anon", protocol=mqtt.MQTTv5)
+    outcome: list[str] = []
+    anonymous.on_connect = lambda _c, _u, _f, reason, _p: outcome.append(str(reason))
+    anonymous.connect("127.0.0.1", settings.mqtt.port)
+    anonymous.loop_start()
+    assert wait_until(lambda: bool(outcome), 5)
+    anonymous.loop_stop()
+    assert outcome[0] == "Not authorized"
