@@ -85,34 +85,55 @@ def _binary(name: str) -> str:
 # -- configuration files ------------------------------------------------------------------------------
 
 
-def mosquitto_conf(run_dir: Path, port: int) -> str:
-    """The broker configuration: authenticated, ACL-bound, persistent, and never dropping QoS 1."""
-    base = run_dir / "mosquitto"
+def mosquitto_conf(
+    config_dir: Path,
+    data_dir: Path,
+    listener: str,
+    log_dest: str,
+    run_as_root: bool = False,
+) -> str:
+    """The broker configuration, the same for the local stack and docker/: authenticated, ACL-bound,
+    persistent, and never dropping QoS 1 messages queued for a slow or absent collector."""
     lines = [
-        "# written by parkcarbon services up",
+        "# written by parkcarbon (park/services.py: mosquitto_conf); the local stack and docker/ share it",
         "per_listener_settings false",
-        f"listener {port} 127.0.0.1",
+        f"listener {listener}",
         "allow_anonymous false",
-        f"password_file {base / 'passwd'}",
-        f"acl_file {base / 'acl'}",
+        f"password_file {config_dir / 'passwd'}",
+        f"acl_file {config_dir / 'acl'}",
         "persistence true",
-        f"persistence_location {base / 'data'}/",
+        f"persistence_location {data_dir}/",
         "autosave_interval 30",
         # The default (1000) silently drops QoS 1 messages queued for a slow or absent subscriber.
         "max_queued_messages 0",
         # Sessions of collectors that went away are kept for a week, then reaped.
         "persistent_client_expiration 7d",
-        f"log_dest file {base / 'mosquitto.log'}",
+        f"log_dest {log_dest}",
         "log_type error",
         "log_type warning",
         "log_type notice",
         "connection_messages true",
     ]
-    if os.geteuid() == 0:
+    if run_as_root:
         # As root, mosquitto drops to the 'mosquitto' user, which cannot enter private temporary
         # directories (pytest's are 0700); keep the current user instead.
         lines.append("user root")
     return "\n".join(lines) + "\n"
+
+
+def local_mosquitto_conf(run_dir: Path, port: int) -> str:
+    base = run_dir / "mosquitto"
+    return mosquitto_conf(
+        base, base / "data", f"{port} 127.0.0.1", f"file {base / 'mosquitto.log'}", run_as_root=os.geteuid() == 0
+    )
+
+
+DOCKER_MOSQUITTO_DIR = Path("/mosquitto/config")
+
+
+def docker_mosquitto_conf() -> str:
+    """docker/mosquitto/mosquitto.conf: the eclipse-mosquitto image's paths, all interfaces."""
+    return mosquitto_conf(DOCKER_MOSQUITTO_DIR, Path("/mosquitto/data"), "1883", "stdout")
 
 
 def mosquitto_acl() -> str:
@@ -236,7 +257,7 @@ class LocalServices:
             (self.run_dir / sub).mkdir(parents=True, exist_ok=True)
         creds = ensure_credentials(self.run_dir, registry)
         mosq = self.run_dir / "mosquitto"
-        (mosq / "mosquitto.conf").write_text(mosquitto_conf(self.run_dir, ports.mqtt))
+        (mosq / "mosquitto.conf").write_text(local_mosquitto_conf(self.run_dir, ports.mqtt))
         (mosq / "acl").write_text(mosquitto_acl())
         _write_password_file(mosq / "passwd", creds)
         influx = self.run_dir / "influxdb"

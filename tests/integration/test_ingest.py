@@ -103,8 +103,13 @@ def test_acl_keeps_gateways_in_their_topics(settings, store, demo_registry):
 
     settings = with_own_group(settings)
     creds = load_credentials(settings.run_dir)
-    reading = {"meter": "E03-M-GRID", "ts": "2026-03-01T00:00:00+08:00", "register": "active_energy_import",
-               "value": 4242.42, "unit": "kWh"}
+    reading = {
+        "meter": "E03-M-GRID",
+        "ts": "2026-03-01T00:00:00+08:00",
+        "register": "active_energy_import",
+        "value": 4242.42,
+        "unit": "kWh",
+    }
     refused = threading.Event()
     with running_collectors(settings, demo_registry) as (collector,):
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="t-acl", protocol=mqtt.MQTTv5)

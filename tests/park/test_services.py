@@ -52,3 +52,14 @@ def test_port_in_use_is_a_clear_error(tmp_path, monkeypatch, capsys, ports):
     monkeypatch.setenv("PARKCARBON_MQTT__PORT", str(ports.mqtt))
     assert main(["services", "up"]) == 1
     assert f"port {ports.mqtt} is already in use" in capsys.readouterr().err
+
+
+def test_docker_configs_are_the_tested_ones():
+    """docker/mosquitto holds exactly what the code that the tests run would write."""
+    from park.services import docker_mosquitto_conf, mosquitto_acl
+    from park.settings import PROJECT_ROOT
+
+    docker = PROJECT_ROOT / "docker" / "mosquitto"
+    assert (docker / "mosquitto.conf").read_text() == docker_mosquitto_conf()
+    assert (docker / "acl").read_text() == mosquitto_acl()
+    assert "allow_anonymous false" in docker_mosquitto_conf() and "max_queued_messages 0" in docker_mosquitto_conf()
