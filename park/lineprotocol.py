@@ -17,7 +17,7 @@ the separator), NaN or infinity, a point without fields.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -92,10 +92,6 @@ def encode(point: Point) -> str:
         raise LineProtocolError(f"point of {point.measurement!r} has no fields")
     fields = ",".join(f"{_key('field key', k)}={_field_value(k, v)}" for k, v in point.fields.items())
     return f"{','.join(parts)} {fields} {point.time_ns}"
-
-
-def encode_many(points: Iterable[Point]) -> str:
-    return "\n".join(encode(p) for p in points)
 
 
 def to_ns(when: datetime) -> int:

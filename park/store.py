@@ -7,7 +7,6 @@ through its v1 compatibility endpoints; no Flux is used anywhere.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterable, Iterator, Mapping
 from itertools import islice
 from typing import Any, Self
@@ -85,13 +84,6 @@ class InfluxStore:
             return self._client.get("/ping", timeout=2.0).status_code == 204
         except httpx.TransportError:
             return False
-
-    def wait_ready(self, timeout_s: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while not self.ping():
-            if time.monotonic() > deadline:
-                raise InfluxError(f"InfluxDB at {self.settings.url} did not answer /ping in {timeout_s} s")
-            time.sleep(0.05)
 
     def create_database(self) -> None:
         self.execute(f"CREATE DATABASE {quote_ident(self.database)}")

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 
 from park.registry import Registry, load_registry
-from park.services import LocalServices, Ports, free_ports, load_credentials
+from park.services import LocalServices, Ports, ServiceError, free_ports, load_credentials
 from park.settings import Settings
 from park.store import InfluxStore
 from pipeline.month import Month, rfc3339
@@ -47,7 +47,7 @@ def _start_services(settings: Settings, registry: Registry) -> Ports:
     wanted = Ports(settings.mqtt.port, settings.influx.port, settings.influx.rpc_port)
     try:
         return services.up(registry, wanted)
-    except Exception:
+    except ServiceError:
         # the configured ports are taken (another run directory, another program): use free ones
         return services.up(registry, free_ports())
 
