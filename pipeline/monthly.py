@@ -23,7 +23,7 @@ from scoring.engine import score
 from scoring.factors import factor_set
 from scoring.inputs import InputError, read_activity, read_enterprises
 from scoring.policy import load_policy
-from scoring.registers import RegisterSpec, WindowConsumption, consumption_in_window
+from scoring.registers import WindowConsumption, meter_window
 
 MARGIN = timedelta(days=35)  # how far before and after the month to look for the bracketing readings
 
@@ -67,15 +67,9 @@ def meter_consumption(registry: Registry, series: Series, month: Month) -> dict[
     result = {}
     empty = (np.array([], dtype=np.int64), np.array([], dtype=float))
     for meter in registry.meters:
-        spec = RegisterSpec(
-            multiplier=meter.multiplier,
-            rollover_at=meter.rollover_at,
-            interval_ns=meter.interval_minutes * 60 * 10**9,
-            max_per_hour=meter.max_per_hour,
-        )
         for register in meter.registers:
             times, raw = series.get((meter.id, register.value), empty)
-            result[(meter.id, register.value)] = consumption_in_window(times, raw, spec, month.start_ns, month.end_ns)
+            result[(meter.id, register.value)] = meter_window(meter, times, raw, month.start_ns, month.end_ns)
     return result
 
 

@@ -34,6 +34,7 @@ QUALITY_COLUMNS = [
     "estimated_intervals",
     "rollovers",
     "resets",
+    "replacements",
     "spikes",
     "apportioned",
     "has_start",
@@ -58,23 +59,7 @@ def activity_from_meters(
     quality = []
     for (meter_id, register), window in sorted(consumption.items()):
         meter = registry.meter_by_id[meter_id]
-        quality.append(
-            [
-                meter.enterprise,
-                meter_id,
-                register,
-                window.completeness,
-                window.readings,
-                window.expected,
-                window.gaps,
-                window.estimated_intervals,
-                window.rollovers,
-                window.resets,
-                window.spikes,
-                window.apportioned,
-                window.has_start,
-            ]
-        )
+        quality.append([meter.enterprise, meter_id, register, *(getattr(window, c) for c in QUALITY_COLUMNS[3:])])
         reg = Register(register)
         if meter.carrier is Carrier.PV_GENERATION:
             source = PV_GENERATION

@@ -28,6 +28,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from park.lineprotocol import to_ns as to_ns_exact
+from park.registry import Meter
+
 SPIKE_TOLERANCE = 1.2
 GAP_FACTOR = 1.5
 NS_PER_HOUR = 3_600 * 10**9
@@ -53,6 +56,7 @@ class WindowConsumption:
     spikes: int
     apportioned: int  # pairs split at a window edge
     has_start: bool  # a reading at or before the window start exists
+    replacements: int = 0  # meter changes inside the window (from the registry)
 
     @property
     def completeness(self) -> float:
@@ -130,4 +134,59 @@ def consumption_in_window(
         spikes=spikes,
         apportioned=int(((t0 < start_ns) | (t1 > end_ns)).sum()),
         has_start=has_start,
+    )
+
+
+def meter_window(meter: Meter, times_ns: np.ndarray, raw: np.ndarray, start_ns: int, end_ns: int) -> WindowConsumption:
+    """Consumption of one meter register in (start, end], with the registry's meter replacements.
+
+    A replacement at time T splits the series: the old meter's readings up to T end with its final
+    reading at T, the new meter's start from its initial reading at T, each segment with its own
+    multiplier. So the pair across the change books (final − last old) + (first new − initial),
+    never the drop between two different meters.
+    """
+    interval_ns = meter.interval_minutes * 60 * 10**9
+    if not meter.replacements:
+        spec = RegisterSpec(meter.multiplier, meter.rollover_at, interval_ns, meter.max_per_hour)
+        return consumption_in_window(times_ns, raw, spec, start_ns, end_ns)
+    bounds = [to_ns_exact(r.at) for r in meter.replacements]
+    parts: list[WindowConsumption] = []
+    multiplier = meter.multiplier
+    lower: int | None = None
+    for index, change in enumerate([*meter.replacements, None]):
+        upper = bounds[index] if change is not None else None
+        keep = np.ones(len(times_ns), dtype=bool)
+        if lower is not None:
+            keep &= times_ns > lower
+        if upper is not None:
+            keep &= times_ns <= upper
+        seg_t, seg_r = times_ns[keep], raw[keep]
+        if lower is not None:  # the new meter's first register, at the change
+            previous = meter.replacements[index - 1]
+            seg_t, seg_r = np.insert(seg_t, 0, lower), np.insert(seg_r, 0, previous.new_initial_reading)
+        if change is not None:  # the old meter's last register, at the change
+            assert upper is not None
+            if len(seg_t) and seg_t[-1] == upper:
+                seg_r = seg_r.copy()
+                seg_r[-1] = change.old_final_reading
+            else:
+                seg_t, seg_r = np.append(seg_t, upper), np.append(seg_r, change.old_final_reading)
+        spec = RegisterSpec(multiplier, meter.rollover_at, interval_ns, meter.max_per_hour)
+        parts.append(consumption_in_window(seg_t, seg_r, spec, start_ns, end_ns))
+        if change is not None:
+            multiplier = change.new_multiplier or multiplier
+        lower = upper
+    whole = consumption_in_window(times_ns, raw, RegisterSpec(1.0, None, interval_ns, None), start_ns, end_ns)
+    return WindowConsumption(
+        quantity=sum(p.quantity for p in parts),
+        readings=whole.readings,
+        expected=whole.expected,
+        gaps=sum(p.gaps for p in parts),
+        estimated_intervals=sum(p.estimated_intervals for p in parts),
+        rollovers=sum(p.rollovers for p in parts),
+        resets=sum(p.resets for p in parts),
+        spikes=sum(p.spikes for p in parts),
+        apportioned=sum(p.apportioned for p in parts),
+        has_start=whole.has_start,
+        replacements=sum(1 for b in bounds if start_ns < b <= end_ns),
     )

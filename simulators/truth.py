@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from park.registry import Registry, parse_registry
 from simulators.faults import FaultedRun
 from simulators.park import SimulatedPark, truth_from_registers
 from simulators.publisher import PublishStats
@@ -67,3 +68,12 @@ def write_truth(run: FaultedRun, out: Path, seed: int, stats: PublishStats) -> P
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return out
+
+
+def registry_with_events(registry: Registry, events: list[dict[str, object]]) -> Registry:
+    """``registry`` with the simulator's meter replacements added, as an operator would record them."""
+    data = registry.model_dump(mode="json")
+    for event in events:
+        meter = next(m for m in data["meters"] if m["id"] == event["meter"])
+        meter["replacements"].append({k: v for k, v in event.items() if k != "meter"})
+    return parse_registry(data, f"{registry.version} + simulated replacements")

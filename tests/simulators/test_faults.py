@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 
 from collectors.native import parse_native
-from scoring.registers import RegisterSpec, consumption_in_window
+from scoring.registers import RegisterSpec, consumption_in_window, meter_window
 from simulators.cli import simulate_run
 from simulators.faults import FaultSpecError, parse_faults
 from simulators.replay import load_interval_kwh
-from simulators.truth import interval_truth
+from simulators.truth import interval_truth, registry_with_events
 from tests.conftest import DATA
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -77,6 +77,19 @@ class TestRegisterFaults:
         assert (w.resets, w.rollovers) == (1, 0)
         expected = truth_total(r, fault.meter, fault.register) - fault.detail["unbookable"]
         assert w.quantity == pytest.approx(expected, rel=1e-9)
+
+    def test_replacement_bridged_with_the_registry_event(self, demo_registry):
+        """With the replacement recorded in the registry, the series is split and the total is exact;
+        without it, the drop is a reset and the pair across the change is not booked."""
+        r = run(demo_registry, "replacement:1")
+        (fault,) = r.faults
+        meter = registry_with_events(demo_registry, r.registry_events).meter_by_id[fault.meter]
+        column = r.published[(fault.meter, fault.register)].dropna()
+        times = column.index.as_unit("ns").asi8
+        w = meter_window(meter, times, column.to_numpy(), int(times[0]), int(times[-1]))
+        assert (w.replacements, w.resets) == (1, 0)
+        assert w.quantity == pytest.approx(truth_total(r, fault.meter, fault.register), abs=1e-6)
+        assert window_of(r, fault.meter, fault.register).resets == 1
 
     def test_replacement_event(self, demo_registry):
         """A meter change drops the register; the event names the old final and new initial readings."""
