@@ -24,6 +24,7 @@ def check_reading(
     unit: str,
     now: datetime,
     convert_unit: bool = False,
+    max_age: timedelta = MAX_AGE,
 ) -> Reading | tuple[Reason, str]:
     """A :class:`Reading` in the meter's unit, multiplier applied, or (reason, detail).
 
@@ -58,8 +59,8 @@ def check_reading(
         return Reason.NO_TIMEZONE, f"timestamp {when.isoformat()} has no UTC offset"
     if when > now + MAX_FUTURE:
         return Reason.FUTURE, f"timestamp {when.isoformat()} is ahead of receive time {now.isoformat()}"
-    if when < now - MAX_AGE:
-        return Reason.TOO_OLD, f"timestamp {when.isoformat()} is older than {MAX_AGE.days} days"
+    if when < now - max_age:
+        return Reason.TOO_OLD, f"timestamp {when.isoformat()} is older than {max_age.days} days"
     return Reading(
         gateway=gateway,
         seq=seq,

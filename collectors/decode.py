@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from collectors.checks import check_reading
+from collectors.checks import MAX_AGE, check_reading
 from collectors.formats import Decoded, decode_dlt645_json, decode_shelly_gen2, decode_tasmota
 from collectors.model import Parsed, Reading, Reason, Rejection
 from collectors.native import MAX_PAYLOAD_BYTES, parse_native
@@ -71,13 +71,15 @@ def status_state(payload: bytes) -> str | None:
     return value
 
 
-def parse_message(topic: str, payload: bytes, registry: Registry, now: datetime) -> Parsed:
+def parse_message(
+    topic: str, payload: bytes, registry: Registry, now: datetime, max_age: timedelta = MAX_AGE
+) -> Parsed:
     """Readings and rejections of one message on a readings topic of any format."""
     route = route_of(topic)
     if route is None:
         return Parsed([], [Rejection(Reason.BAD_TOPIC, f"no format is configured for topic {topic!r}")])
     if route.decode is None:
-        return parse_native(topic, payload, registry, now)
+        return parse_native(topic, payload, registry, now, max_age)
     gateway_id = topic.split("/")[route.gateway_level]
     gateway = registry.gateway_by_id.get(gateway_id)
     if gateway is None:
@@ -144,6 +146,7 @@ def parse_message(topic: str, payload: bytes, registry: Registry, now: datetime)
             unit=item.unit,
             now=now,
             convert_unit=True,
+            max_age=max_age,
         )
         if isinstance(result, Reading):
             readings.append(result)

@@ -11,11 +11,11 @@ message-level fault rejects the whole message; a reading-level fault rejects onl
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from collectors.checks import check_reading
+from collectors.checks import MAX_AGE, check_reading
 from collectors.model import Parsed, Reading, Reason, Rejection
 from park.registry import Registry
 
@@ -38,7 +38,7 @@ def split_topic(topic: str) -> tuple[str, str, str] | None:
     return parts[2], parts[3], parts[4]
 
 
-def parse_native(topic: str, payload: bytes, registry: Registry, now: datetime) -> Parsed:
+def parse_native(topic: str, payload: bytes, registry: Registry, now: datetime, max_age: timedelta = MAX_AGE) -> Parsed:
     """Decode and check one readings message against the registry; ``now`` is the receive time."""
     where = split_topic(topic)
     if where is None or where[2] != "readings":
@@ -79,13 +79,20 @@ def parse_native(topic: str, payload: bytes, registry: Registry, now: datetime) 
     readings: list[Reading] = []
     rejections: list[Rejection] = []
     for index, item in enumerate(message.readings):
-        result = _reading(item, index, gateway.id, gateway.enterprise, message.seq, registry, now)
+        result = _reading(item, index, gateway.id, gateway.enterprise, message.seq, registry, now, max_age)
         (readings if isinstance(result, Reading) else rejections).append(result)  # type: ignore[arg-type]
     return Parsed(readings, rejections)
 
 
 def _reading(
-    item: object, index: int, gateway: str, enterprise: str, seq: int, registry: Registry, now: datetime
+    item: object,
+    index: int,
+    gateway: str,
+    enterprise: str,
+    seq: int,
+    registry: Registry,
+    now: datetime,
+    max_age: timedelta,
 ) -> Reading | Rejection:
     def reject(reason: Reason, detail: str, meter: str = "") -> Rejection:
         return Rejection(
@@ -129,6 +136,7 @@ def _reading(
         value=value,
         unit=item["unit"],
         now=now,
+        max_age=max_age,
     )
     if isinstance(result, Reading):
         return result

@@ -20,7 +20,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -78,6 +78,7 @@ class Collector:
         self._store = InfluxStore(settings.influx)
         self._spool = Spool(settings.collector.spool_dir or settings.run_dir / "spool" / self.client_id)
         self._stop_draining = threading.Event()
+        self._max_age = timedelta(days=settings.collector.max_reading_age_days)
         self._drain_deadline = 0.0
         self._receiver = threading.Thread(target=self._receive_loop, name=f"{self.client_id}-receiver", daemon=True)
         self._drainer = threading.Thread(target=self._drain_loop, name=f"{self.client_id}-drainer", daemon=True)
@@ -295,7 +296,7 @@ class Collector:
     def _points_of(self, message: _Message) -> tuple[list[Point], int, list[Rejection]]:
         if status_gateway(message.topic) is not None:
             return self._status_points(message)
-        parsed = parse_message(message.topic, message.payload, self.registry, datetime.now(UTC))
+        parsed = parse_message(message.topic, message.payload, self.registry, datetime.now(UTC), self._max_age)
         points = [reading_point(r) for r in parsed.readings]
         points += [quarantine_point(r, message.topic, message.payload, self._clock.now_ns()) for r in parsed.rejections]
         return points, len(parsed.readings), parsed.rejections

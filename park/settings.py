@@ -51,6 +51,9 @@ class CollectorSettings(BaseModel):
     flush_interval_s: float = Field(0.2, gt=0)
     stats_interval_s: float = Field(10.0, gt=0)
     spool_dir: Path | None = Field(None, description="default: RUN/spool/<client id>")
+    max_reading_age_days: int = Field(
+        400, ge=1, description="older readings are quarantined as too_old; raise it to import history"
+    )
 
 
 class Settings(BaseSettings):

@@ -62,8 +62,11 @@ def read_table(path: Path) -> pd.DataFrame:
     if path.suffix.lower() in {".xlsx", ".xlsm"}:
         from openpyxl import load_workbook
 
-        sheet = load_workbook(path, read_only=True, data_only=True).worksheets[0]
-        rows = list(sheet.iter_rows(values_only=True))
+        workbook = load_workbook(path, read_only=True, data_only=True)
+        try:  # a read-only workbook keeps its file open until closed
+            rows = list(workbook.worksheets[0].iter_rows(values_only=True))
+        finally:
+            workbook.close()
         if not rows:
             return pd.DataFrame(columns=["_row"])
         header = [_cell_text(h) for h in rows[0]]

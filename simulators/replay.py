@@ -24,13 +24,18 @@ def load_interval_kwh(path: Path) -> pd.DataFrame:
 
 
 def replay_on(times: pd.DatetimeIndex, data: pd.DataFrame, timezone: str) -> np.ndarray:
-    """The file's energy for the intervals ending at ``times``, matched by local wall-clock time; a
-    simulated year other than the file's is matched by month, day and time (29 February by the 28th)."""
+    """The file's energy for the intervals ending at ``times``, matched by local wall-clock time; times
+    the file does not have (another year) are matched by month, day and time (29 February by the 28th)."""
     local = times.tz_convert(timezone).tz_localize(None)
-    year = int(data["end"].iloc[len(data) // 2].year)
-    if (local.year != year).any():
-        local = pd.DatetimeIndex([t.replace(year=year, day=min(t.day, 28) if t.month == 2 else t.day) for t in local])
     series = data.set_index("end")["energy_kwh"]
     series = series[~series.index.duplicated()]
-    values: np.ndarray = series.reindex(local).fillna(0.0).to_numpy()
-    return values
+    values = series.reindex(local)
+    missing = values.isna().to_numpy()
+    if missing.any():  # another year: match by month, day and time in the file's year
+        year = int(data["end"].iloc[len(data) // 2].year)
+        mapped = pd.DatetimeIndex(
+            [t.replace(year=year, day=min(t.day, 28) if t.month == 2 else t.day) for t in local[missing]]
+        )
+        values.iloc[missing] = series.reindex(mapped).to_numpy()
+    result: np.ndarray = values.fillna(0.0).to_numpy()
+    return result

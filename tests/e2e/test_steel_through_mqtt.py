@@ -1,0 +1,113 @@
+"""The UCI steel plant's 2018 15-minute kWh, published through MQTT as a cumulative register with
+device timestamps, gives each month's kWh equal to the sum of the file's Usage_kWh to 1e-6."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import paho.mqtt.client as mqtt
+import pandas as pd
+import pytest
+import yaml
+from numpy.testing import assert_allclose
+from paho.mqtt.enums import CallbackAPIVersion
+
+from park.registry import load_registry
+from park.services import load_credentials
+from park.store import InfluxStore
+from pipeline.month import Month
+from pipeline.monthly import compute_activity
+from pipeline.report import read_month
+from simulators.cli import simulate_run
+from simulators.publisher import send_plan
+from tests.integration.helpers import running_collectors, wait_for_count, with_own_group
+
+pytestmark = pytest.mark.services
+TZ = "Asia/Shanghai"
+
+REGISTRY = {
+    "version": "steel-test",
+    "park": {
+        "id": "steel",
+        "name": "UCI steel plant (DAEWOO Steel, Gwangyang)",
+        "timezone": TZ,
+        "latitude_deg": 34.9,
+        "longitude_deg": 127.7,
+    },
+    "enterprises": [{"id": "STEEL", "name": "DAEWOO Steel", "industry": "C31"}],
+    # The collector's account and the ACL are made from the demo registry's gateways: reuse one id.
+    "gateways": [{"id": "gw-e01-1", "enterprise": "STEEL"}],
+    "meters": [
+        {
+            "id": "STEEL-M-GRID",
+            "gateway": "gw-e01-1",
+            "enterprise": "STEEL",
+            "carrier": "grid_electricity",
+            "role": "main",
+            "unit": "kWh",
+            "multiplier": 1.0,
+            "rollover_at": 1_000_000.0,
+            "max_per_hour": 700,
+        }
+    ],
+}
+
+
+def clear_retained_status(settings) -> None:
+    """The broker is shared by the session: remove this test's retained status (an empty retained
+    message deletes it), which other tests' collectors would rightly quarantine as spoofed."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="t-steel-clean", protocol=mqtt.MQTTv5)
+    client.username_pw_set("gw-e01-1", load_credentials(settings.run_dir)["gw-e01-1"])
+    client.connect("127.0.0.1", settings.mqtt.port)
+    client.loop_start()
+    client.publish("carbon/v1/STEEL/gw-e01-1/status", b"", qos=1, retain=True).wait_for_publish(10)
+    client.disconnect()
+    client.loop_stop()
+
+
+def test_steel_monthly_kwh_equals_file(settings, store, steel, tmp_path):
+    """35,041 readings through Mosquitto and the collector; the register wraps once; months match."""
+    path = tmp_path / "steel.yaml"
+    path.write_text(yaml.safe_dump(REGISTRY))
+    registry = load_registry(path)
+    settings = with_own_group(settings)
+    settings = settings.model_copy(
+        update={
+            "registry": path,
+            "collector": settings.collector.model_copy(update={"max_reading_age_days": 36_500}),  # importing history
+        }
+    )
+    tz = ZoneInfo(TZ)
+    run = simulate_run(
+        registry,
+        datetime(2018, 1, 1, tzinfo=tz),
+        datetime(2019, 1, 1, tzinfo=tz),
+        pd.Timedelta("15min"),
+        3,
+        {},
+        {"STEEL-M-GRID": steel},
+    )
+    try:
+        with running_collectors(settings, registry) as (collector,):
+            stats = send_plan(registry, run.plan, settings.mqtt, load_credentials(settings.run_dir))
+            assert stats.refused == 0 and stats.readings == 35_041
+            assert wait_for_count(store, 35_041, 120) == 35_041
+    finally:
+        clear_retained_status(settings)
+    assert collector.stats.quarantined == 0
+
+    expected = steel.groupby((steel["end"] - pd.Timedelta(minutes=15)).dt.strftime("%Y-%m"))["energy_kwh"].sum()
+    got = {}
+    rollovers = 0
+    for period in expected.index:
+        compute_activity(settings, period)
+        activity = read_month(store, "activity_monthly", Month.of(period, TZ))
+        got[period] = float(activity.loc[activity["carrier"] == "grid_electricity", "quantity"].sum())
+        quality = read_month(store, "data_quality", Month.of(period, TZ))
+        rollovers += int(quality["rollovers"].sum())
+        assert quality["completeness"].min() == 1.0
+    assert_allclose(pd.Series(got)[expected.index], expected, rtol=0, atol=1e-6)
+    assert rollovers == 1  # ~950 MWh a year on a register that wraps at 1,000,000 from a random start
+    with InfluxStore(settings.influx) as check:
+        assert check.query('SELECT COUNT("raw_value") FROM "meter_register"')["count"].iloc[0] == 35_041
