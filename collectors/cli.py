@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import sys
 import threading
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("collect", help="ingest MQTT readings into InfluxDB")
-    p.add_argument("--replicas", type=int, default=1, help="replicas in this process, in one shared subscription")
+    p.add_argument("--replicas", type=int, default=1, help="replicas in this process (needs a share group)")
     p.add_argument("--first-replica", type=int, default=0, help="number of the first replica (for one per process)")
     p.set_defaults(handler=run)
 
@@ -23,6 +24,13 @@ def run(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = settings_for_run_dir(Settings())
+    if (args.replicas > 1 or args.first_replica > 0) and not settings.collector.share_group:
+        print(
+            "parkcarbon collect: more than one replica needs a share group (PARKCARBON_COLLECTOR__SHARE_GROUP);"
+            " without one every replica would receive and store every reading",
+            file=sys.stderr,
+        )
+        return 2
     registry = load_registry(settings.registry)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -5,8 +5,14 @@
 - manual acknowledgement (paho 2.x ``manual_ack``): the PUBACK goes out after InfluxDB accepted
   the batch holding the message, so a crash before that means redelivery, never loss;
 - the point's time is the meter's timestamp, so a redelivered reading overwrites itself;
-- replicas share ``$share/<group>/carbon/v1/+/+/readings``; status topics are subscribed by each
-  replica directly because retained messages are not sent to shared subscriptions (MQTT 5 §4.8.2);
+- by default one replica subscribes directly: Mosquitto restores such subscriptions from its
+  persistence, so readings published after a broker restart wait for the collector in its session;
+- with a share group, replicas share ``$share/<group>/...`` reading subscriptions for throughput.
+  Mosquitto 2.0.11 does not restore shared subscriptions from its persistence (measured, see
+  ``tests/integration/test_collector_faults.py``): readings published after a broker restart and
+  before a replica has resubscribed reach no subscriber and are dropped;
+- status topics are always subscribed directly because retained messages are not sent to shared
+  subscriptions (MQTT 5 §4.8.2);
 - bad input goes to ``quarantine`` with its reason and raw payload, is counted, and is acked.
 
 Callbacks only hand messages to a queue; one writer thread parses, writes and acks in order.
@@ -115,8 +121,9 @@ class Collector:
         log.info("collector %s connected (session present: %s)", self.client_id, flags.session_present)
         # Subscribing in on_connect means a lost session is rebuilt on every reconnect.
         group = self.settings.collector.share_group
+        prefix = f"$share/{group}/" if group else ""
         client.subscribe(
-            [(f"$share/{group}/{route.topic_filter}", 1) for route in READING_ROUTES]
+            [(prefix + route.topic_filter, 1) for route in READING_ROUTES]
             + [(topic_filter, 1) for topic_filter, _ in STATUS_ROUTES]
         )
 

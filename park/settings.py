@@ -44,7 +44,15 @@ class InfluxSettings(BaseModel):
 
 class CollectorSettings(BaseModel):
     client_id_prefix: str = "parkcarbon-collector"
-    share_group: str = "collectors"
+    share_group: str | None = Field(
+        None,
+        description=(
+            "unset: each replica subscribes directly (run one), and a broker restart loses nothing;"
+            " set: replicas share $share/<group>/... subscriptions, which Mosquitto 2.0.11 does not"
+            " restore from its persistence: what gateways publish after a broker restart and before"
+            " a replica resubscribes is dropped"
+        ),
+    )
     session_expiry_s: int = Field(7 * 86_400, ge=0, description="how long the broker queues for an absent replica")
     receive_maximum: int = Field(1000, ge=1, le=65_535, description="unacknowledged messages in flight")
     batch_max_messages: int = Field(500, ge=1)

@@ -2,7 +2,8 @@
 with exactly the published readings in InfluxDB: none lost, none doubled, every value as sent.
 
 (a) kill -9 of a collector mid-stream and restart; (b) InfluxDB stopped for 60 s mid-stream;
-(c) Mosquitto restarted (with persistence) mid-stream; (d) two replicas, one killed and restarted.
+(c) Mosquitto restarted (with persistence) mid-stream; (d) two replicas, one killed and restarted;
+(e) what a direct and a shared subscription receive when the broker restarts while the collector is away.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -47,8 +49,9 @@ def fault_services(tmp_path_factory, demo_registry) -> Iterator[LocalServices]:
 class Scenario:
     """One test's database, share group, collectors and publisher."""
 
-    def __init__(self, services: LocalServices, registry, day: int) -> None:
+    def __init__(self, services: LocalServices, registry, day: int, shared: bool) -> None:
         self.name = f"f{next(_names)}"
+        self.shared = shared
         self.services = services
         self.registry = registry
         self.settings = settings_for_run_dir(Settings(run_dir=services.run_dir))
@@ -56,28 +59,30 @@ class Scenario:
             update={"influx": self.settings.influx.model_copy(update={"database": self.name})}
         )
         self.collectors: dict[int, subprocess.Popen[bytes]] = {}
-        self.run: FaultedRun = simulate_run(
-            registry,
-            datetime(2026, 6, day, tzinfo=TZ),
-            datetime(2026, 6, day + 1, tzinfo=TZ),
-            pd.Timedelta("15min"),
-            day,
-        )
+        self.run = self.day(day)
         self.stats: PublishStats | None = None
         self._publisher: threading.Thread | None = None
 
+    def day(self, day: int) -> FaultedRun:
+        start = datetime(2026, 6, day, tzinfo=TZ)
+        return simulate_run(self.registry, start, start + pd.Timedelta("1D"), pd.Timedelta("15min"), day)
+
     def env(self) -> dict[str, str]:
-        return {
+        env = {
             **os.environ,
             "PARKCARBON_RUN_DIR": str(self.services.run_dir),
             "PARKCARBON_INFLUX__DATABASE": self.name,
-            "PARKCARBON_COLLECTOR__SHARE_GROUP": self.name,
             "PARKCARBON_COLLECTOR__CLIENT_ID_PREFIX": f"c-{self.name}",
             "PARKCARBON_COLLECTOR__STATS_INTERVAL_S": "1",
         }
+        env.pop("PARKCARBON_COLLECTOR__SHARE_GROUP", None)
+        if self.shared:
+            env["PARKCARBON_COLLECTOR__SHARE_GROUP"] = self.name
+        return env
 
     def start_collector(self, replica: int = 0) -> None:
         log = self.services.run_dir / f"{self.name}-collector-{replica}.log"
+        started_before = log.read_bytes().count(b"collecting with") if log.exists() else 0
         with log.open("ab") as out:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "park.cli", "collect", "--first-replica", str(replica)],
@@ -86,8 +91,17 @@ class Scenario:
                 env=self.env(),
             )
         self.collectors[replica] = proc
-        assert wait_until(lambda: b"collecting with" in log.read_bytes() or proc.poll() is not None, 30)
+        assert wait_until(
+            lambda: log.read_bytes().count(b"collecting with") > started_before or proc.poll() is not None, 30
+        )
         assert proc.poll() is None, log.read_text()
+
+    @contextmanager
+    def collectors_stopped_at_end(self) -> Iterator[Scenario]:
+        try:
+            yield self
+        finally:
+            self.stop_collectors()
 
     def kill9(self, replica: int = 0) -> None:
         self.collectors[replica].send_signal(signal.SIGKILL)
@@ -98,6 +112,11 @@ class Scenario:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
                 proc.wait(60)
+
+    def publish_now(self, run: FaultedRun) -> None:
+        """Send ``run``'s plan as fast as the broker acknowledges; return when all is acknowledged."""
+        stats = send_plan(self.registry, run.plan, self.settings.mqtt, load_credentials(self.services.run_dir))
+        assert stats.refused == 0
 
     def publish_over(self, seconds: float) -> None:
         """Send the day's plan paced to take about ``seconds``, in the background."""
@@ -124,8 +143,8 @@ class Scenario:
         self._publisher.join(timeout_s)
         assert self.stats is not None and self.stats.refused == 0
 
-    def expected(self) -> dict[tuple[str, str, pd.Timestamp], float]:
-        long = self.run.published.stack(level=[0, 1], future_stack=True).dropna()
+    def expected(self, run: FaultedRun | None = None) -> dict[tuple[str, str, pd.Timestamp], float]:
+        long = (run or self.run).published.stack(level=[0, 1], future_stack=True).dropna()
         return {(m, r, t): v for (t, m, r), v in long.items()}
 
     def stored(self) -> dict[tuple[str, str, pd.Timestamp], float]:
@@ -138,22 +157,19 @@ class Scenario:
             for m, r, t, v in zip(frame["meter"], frame["register"], frame["time"], frame["raw_value"], strict=True)
         }
 
-    def assert_exact(self, timeout_s: float = 120) -> None:
-        expected = self.expected()
+    def assert_exact(
+        self, timeout_s: float = 120, expected: dict[tuple[str, str, pd.Timestamp], float] | None = None
+    ) -> None:
+        expected = self.expected() if expected is None else expected
         assert wait_until(lambda: len(self.stored()) >= len(expected), timeout_s), (len(self.stored()), len(expected))
         stored = self.stored()
         assert stored.keys() == expected.keys()
         assert all(abs(stored[k] - v) <= 1e-6 * max(1.0, abs(v)) for k, v in expected.items())
 
 
-def _new(fault_services, demo_registry, day: int) -> Scenario:
-    return Scenario(fault_services, demo_registry, day)
-
-
 def test_a_kill9_and_restart(fault_services, demo_registry):
     """kill -9 mid-stream: the broker keeps the session, the spool keeps what was acked; restart catches up."""
-    s = _new(fault_services, demo_registry, 2)
-    try:
+    with Scenario(fault_services, demo_registry, 2, shared=False).collectors_stopped_at_end() as s:
         s.start_collector()
         s.publish_over(10)
         time.sleep(4)
@@ -162,14 +178,11 @@ def test_a_kill9_and_restart(fault_services, demo_registry):
         s.start_collector()
         s.wait_published()
         s.assert_exact()
-    finally:
-        s.stop_collectors()
 
 
 def test_b_influxdb_down_60s(fault_services, demo_registry):
     """InfluxDB stopped for 60 s: the collector keeps acknowledging into its spool, then drains it."""
-    s = _new(fault_services, demo_registry, 3)
-    try:
+    with Scenario(fault_services, demo_registry, 3, shared=False).collectors_stopped_at_end() as s:
         s.start_collector()
         s.publish_over(20)
         time.sleep(5)
@@ -181,14 +194,12 @@ def test_b_influxdb_down_60s(fault_services, demo_registry):
         fault_services.start_one("influxd")
         s.wait_published()
         s.assert_exact(180)
-    finally:
-        s.stop_collectors()
 
 
 def test_c_mosquitto_restart(fault_services, demo_registry):
-    """Mosquitto restarted mid-stream: persisted sessions and paho's resend lose nothing."""
-    s = _new(fault_services, demo_registry, 4)
-    try:
+    """Mosquitto restarted mid-stream: the persisted session and subscription and paho's resend lose
+    nothing, whoever reconnects first, the gateways or the collector."""
+    with Scenario(fault_services, demo_registry, 4, shared=False).collectors_stopped_at_end() as s:
         s.start_collector()
         s.publish_over(12)
         time.sleep(4)
@@ -197,14 +208,11 @@ def test_c_mosquitto_restart(fault_services, demo_registry):
         fault_services.start_one("mosquitto")
         s.wait_published()
         s.assert_exact()
-    finally:
-        s.stop_collectors()
 
 
 def test_d_two_replicas_one_killed(fault_services, demo_registry):
     """Two replicas share the subscription; one is killed and comes back; together they lose nothing."""
-    s = _new(fault_services, demo_registry, 5)
-    try:
+    with Scenario(fault_services, demo_registry, 5, shared=True).collectors_stopped_at_end() as s:
         s.start_collector(0)
         s.start_collector(1)
         s.publish_over(12)
@@ -217,5 +225,26 @@ def test_d_two_replicas_one_killed(fault_services, demo_registry):
         with InfluxStore(InfluxSettings(port=s.settings.influx.port, database=s.name)) as store:
             spooled = store.query('SELECT MAX("readings_spooled") FROM "collector_stats" GROUP BY "replica"')
         assert len(spooled) == 2 and (spooled["max"] > 0).all()
-    finally:
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["direct", "shared"])
+def test_e_broker_restart_while_collector_away(fault_services, demo_registry, shared):
+    """The collector is away (its session kept) while the broker restarts and a day is published;
+    then it returns and the next day is published.
+
+    A direct subscription is restored from the broker's persistence: both days arrive. Mosquitto
+    2.0.11 does not restore a shared subscription: the first day reaches no subscriber and is gone.
+    This pins the trade-off the README states for share groups; a broker that starts restoring
+    shared subscriptions fails the "shared" case and the README should change with it.
+    """
+    with Scenario(fault_services, demo_registry, 6, shared=shared).collectors_stopped_at_end() as s:
+        s.start_collector()
         s.stop_collectors()
+        fault_services.stop_one("mosquitto")
+        fault_services.start_one("mosquitto")
+        s.publish_now(s.run)
+        s.start_collector()
+        next_day = s.day(7)
+        s.publish_now(next_day)
+        expected = s.expected(next_day) if shared else {**s.expected(), **s.expected(next_day)}
+        s.assert_exact(expected=expected)
