@@ -64,6 +64,11 @@ class CollectorSettings(BaseModel):
     )
 
 
+class QualitySettings(BaseModel):
+    stale_after_hours: float = Field(6.0, gt=0, description="a meter silent this long at the end of a day is stale")
+    late_data_months: int = Field(13, ge=1, description="how many months back to look for readings stored late")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="PARKCARBON_", env_nested_delimiter="__", env_file=".env", extra="ignore"
@@ -79,3 +84,4 @@ class Settings(BaseSettings):
     mqtt: MqttSettings = MqttSettings()
     influx: InfluxSettings = InfluxSettings()
     collector: CollectorSettings = CollectorSettings()
+    quality: QualitySettings = QualitySettings()

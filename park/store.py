@@ -36,6 +36,11 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def quote_literal(value: str) -> str:
+    """An InfluxQL string literal in single quotes."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 def _batches(points: Iterable[Point], size: int) -> Iterator[list[Point]]:
     it = iter(points)
     while batch := list(islice(it, size)):

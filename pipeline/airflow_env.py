@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import warnings
+from datetime import datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -49,21 +50,29 @@ def load_dag_module(name: str) -> ModuleType:
     return module
 
 
-def run_month(period: str) -> Any:
-    """Run ``carbon_monthly`` for ``period`` with ``dag.test()``; return the DagRun."""
-    import pendulum
+def run_dag(name: str, start: datetime, end: datetime) -> Any:
+    """Run the DAG ``dags/<name>.py`` with ``dag.test()`` for the data interval [start, end); return the DagRun.
 
-    from pipeline.month import Month
+    Raises if Airflow ran another interval or the run did not succeed.
+    """
+    import pendulum
 
     # Airflow 3.3's in-process execution API uses starlette's TestClient, which warns about httpx.
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
-    dag = load_dag_module("carbon_monthly").carbon_monthly_dag
-    month = Month.of(period, "Asia/Shanghai")
-    # A data-interval timetable's run for a month is the one made at the month's end.
-    run = dag.test(logical_date=pendulum.instance(month.end))
-    start = pendulum.instance(run.data_interval_start)
-    if start != pendulum.instance(month.start):
-        raise RuntimeError(f"carbon_monthly ran for the interval from {start}, not for {period}")
+    dag = getattr(load_dag_module(name), f"{name}_dag")
+    # A data-interval timetable's run for an interval is the one made at the interval's end.
+    run = dag.test(logical_date=pendulum.instance(end))
+    ran_from = pendulum.instance(run.data_interval_start)
+    if ran_from != pendulum.instance(start):
+        raise RuntimeError(f"{name} ran for the interval from {ran_from}, not from {start}")
     if run.state != "success":
-        raise RuntimeError(f"carbon_monthly for {period} ended {run.state}")
+        raise RuntimeError(f"{name} for the interval from {start} ended {run.state}")
     return run
+
+
+def run_month(period: str) -> Any:
+    """Run ``carbon_monthly`` for ``period`` with ``dag.test()``; return the DagRun."""
+    from pipeline.month import Month
+
+    month = Month.of(period, "Asia/Shanghai")
+    return run_dag("carbon_monthly", month.start, month.end)

@@ -6,7 +6,7 @@ a month (Airflow clear) gives the same result as the first run, plus any late da
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 
 import numpy as np
@@ -15,17 +15,18 @@ import pandas as pd
 from park.lineprotocol import FieldValue, Point
 from park.registry import Registry, load_registry
 from park.settings import Settings
-from park.store import InfluxStore, quote_ident
+from park.store import InfluxStore, quote_ident, quote_literal
 from pipeline.month import Month, rfc3339
 from scoring.activity import QUALITY_COLUMNS, activity_from_meters
 from scoring.credits import CREDIT_COLUMNS, EXTRA_CREDIT_COLUMNS
-from scoring.engine import score
+from scoring.engine import ScoreResult, score
 from scoring.factors import factor_set
 from scoring.inputs import InputError, read_activity, read_enterprises
 from scoring.policy import load_policy
 from scoring.registers import WindowConsumption, meter_window
 
 MARGIN = timedelta(days=35)  # how far before and after the month to look for the bracketing readings
+CHUNK_METERS = 200  # meters read from InfluxDB per query: bounds memory whatever the park's size
 
 Series = dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]
 QUALITY_TAGS = ("enterprise_id", "meter", "register")
@@ -38,16 +39,25 @@ CREDIT_FIELDS = [c for c in CREDIT_COLUMNS + EXTRA_CREDIT_COLUMNS if c not in CR
 ]
 
 
-def read_registers(store: InfluxStore, month: Month) -> Series:
-    """Each meter register's readings in the month, plus the last before it and the first after it."""
+def _meter_filter(meter_ids: Sequence[str]) -> str:
+    """An InfluxQL condition selecting the series of these meters (tag equality uses the index)."""
+    return "(" + " OR ".join(f'"meter" = {quote_literal(m)}' for m in meter_ids) + ")"
+
+
+def read_registers(store: InfluxStore, month: Month, meter_ids: Sequence[str] | None = None) -> Series:
+    """Each meter register's readings in the month, plus the last before it and the first after it.
+
+    ``meter_ids`` limits the read to those meters (all meters when None).
+    """
     start, end = rfc3339(month.start), rfc3339(month.end)
+    only = f" AND {_meter_filter(meter_ids)}" if meter_ids else ""
     queries = [
-        f"SELECT \"raw_value\" FROM \"meter_register\" WHERE time >= '{start}' AND time <= '{end}' "
+        f"SELECT \"raw_value\" FROM \"meter_register\" WHERE time >= '{start}' AND time <= '{end}'{only} "
         'GROUP BY "meter", "register"',
         f'SELECT LAST("raw_value") AS "raw_value" FROM "meter_register" WHERE time < \'{start}\' '
-        f'AND time >= \'{rfc3339(month.start - MARGIN)}\' GROUP BY "meter", "register"',
+        f'AND time >= \'{rfc3339(month.start - MARGIN)}\'{only} GROUP BY "meter", "register"',
         f'SELECT FIRST("raw_value") AS "raw_value" FROM "meter_register" WHERE time > \'{end}\' '
-        f'AND time <= \'{rfc3339(month.end + MARGIN)}\' GROUP BY "meter", "register"',
+        f'AND time <= \'{rfc3339(month.end + MARGIN)}\'{only} GROUP BY "meter", "register"',
     ]
     frames = [store.query(q) for q in queries]
     frames = [f for f in frames if len(f)]
@@ -62,14 +72,24 @@ def read_registers(store: InfluxStore, month: Month) -> Series:
     return series
 
 
-def meter_consumption(registry: Registry, series: Series, month: Month) -> dict[tuple[str, str], WindowConsumption]:
-    """Every registry meter register's consumption in the month (zero and 0 % complete if silent)."""
+def meter_consumption(
+    registry: Registry, store: InfluxStore, month: Month, chunk_meters: int = CHUNK_METERS
+) -> dict[tuple[str, str], WindowConsumption]:
+    """Every registry meter register's consumption in the month (zero and 0 % complete if silent).
+
+    Registers are read ``chunk_meters`` meters at a time, so memory depends on the chunk, not on the
+    size of the park; only each register's result is kept.
+    """
     result = {}
     empty = (np.array([], dtype=np.int64), np.array([], dtype=float))
-    for meter in registry.meters:
-        for register in meter.registers:
-            times, raw = series.get((meter.id, register.value), empty)
-            result[(meter.id, register.value)] = meter_window(meter, times, raw, month.start_ns, month.end_ns)
+    meters = registry.meters
+    for first in range(0, len(meters), chunk_meters):
+        chunk = meters[first : first + chunk_meters]
+        series = read_registers(store, month, [m.id for m in chunk])
+        for meter in chunk:
+            for register in meter.registers:
+                times, raw = series.get((meter.id, register.value), empty)
+                result[(meter.id, register.value)] = meter_window(meter, times, raw, month.start_ns, month.end_ns)
     return result
 
 
@@ -90,10 +110,14 @@ def _fields(row: Mapping[str, object], names: Iterable[str]) -> dict[str, FieldV
     return fields
 
 
-def replace_month(store: InfluxStore, measurement: str, month: Month, points: list[Point]) -> None:
-    """Delete the month's points of ``measurement``, then write the new ones: idempotent re-runs."""
-    store.execute(f"DELETE FROM {quote_ident(measurement)} WHERE time = {month.start_ns}")
+def replace_at(store: InfluxStore, measurement: str, at_ns: int, points: list[Point]) -> None:
+    """Delete the points of ``measurement`` stamped ``at_ns``, then write the new ones: idempotent re-runs."""
+    store.execute(f"DELETE FROM {quote_ident(measurement)} WHERE time = {at_ns}")
     store.write(points)
+
+
+def replace_month(store: InfluxStore, measurement: str, month: Month, points: list[Point]) -> None:
+    replace_at(store, measurement, month.start_ns, points)
 
 
 def compute_activity(settings: Settings, period: str) -> dict[str, object]:
@@ -102,8 +126,7 @@ def compute_activity(settings: Settings, period: str) -> dict[str, object]:
     month = Month.of(period, settings.timezone)
     with InfluxStore(settings.influx) as store:
         store.create_database()
-        series = read_registers(store, month)
-        consumption = meter_consumption(registry, series, month)
+        consumption = meter_consumption(registry, store, month)
         activity, quality = activity_from_meters(registry, consumption, period)
         activity_points = [
             Point(
@@ -130,6 +153,7 @@ def compute_activity(settings: Settings, period: str) -> dict[str, object]:
         ]
         replace_month(store, "activity_monthly", month, activity_points)
         replace_month(store, "data_quality", month, quality_points)
+        replace_month(store, "late_data", month, [])  # this run counted every reading stored so far
     return {
         "period": period,
         "meters_with_readings": int(sum(1 for w in consumption.values() if w.readings)),
@@ -171,49 +195,68 @@ def read_activity_between(store: InfluxStore, first: Month, last: Month) -> pd.D
     )
 
 
-def compute_scores(settings: Settings, period: str) -> dict[str, object]:
-    """Activity (metered + manual) → ``emissions_monthly``, year-to-date ``credits`` and ``near_zero_progress``."""
+def score_through(settings: Settings, store: InfluxStore, month: Month) -> ScoreResult:
+    """Score the year of ``month`` with the activity (metered + manual) up to and including it."""
     registry = load_registry(settings.registry)
-    month = Month.of(period, settings.timezone)
     policy = load_policy(settings.policy)
     factors = factor_set(settings.factor_set)
     enterprises, errors = read_enterprises(settings.enterprises)
     if errors:
         raise InputError(errors)
-    with InfluxStore(settings.influx) as store:
-        # Base year: the policy's, else the earliest year with both metered data and value added.
-        first_year = first_activity_year(store, settings.timezone) or month.year
-        with_value_added = sorted(y for y in enterprises["year"].unique() if y >= first_year)
-        base_year = policy.base_year or (int(with_value_added[0]) if with_value_added else month.year)
-        # The base year (benchmark), last year (trend) and this year to date.
-        first = Month.of(f"{min(base_year, month.year - 1)}-01", settings.timezone)
-        activity = read_activity_between(store, first, month)
-        if settings.manual_activity is not None:
-            manual, manual_errors = read_activity(
-                settings.manual_activity, set(registry.enterprise_by_id), policy.gas_m3_to_nm3
-            )
-            if manual_errors:
-                raise InputError(manual_errors)
-            manual = manual[(manual["period"] >= first.period) & (manual["period"] <= period)]
-            activity = pd.concat([activity, manual[activity.columns]], ignore_index=True)
-        if activity.empty:
-            raise ValueError(f"no activity data for {period}: has the month been collected?")
-        quality = store.query(
-            f'SELECT "completeness" FROM "data_quality" WHERE time = {month.start_ns} GROUP BY "enterprise", "meter"'
+    # Base year: the policy's, else the earliest year with both metered data and value added.
+    first_year = first_activity_year(store, settings.timezone) or month.year
+    with_value_added = sorted(y for y in enterprises["year"].unique() if y >= first_year)
+    base_year = policy.base_year or (int(with_value_added[0]) if with_value_added else month.year)
+    # The base year (benchmark), last year (trend) and this year to date.
+    first = Month.of(f"{min(base_year, month.year - 1)}-01", settings.timezone)
+    activity = read_activity_between(store, first, month)
+    if settings.manual_activity is not None:
+        manual, manual_errors = read_activity(
+            settings.manual_activity, set(registry.enterprise_by_id), policy.gas_m3_to_nm3
         )
-        completeness = quality.groupby("enterprise")["completeness"].mean() if len(quality) else None
-        targets = {w.id: w.near_zero for w in registry.workshops if w.near_zero is not None}
-        result = score(
-            activity,
-            enterprises,
-            month.year,
-            factors,
-            policy,
-            base_year,
-            completeness=completeness,
-            targets=targets,
-        )
+        if manual_errors:
+            raise InputError(manual_errors)
+        manual = manual[(manual["period"] >= first.period) & (manual["period"] <= month.period)]
+        activity = pd.concat([activity, manual[activity.columns]], ignore_index=True)
+    if activity.empty:
+        raise ValueError(f"no activity data for {month.period}: has the month been collected?")
+    # Data quality of the year to date (the rating's data-quality dimension).
+    january = Month.of(f"{month.year}-01", settings.timezone)
+    quality = store.query(
+        f'SELECT "completeness" FROM "data_quality" WHERE time >= {january.start_ns} AND time <= {month.start_ns} '
+        'GROUP BY "enterprise", "meter"'
+    )
+    completeness = quality.groupby("enterprise")["completeness"].mean() if len(quality) else None
+    targets = {w.id: w.near_zero for w in registry.workshops if w.near_zero is not None}
+    return score(
+        activity,
+        enterprises,
+        month.year,
+        factors,
+        policy,
+        base_year,
+        completeness=completeness,
+        targets=targets,
+    )
 
+
+def credit_points(result: ScoreResult, measurement: str, at_ns: int) -> list[Point]:
+    return [
+        Point(
+            measurement,
+            {"enterprise": r["enterprise_id"], "industry": r["industry"]},
+            _fields(r, CREDIT_FIELDS),
+            at_ns,
+        )
+        for r in result.credits.to_dict("records")
+    ]
+
+
+def compute_scores(settings: Settings, period: str) -> dict[str, object]:
+    """Activity (metered + manual) → ``emissions_monthly``, year-to-date ``credits`` and ``near_zero_progress``."""
+    month = Month.of(period, settings.timezone)
+    with InfluxStore(settings.influx) as store:
+        result = score_through(settings, store, month)
         emissions = result.emissions[result.emissions["period"] == period]
         emission_points = []
         for r in emissions.to_dict("records"):
@@ -232,15 +275,6 @@ def compute_scores(settings: Settings, period: str) -> dict[str, object]:
                         month.start_ns,
                     )
                 )
-        credit_points = [
-            Point(
-                "credits",
-                {"enterprise": r["enterprise_id"], "industry": r["industry"]},
-                _fields(r, CREDIT_FIELDS),
-                month.start_ns,
-            )
-            for r in result.credits.to_dict("records")
-        ]
         progress_points = [
             Point(
                 "near_zero_progress",
@@ -262,12 +296,12 @@ def compute_scores(settings: Settings, period: str) -> dict[str, object]:
             for r in result.near_zero.to_dict("records")
         ]
         replace_month(store, "emissions_monthly", month, emission_points)
-        replace_month(store, "credits", month, credit_points)
+        replace_month(store, "credits", month, credit_points(result, "credits", month.start_ns))
         replace_month(store, "near_zero_progress", month, progress_points)
     return {
         "period": period,
         "enterprises": len(result.credits),
         "base_year": result.base_year,
-        "factor_set": factors.id,
-        "policy": policy.version,
+        "factor_set": str(result.credits["factor_set"].iloc[0]) if len(result.credits) else settings.factor_set,
+        "policy": str(result.credits["policy_version"].iloc[0]) if len(result.credits) else "",
     }

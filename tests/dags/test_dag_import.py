@@ -9,8 +9,16 @@ import pytest
 pytestmark = pytest.mark.airflow
 
 
-def test_carbon_monthly_imports_offline(airflow_home, monkeypatch):
-    """Parsing the DAG file opens no socket; monthly data intervals in Asia/Shanghai, catchup, retries."""
+@pytest.mark.parametrize(
+    ("name", "cron", "catchup", "tasks"),
+    [
+        ("carbon_monthly", "0 0 1 * *", True, {"activity", "scores", "report"}),
+        ("carbon_annual", "0 0 1 1 *", True, {"settle"}),
+        ("meter_quality_daily", "0 0 * * *", False, {"day", "late_data"}),
+    ],
+)
+def test_dag_imports_offline(airflow_home, monkeypatch, name, cron, catchup, tasks):
+    """Parsing the DAG file opens no socket; data intervals in Asia/Shanghai, catchup as stated, retries."""
 
     def no_network(*_a, **_k):
         raise AssertionError("a DAG file touched the network at parse time")
@@ -18,11 +26,22 @@ def test_carbon_monthly_imports_offline(airflow_home, monkeypatch):
     monkeypatch.setattr(socket.socket, "connect", no_network)
     from pipeline.airflow_env import load_dag_module
 
-    dag = load_dag_module("carbon_monthly").carbon_monthly_dag
-    assert dag.dag_id == "carbon_monthly"
-    assert dag.catchup is True
+    dag = getattr(load_dag_module(name), f"{name}_dag")
+    assert dag.dag_id == name
+    assert dag.catchup is catchup
     assert dag.default_args["retries"] == 2
-    assert dag.timetable.summary == "0 0 1 * *"
+    assert dag.timetable.summary == cron
     assert str(dag.timezone) == "Asia/Shanghai"
-    assert {t.task_id for t in dag.tasks} == {"activity", "scores", "report"}
-    assert dag.doc_md and "carbon_monthly" in dag.doc_md
+    assert {t.task_id for t in dag.tasks} == tasks
+    assert dag.doc_md and name in dag.doc_md
+
+
+def test_dag_folder_has_no_import_errors(airflow_home):
+    """What the scheduler would see: every file in dags/ parses into exactly the three DAGs."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from pipeline.airflow_env import DAGS_FOLDER
+
+    bag = DagBag(dag_folder=str(DAGS_FOLDER))
+    assert bag.import_errors == {}
+    assert set(bag.dag_ids) == {"carbon_monthly", "carbon_annual", "meter_quality_daily"}

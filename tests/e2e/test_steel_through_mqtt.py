@@ -6,12 +6,10 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-import paho.mqtt.client as mqtt
 import pandas as pd
 import pytest
 import yaml
 from numpy.testing import assert_allclose
-from paho.mqtt.enums import CallbackAPIVersion
 
 from park.registry import load_registry
 from park.services import load_credentials
@@ -21,7 +19,7 @@ from pipeline.monthly import compute_activity
 from pipeline.report import read_month
 from simulators.cli import simulate_run
 from simulators.publisher import send_plan
-from tests.integration.helpers import running_collectors, wait_for_count, with_own_group
+from tests.integration.helpers import clear_retained_status, running_collectors, wait_for_count, with_own_group
 
 pytestmark = pytest.mark.services
 TZ = "Asia/Shanghai"
@@ -54,19 +52,7 @@ REGISTRY = {
 }
 
 
-def clear_retained_status(settings) -> None:
-    """The broker is shared by the session: remove this test's retained status (an empty retained
-    message deletes it), which other tests' collectors would rightly quarantine as spoofed."""
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="t-steel-clean", protocol=mqtt.MQTTv5)
-    client.username_pw_set("gw-e01-1", load_credentials(settings.run_dir)["gw-e01-1"])
-    client.connect("127.0.0.1", settings.mqtt.port)
-    client.loop_start()
-    client.publish("carbon/v1/STEEL/gw-e01-1/status", b"", qos=1, retain=True).wait_for_publish(10)
-    client.disconnect()
-    client.loop_stop()
-
-
-def test_steel_monthly_kwh_equals_file(settings, store, steel, tmp_path):
+def test_steel_monthly_kwh_equals_file(settings, store, steel, tmp_path, demo_registry):
     """35,041 readings through Mosquitto and the collector; the register wraps once; months match."""
     path = tmp_path / "steel.yaml"
     path.write_text(yaml.safe_dump(REGISTRY))
@@ -88,13 +74,14 @@ def test_steel_monthly_kwh_equals_file(settings, store, steel, tmp_path):
         {},
         {"STEEL-M-GRID": steel},
     )
+    clear_retained_status(settings, demo_registry)  # left by earlier tests: unknown to the steel registry
     try:
         with running_collectors(settings, registry) as (collector,):
             stats = send_plan(registry, run.plan, settings.mqtt, load_credentials(settings.run_dir))
             assert stats.refused == 0 and stats.readings == 35_041
             assert wait_for_count(store, 35_041, 120) == 35_041
     finally:
-        clear_retained_status(settings)
+        clear_retained_status(settings, registry)
     assert collector.stats.quarantined == 0
 
     expected = steel.groupby((steel["end"] - pd.Timedelta(minutes=15)).dt.strftime("%Y-%m"))["energy_kwh"].sum()

@@ -7,7 +7,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 
+import paho.mqtt.client as mqtt
 import pandas as pd
+from paho.mqtt.enums import CallbackAPIVersion
 
 from collectors.service import Collector
 from park.registry import Registry
@@ -15,6 +17,7 @@ from park.services import load_credentials
 from park.settings import Settings
 from park.store import InfluxStore
 from pipeline.runtime import settings_for_run_dir
+from simulators.formats import status_message
 from simulators.park import SimulatedPark, simulate
 from simulators.publisher import PublishStats, publish_park
 
@@ -76,3 +79,24 @@ def wait_for_count(store: InfluxStore, expected: int, timeout_s: float = 60.0) -
         time.sleep(0.2)
         count = count_readings(store)
     return count
+
+
+def clear_retained_status(settings: Settings, registry: Registry) -> None:
+    """Delete the retained status of every gateway in ``registry`` (an empty retained message does).
+
+    The broker is shared by the session: a status retained by one test reaches the next test's
+    collector, which rightly quarantines it when that test's registry does not know the gateway.
+    Only the gateway itself may publish there (broker ACL), so each is cleared with its own account.
+    """
+    credentials = load_credentials(settings.run_dir)
+    for gateway in registry.gateways:
+        topic, _payload = status_message(gateway.format, gateway.enterprise, gateway.id, online=True)
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"t-clear-{gateway.id}", protocol=mqtt.MQTTv5)
+        client.username_pw_set(gateway.id, credentials[gateway.id])
+        client.connect("127.0.0.1", settings.mqtt.port)
+        client.loop_start()
+        try:
+            client.publish(topic, b"", qos=1, retain=True).wait_for_publish(10)
+        finally:
+            client.disconnect()
+            client.loop_stop()

@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from park.lineprotocol import LineProtocolError, Point, encode, to_ns
+from park.store import quote_literal
 
 
 class TestEncode:
@@ -57,3 +58,5 @@ def test_round_trip_through_influxdb(store, tag, text, value):
     assert back["tag"].iloc[0] == tag
     assert back["text"].iloc[0] == text
     assert back["value"].iloc[0] == value
+    selected = store.query(f'SELECT "value" FROM "rt" WHERE "tag" = {quote_literal(tag)}')
+    assert len(selected) == 1  # the tag, quoted as an InfluxQL literal, selects its own point

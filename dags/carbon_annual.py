@@ -1,0 +1,46 @@
+"""
+### carbon_annual
+
+One run per calendar year in the park's time zone (Asia/Shanghai), for the year that just ended.
+
+**settle**: checks that `carbon_monthly` ran for all twelve months and that no month has readings
+stored after it ran (`late_data`) — otherwise it fails and names the months to clear and re-run —
+then scores the whole year and writes the settled `credits_annual` (stamped at 1 January, local
+time) and `RUN/reports/YYYY/`. Re-running replaces the year's points. The task body lives in
+`pipeline.annual`; nothing here touches the network at parse time.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import dag, get_current_context, task
+from airflow.timetables.interval import CronDataIntervalTimetable
+
+PARK_TZ = "Asia/Shanghai"
+
+
+@dag(
+    schedule=CronDataIntervalTimetable("0 0 1 1 *", timezone=PARK_TZ),
+    start_date=pendulum.datetime(2025, 1, 1, tz=PARK_TZ),
+    catchup=True,
+    max_active_runs=1,
+    default_args={"retries": 2, "retry_delay": timedelta(hours=6)},
+    tags=["parkcarbon", "annual"],
+    doc_md=__doc__,
+)
+def carbon_annual() -> None:
+    @task
+    def settle() -> dict[str, object]:
+        from park.settings import Settings
+        from pipeline.annual import settle_year
+
+        start = get_current_context()["data_interval_start"]
+        assert start is not None, "carbon_annual runs on data intervals; trigger it for a year"
+        return settle_year(Settings(), pendulum.instance(start).in_timezone(PARK_TZ).year)
+
+    settle()
+
+
+carbon_annual_dag = carbon_annual()

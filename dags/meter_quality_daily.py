@@ -1,0 +1,59 @@
+"""
+### meter_quality_daily
+
+One run per day in the park's time zone (Asia/Shanghai), for the day that just ended.
+
+1. **day**: per meter register the day's readings, completeness and hours since its last reading
+   (stale past `PARKCARBON_QUALITY__STALE_AFTER_HOURS`) → `meter_quality_daily`; per gateway its
+   readings, silent meters and announced status (offline if it said so or all its meters were
+   silent) → `gateway_quality_daily`.
+2. **late_data**: recounts the readings of every month `carbon_monthly` has run (the last 13) and
+   writes `late_data` where more are stored now than the month's run counted: clear that month's
+   `carbon_monthly` run to include them.
+
+No catchup: a new installation starts from today. Task bodies live in `pipeline.quality`.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import dag, get_current_context, task
+from airflow.timetables.interval import CronDataIntervalTimetable
+
+PARK_TZ = "Asia/Shanghai"
+
+
+@dag(
+    schedule=CronDataIntervalTimetable("0 0 * * *", timezone=PARK_TZ),
+    start_date=pendulum.datetime(2025, 1, 1, tz=PARK_TZ),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"retries": 2, "retry_delay": timedelta(minutes=10)},
+    tags=["parkcarbon", "quality"],
+    doc_md=__doc__,
+)
+def meter_quality_daily() -> None:
+    @task
+    def day() -> dict[str, object]:
+        from park.settings import Settings
+        from pipeline.quality import compute_day_quality
+
+        start = get_current_context()["data_interval_start"]
+        assert start is not None, "meter_quality_daily runs on data intervals; trigger it for a day"
+        return compute_day_quality(Settings(), pendulum.instance(start).in_timezone(PARK_TZ).to_date_string())
+
+    @task
+    def late_data(summary: dict[str, object]) -> dict[str, int]:
+        import datetime as dt
+
+        from park.settings import Settings
+        from pipeline.quality import compute_late_data
+
+        return compute_late_data(Settings(), dt.date.fromisoformat(str(summary["day"])))
+
+    late_data(day())  # type: ignore[arg-type]
+
+
+meter_quality_daily_dag = meter_quality_daily()

@@ -1,0 +1,96 @@
+"""Task body of the ``carbon_annual`` DAG: settle a year's credits, grades and ratings.
+
+Monthly results are year-to-date and provisional. Settlement scores the whole year once every one
+of its twelve months has run and no month has readings that arrived after it ran (``late_data``);
+otherwise it refuses and names the months to run again, so a settled figure never rests on a month
+that the data has since moved under.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from park.settings import Settings
+from park.store import InfluxStore
+from pipeline.month import Month
+from pipeline.monthly import credit_points, replace_month, score_through
+
+SETTLED = "credits_annual"
+
+
+class SettlementError(RuntimeError):
+    pass
+
+
+def months_of(year: int, timezone: str) -> list[Month]:
+    return [Month.of(f"{year:04d}-{m:02d}", timezone) for m in range(1, 13)]
+
+
+def _sum_by_month(store: InfluxStore, measurement: str, field: str, year: int, timezone: str) -> dict[int, float]:
+    """Per month start [ns] of ``year``: the sum of ``field`` in ``measurement`` (months without points left out)."""
+    months = months_of(year, timezone)
+    frame = store.query(
+        f'SELECT "{field}" FROM "{measurement}" WHERE time >= {months[0].start_ns} AND time <= {months[-1].start_ns}'
+    )
+    if frame.empty:
+        return {}
+    sums = frame.groupby(frame["time"].dt.as_unit("ns").astype("int64"))[field].sum()
+    return {int(t): float(v) for t, v in sums.items()}
+
+
+def check_year(store: InfluxStore, year: int, timezone: str) -> None:
+    """Raise :class:`SettlementError` unless every month of ``year`` ran and none has late data."""
+    months = months_of(year, timezone)
+    ran = _sum_by_month(store, "data_quality", "readings", year, timezone)
+    late = _sum_by_month(store, "late_data", "late_readings", year, timezone)
+    missing = [m.period for m in months if m.start_ns not in ran]
+    stale = [f"{m.period} ({late[m.start_ns]:.0f} late readings)" for m in months if late.get(m.start_ns, 0) > 0]
+    problems = []
+    if missing:
+        problems.append(f"carbon_monthly has not run for {', '.join(missing)}")
+    if stale:
+        problems.append(f"readings arrived after these months ran; clear and re-run them: {', '.join(stale)}")
+    if problems:
+        raise SettlementError(f"cannot settle {year}: " + "; ".join(problems))
+
+
+def settle_year(settings: Settings, year: int) -> dict[str, object]:
+    """Check the year, score it through December and write ``credits_annual`` at the year's start."""
+    december = Month.of(f"{year:04d}-12", settings.timezone)
+    january = Month.of(f"{year:04d}-01", settings.timezone)
+    with InfluxStore(settings.influx) as store:
+        check_year(store, year, settings.timezone)
+        result = score_through(settings, store, december)
+        if len(result.credits) and result.credits["provisional"].astype(bool).any():
+            raise SettlementError(
+                f"cannot settle {year}: the park has data for {int(result.credits['months_covered'].iloc[0])} "
+                "months of it, not 12"
+            )
+        replace_month(store, SETTLED, january, credit_points(result, SETTLED, january.start_ns))
+    report = write_year_report(settings, year, result.credits)
+    return {
+        "year": year,
+        "enterprises": len(result.credits),
+        "base_year": result.base_year,
+        "credits_tco2": float(result.credits["credits_tco2"].sum()) if len(result.credits) else 0.0,
+        "report": str(report),
+    }
+
+
+def write_year_report(settings: Settings, year: int, credits: pd.DataFrame) -> Path:
+    """``RUN/reports/YYYY/credits_annual.csv`` and a summary with the grade and rating counts."""
+    out = settings.run_dir / "reports" / f"{year:04d}"
+    out.mkdir(parents=True, exist_ok=True)
+    credits.to_csv(out / f"{SETTLED}.csv", index=False)
+    lines = [f"parkcarbon settlement {year}: {len(credits)} enterprises"]
+    if len(credits):
+        lines.append(f"factor set {credits['factor_set'].iloc[0]}, policy {credits['policy_version'].iloc[0]}")
+        lines.append(f"credits, park total: {credits['credits_tco2'].sum():,.1f} tCO2")
+        grades = credits["grade"].dropna().astype(int).value_counts().sort_index()
+        lines.append("grades: " + ", ".join(f"{g}: {n}" for g, n in grades.items()))
+        ratings = credits["rating"].dropna().value_counts().sort_index()
+        lines.append("ratings: " + ", ".join(f"{r}: {n}" for r, n in ratings.items()))
+    (out / "summary.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return out

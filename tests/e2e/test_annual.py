@@ -1,0 +1,108 @@
+"""carbon_annual with dag.test() on real InfluxDB: two simulated years (daily register readings
+written as the collector stores them), every month computed, the years settled.
+
+Checked against numbers derived without the pipeline: each enterprise's 2026 emissions from the
+simulator's truth by the GB/T 32150 formula; in the base year an industry's credits sum to zero
+(benchmark = ΣE/ΣVA); the next year's benchmark is the base year's × (1 − 3.89 %).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+import pytest
+from numpy.testing import assert_allclose
+
+from park.lineprotocol import Point
+from pipeline.airflow_env import run_dag
+from pipeline.annual import SettlementError, settle_year
+from pipeline.monthly import compute_activity
+from pipeline.quality import compute_late_data
+from pipeline.runtime import export_settings
+from simulators.history import write_registers
+from simulators.park import simulate
+from simulators.truth import monthly_truth
+
+pytestmark = [pytest.mark.services, pytest.mark.airflow]
+
+TZ = ZoneInfo("Asia/Shanghai")
+GRID_T_PER_MWH = 0.5306  # MEE/NBS 2023 national average (cn-national-2023)
+GAS_T_PER_10K_NM3 = 389.31 * 0.0153 * 0.99 * 44 / 12  # NDRC defaults, GB/T 32150 formula
+HEAT_T_PER_GJ = 0.11  # NDRC guideline default
+DECLINE = 0.0389  # policy 2026.1: benchmark decline per year
+
+
+def periods(year: int) -> list[str]:
+    return [f"{year}-{m:02d}" for m in range(1, 13)]
+
+
+def test_two_years_settled(settings, store, airflow_home, clean_environ, demo_registry):
+    park = simulate(
+        demo_registry, datetime(2025, 1, 1, tzinfo=TZ), datetime(2027, 1, 1, tzinfo=TZ), pd.Timedelta("1D"), 5
+    )
+    write_registers(store, demo_registry, park.registers)
+    export_settings(settings)
+    for period in periods(2025) + periods(2026)[:-1]:
+        compute_activity(settings, period)
+
+    # Not before every month ran ...
+    with pytest.raises(SettlementError, match="has not run for 2026-12"):
+        settle_year(settings, 2026)
+    compute_activity(settings, "2026-12")
+
+    # ... nor while a month has readings stored after it ran.
+    column = park.registers.columns[0]
+    june = park.registers.loc["2026-06-10":"2026-06-11", column]  # two consecutive daily readings
+    middle = june.index[0] + (june.index[1] - june.index[0]) / 2
+    meter = demo_registry.meter_by_id[column[0]]
+    store.write(
+        [
+            Point(
+                "meter_register",
+                {
+                    "enterprise": meter.enterprise,
+                    "meter": meter.id,
+                    "carrier": meter.carrier.value,
+                    "register": column[1],
+                },
+                {"raw_value": float(june.mean()), "value": float(june.mean()) * meter.multiplier},
+                middle.value,
+            )
+        ]
+    )
+    assert compute_late_data(settings, datetime(2027, 1, 5).date()) == {"2026-06": 1}
+    with pytest.raises(SettlementError, match=r"2026-06 \(1 late readings\)"):
+        settle_year(settings, 2026)
+    compute_activity(settings, "2026-06")  # clearing the month takes the reading in
+
+    run_dag("carbon_annual", datetime(2025, 1, 1, tzinfo=TZ), datetime(2026, 1, 1, tzinfo=TZ))
+    run_dag("carbon_annual", datetime(2026, 1, 1, tzinfo=TZ), datetime(2027, 1, 1, tzinfo=TZ))
+
+    settled = store.query('SELECT * FROM "credits_annual"')
+    settled["year_settled"] = settled["time"].dt.tz_convert(TZ).dt.year
+    assert len(settled) == 2 * len(demo_registry.enterprises)
+    assert not settled["provisional"].astype(bool).any() and (settled["months_covered"] == 12).all()
+
+    base = settled[settled["year_settled"] == 2025]
+    for industry, group in base.groupby("industry"):
+        if len(group) >= 3:  # industries with their own benchmark
+            assert_allclose(group["credits_tco2"].sum(), 0.0, atol=1e-6), industry
+
+    year = settled[settled["year_settled"] == 2026].set_index("enterprise")
+    truth = monthly_truth(park)
+    main = truth[truth["month"].str.startswith("2026-") & (truth["role"] == "main")]
+    by = main.groupby(["enterprise", "carrier", "register"])["consumption"].sum()
+    expected = pd.Series(0.0, index=year.index)
+    for (enterprise, carrier, register), quantity in by.items():
+        if (carrier, register) == ("grid_electricity", "active_energy_import"):
+            expected[enterprise] += quantity / 1000 * GRID_T_PER_MWH
+        elif carrier == "natural_gas":
+            expected[enterprise] += quantity / 1e4 * GAS_T_PER_10K_NM3
+        elif carrier == "heat":
+            expected[enterprise] += quantity * HEAT_T_PER_GJ
+    assert_allclose(year["emissions_tco2"], expected.reindex(year.index), rtol=1e-9)
+    base_benchmark = base.set_index("enterprise")["benchmark_t_per_10k_cny"]
+    assert_allclose(year["benchmark_t_per_10k_cny"], base_benchmark.reindex(year.index) * (1 - DECLINE), rtol=1e-12)
+    assert (settings.run_dir / "reports" / "2026" / "summary.txt").read_text().startswith("parkcarbon settlement 2026")
