@@ -6,8 +6,11 @@ One run per calendar year in the park's time zone (Asia/Shanghai), for the year 
 **settle**: checks that `carbon_monthly` ran for all twelve months and that no month has readings
 stored after it ran (`late_data`) — otherwise it fails and names the months to clear and re-run —
 then scores the whole year and writes the settled `credits_annual` (stamped at 1 January, local
-time) and `RUN/reports/YYYY/`. Re-running replaces the year's points. The task body lives in
-`pipeline.annual`; nothing here touches the network at parse time.
+time) and `RUN/reports/YYYY/`, books the year into the credit ledger (surpluses issued, deficits
+owed by `PARKCARBON_LEDGER__DEADLINE_MONTH_DAY` of the next year) and writes `compliance` for the
+year and the one before. Re-running replaces the year's points; the ledger books only differences,
+as correcting entries. The task body lives in `pipeline.annual`; nothing here touches the network
+at parse time.
 """
 
 from __future__ import annotations

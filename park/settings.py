@@ -7,6 +7,7 @@ No credential has a default here: broker passwords are generated per run directo
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 from pydantic import BaseModel, Field, SecretStr
@@ -69,6 +70,28 @@ class QualitySettings(BaseModel):
     late_data_months: int = Field(13, ge=1, description="how many months back to look for readings stored late")
 
 
+class LedgerSettings(BaseModel):
+    url: SecretStr | None = Field(
+        None,
+        description=(
+            "SQLAlchemy URL of the credit ledger, e.g. postgresql+psycopg://user:pw@host/db;"
+            " unset: the embedded SQLite file RUN/ledger.sqlite"
+        ),
+    )
+    # No published Hefei rule gives a compliance deadline (docs/domain.md §10): a design choice.
+    deadline_month_day: str = Field(
+        "06-30",
+        pattern=r"^(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$",
+        description="deficits of a year are due by this day of the next year",
+    )
+    operator: str | None = Field(None, description="who books settlements (default: the system user)")
+
+    def deadline_for(self, year: int) -> date:
+        """The day by which a deficit of ``year`` must be covered."""
+        month, day = (int(p) for p in self.deadline_month_day.split("-"))
+        return date(year + 1, month, day)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="PARKCARBON_", env_nested_delimiter="__", env_file=".env", extra="ignore"
@@ -85,3 +108,10 @@ class Settings(BaseSettings):
     influx: InfluxSettings = InfluxSettings()
     collector: CollectorSettings = CollectorSettings()
     quality: QualitySettings = QualitySettings()
+    ledger: LedgerSettings = LedgerSettings()
+
+    @property
+    def ledger_url(self) -> str:
+        if self.ledger.url is not None:
+            return self.ledger.url.get_secret_value()
+        return f"sqlite:///{self.run_dir / 'ledger.sqlite'}"

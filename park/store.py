@@ -109,6 +109,12 @@ class InfluxStore:
             count += len(batch)
         return count
 
+    def replace_at(self, measurement: str, at_ns: int, points: Iterable[Point]) -> int:
+        """Delete the points of ``measurement`` stamped ``at_ns``, then write ``points``: a re-run of a
+        period's computation replaces exactly that period's results. Returns how many were written."""
+        self.execute(f"DELETE FROM {quote_ident(measurement)} WHERE time = {at_ns}")
+        return self.write(points)
+
     def execute(self, statement: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         """Run InfluxQL by POST (for statements that change things); return the raw results."""
         data: dict[str, str] = {"q": statement, "db": self.database}

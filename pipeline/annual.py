@@ -1,4 +1,5 @@
-"""Task body of the ``carbon_annual`` DAG: settle a year's credits, grades and ratings.
+"""Task body of the ``carbon_annual`` DAG: settle a year's credits, grades and ratings, and book
+them into the credit ledger (surplus issued, deficit owed by the deadline).
 
 Monthly results are year-to-date and provisional. Settlement scores the whole year once every one
 of its twelve months has run and no month has readings that arrived after it ran (``late_data``);
@@ -8,6 +9,7 @@ that the data has since moved under.
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import pandas as pd
@@ -15,7 +17,8 @@ import pandas as pd
 from park.settings import Settings
 from park.store import InfluxStore
 from pipeline.month import Month
-from pipeline.monthly import credit_points, replace_month, score_through
+from pipeline.monthly import credit_points, score_through
+from pipeline.settlement import book_settlement, write_compliance
 
 SETTLED = "credits_annual"
 
@@ -68,13 +71,20 @@ def settle_year(settings: Settings, year: int) -> dict[str, object]:
                 f"cannot settle {year}: the park has data for {int(result.credits['months_covered'].iloc[0])} "
                 "months of it, not 12"
             )
-        replace_month(store, SETTLED, january, credit_points(result, SETTLED, january.start_ns))
+        store.replace_at(SETTLED, january.start_ns, credit_points(result, SETTLED, january.start_ns))
+        booked = book_settlement(settings, year, result.credits)
+        # The new year's obligations are open; last year's deadline has passed: its compliance is final.
+        as_of = date(year + 1, 1, 1)
+        compliance = pd.concat([write_compliance(settings, store, y, as_of) for y in (year - 1, year)])
     report = write_year_report(settings, year, result.credits)
     return {
         "year": year,
         "enterprises": len(result.credits),
         "base_year": result.base_year,
         "credits_tco2": float(result.credits["credits_tco2"].sum()) if len(result.credits) else 0.0,
+        "issued_tco2": sum(booked.issued_kg.values()) / 1000,
+        "obligations_tco2": sum(booked.obligation_kg.values()) / 1000,
+        "compliance": {f"{y} {s}": int(n) for (y, s), n in compliance.groupby(["year", "status"]).size().items()},
         "report": str(report),
     }
 

@@ -15,8 +15,9 @@ import pandas as pd
 from park.lineprotocol import FieldValue, Point
 from park.registry import Registry, load_registry
 from park.settings import Settings
-from park.store import InfluxStore, quote_ident, quote_literal
+from park.store import InfluxStore, quote_literal
 from pipeline.month import Month, rfc3339
+from pipeline.settlement import compliance_scores
 from scoring.activity import QUALITY_COLUMNS, activity_from_meters
 from scoring.credits import CREDIT_COLUMNS, EXTRA_CREDIT_COLUMNS
 from scoring.engine import ScoreResult, score
@@ -110,16 +111,6 @@ def _fields(row: Mapping[str, object], names: Iterable[str]) -> dict[str, FieldV
     return fields
 
 
-def replace_at(store: InfluxStore, measurement: str, at_ns: int, points: list[Point]) -> None:
-    """Delete the points of ``measurement`` stamped ``at_ns``, then write the new ones: idempotent re-runs."""
-    store.execute(f"DELETE FROM {quote_ident(measurement)} WHERE time = {at_ns}")
-    store.write(points)
-
-
-def replace_month(store: InfluxStore, measurement: str, month: Month, points: list[Point]) -> None:
-    replace_at(store, measurement, month.start_ns, points)
-
-
 def compute_activity(settings: Settings, period: str) -> dict[str, object]:
     """Registers → per-meter consumption → ``activity_monthly`` and ``data_quality`` of the month."""
     registry = load_registry(settings.registry)
@@ -151,9 +142,9 @@ def compute_activity(settings: Settings, period: str) -> dict[str, object]:
             )
             for r in quality.to_dict("records")
         ]
-        replace_month(store, "activity_monthly", month, activity_points)
-        replace_month(store, "data_quality", month, quality_points)
-        replace_month(store, "late_data", month, [])  # this run counted every reading stored so far
+        store.replace_at("activity_monthly", month.start_ns, activity_points)
+        store.replace_at("data_quality", month.start_ns, quality_points)
+        store.replace_at("late_data", month.start_ns, [])  # this run counted every reading stored so far
     return {
         "period": period,
         "meters_with_readings": int(sum(1 for w in consumption.values() if w.readings)),
@@ -227,6 +218,8 @@ def score_through(settings: Settings, store: InfluxStore, month: Month) -> Score
         'GROUP BY "enterprise", "meter"'
     )
     completeness = quality.groupby("enterprise")["completeness"].mean() if len(quality) else None
+    # Compliance with last year's obligation, as the ledger knows it at the month's end.
+    compliance = compliance_scores(settings, month.year - 1, month.end.date())
     targets = {w.id: w.near_zero for w in registry.workshops if w.near_zero is not None}
     return score(
         activity,
@@ -236,6 +229,7 @@ def score_through(settings: Settings, store: InfluxStore, month: Month) -> Score
         policy,
         base_year,
         completeness=completeness,
+        compliance_score=compliance,
         targets=targets,
     )
 
@@ -295,9 +289,9 @@ def compute_scores(settings: Settings, period: str) -> dict[str, object]:
             )
             for r in result.near_zero.to_dict("records")
         ]
-        replace_month(store, "emissions_monthly", month, emission_points)
-        replace_month(store, "credits", month, credit_points(result, "credits", month.start_ns))
-        replace_month(store, "near_zero_progress", month, progress_points)
+        store.replace_at("emissions_monthly", month.start_ns, emission_points)
+        store.replace_at("credits", month.start_ns, credit_points(result, "credits", month.start_ns))
+        store.replace_at("near_zero_progress", month.start_ns, progress_points)
     return {
         "period": period,
         "enterprises": len(result.credits),

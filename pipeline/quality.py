@@ -22,7 +22,6 @@ from park.registry import Registry, load_registry
 from park.settings import Settings
 from park.store import InfluxStore
 from pipeline.month import Month, rfc3339
-from pipeline.monthly import replace_at
 
 LOOKBACK = timedelta(days=35)  # how far back the last reading of a meter is looked for
 
@@ -114,8 +113,8 @@ def compute_day_quality(settings: Settings, day: str) -> dict[str, object]:
     with InfluxStore(settings.influx) as store:
         store.create_database()
         meters, gateways = day_quality(registry, store, when, settings.quality.stale_after_hours)
-        replace_at(store, "meter_quality_daily", at_ns, meters)
-        replace_at(store, "gateway_quality_daily", at_ns, gateways)
+        store.replace_at("meter_quality_daily", at_ns, meters)
+        store.replace_at("gateway_quality_daily", at_ns, gateways)
     return {
         "day": day,
         "registers": len(meters),
@@ -170,7 +169,7 @@ def compute_late_data(settings: Settings, today: date | None = None) -> dict[str
         for _ in range(settings.quality.late_data_months):
             points = month_late_data(registry, store, month)
             if points is not None:
-                replace_at(store, "late_data", month.start_ns, points)
+                store.replace_at("late_data", month.start_ns, points)
                 if points:
                     late[month.period] = int(sum(float(p.fields["late_readings"]) for p in points))
             month = month.previous()

@@ -39,6 +39,8 @@ def export_settings(settings: Settings) -> None:
     }
     if settings.manual_activity is not None:
         env["PARKCARBON_MANUAL_ACTIVITY"] = str(settings.manual_activity)
+    if settings.ledger.url is not None:
+        env["PARKCARBON_LEDGER__URL"] = settings.ledger.url.get_secret_value()
     if settings.policy is not None:
         env["PARKCARBON_POLICY"] = str(settings.policy)
     os.environ.update(env)

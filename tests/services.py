@@ -12,11 +12,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from park.registry import Registry, load_registry
 from park.services import LocalServices, Ports, free_ports
-from park.settings import DEMO_REGISTRY, InfluxSettings, MqttSettings, Settings
+from park.settings import DEMO_REGISTRY, InfluxSettings, LedgerSettings, MqttSettings, Settings
 from park.store import InfluxStore
+from tests.postgres import PostgresServer
 
 _db_counter = itertools.count()
 
@@ -47,13 +49,14 @@ def ports(local_services: LocalServices) -> Ports:
 
 
 @pytest.fixture
-def settings(ports: Ports, run_dir: Path, request: pytest.FixtureRequest) -> Settings:
-    """Settings pointing at the session's services, with a database of this test's own."""
+def settings(ports: Ports, run_dir: Path, request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """Settings pointing at the session's services, with an InfluxDB database and a ledger of this test's own."""
     database = f"t{next(_db_counter)}_{request.node.name[:40]}".replace("[", "_").replace("]", "_").replace("-", "_")
     return Settings(
         run_dir=run_dir,
         mqtt=MqttSettings(port=ports.mqtt),
         influx=InfluxSettings(port=ports.influx_http, rpc_port=ports.influx_rpc, database=database),
+        ledger=LedgerSettings(url=SecretStr(f"sqlite:///{tmp_path / 'ledger.sqlite'}")),
     )
 
 
@@ -83,3 +86,20 @@ def clean_environ() -> Iterator[None]:
     for key in set(os.environ) - set(saved):
         del os.environ[key]
     os.environ.update(saved)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL (Debian's ``postgresql``) in a temporary data directory on a free port."""
+    server = PostgresServer.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A new, empty ledger database: an SQLite file, or a database of this test's own on the PostgreSQL server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    server: PostgresServer = request.getfixturevalue("postgres")
+    return server.create_database(f"t{next(_db_counter)}")

@@ -15,6 +15,8 @@ import pandas as pd
 import pytest
 from numpy.testing import assert_allclose
 
+from ledger.amounts import credits_to_kg
+from ledger.book import Ledger
 from park.lineprotocol import Point
 from pipeline.airflow_env import run_dag
 from pipeline.annual import SettlementError, settle_year
@@ -106,3 +108,23 @@ def test_two_years_settled(settings, store, airflow_home, clean_environ, demo_re
     base_benchmark = base.set_index("enterprise")["benchmark_t_per_10k_cny"]
     assert_allclose(year["benchmark_t_per_10k_cny"], base_benchmark.reindex(year.index) * (1 - DECLINE), rtol=1e-12)
     assert (settings.run_dir / "reports" / "2026" / "summary.txt").read_text().startswith("parkcarbon settlement 2026")
+
+    # The ledger: each year's surpluses issued as that vintage, deficits owed by 30 June of the next year.
+    with Ledger.open(settings.ledger_url) as ledger:
+        assert ledger.check() == []
+        held = ledger.balances().set_index(["account", "vintage"])["amount_t"]
+        for year_settled, frame in settled.groupby("year_settled"):
+            for enterprise, credits_t in zip(frame["enterprise"], frame["credits_tco2"], strict=True):
+                expected_t = credits_to_kg(max(credits_t, 0.0)) / 1000
+                assert held.get((f"ent:{enterprise}", year_settled), 0.0) == expected_t
+        # 2025's deficits were not covered by 30 June 2026; 2026's are open on 1 January 2027.
+        compliance = store.query('SELECT * FROM "compliance"')
+        compliance["year"] = compliance["time"].dt.tz_convert(TZ).dt.year
+        assert len(compliance) == 2 * len(demo_registry.enterprises)
+        by_year = settled.set_index(["year_settled", "enterprise"])["credits_tco2"]
+        for (year_settled, enterprise), row in compliance.set_index(["year", "enterprise"]).iterrows():
+            credits_t = by_year[(year_settled, enterprise)]
+            deficit = credits_to_kg(credits_t) < 0
+            expected = ("not covered" if year_settled == 2025 else "open") if deficit else "no obligation"
+            assert row["status"] == expected, (year_settled, enterprise)
+            assert row["due_tco2"] == (credits_to_kg(-credits_t) / 1000 if deficit else 0.0)

@@ -1,0 +1,661 @@
+"""The credit book: settlement of a year, transfers, surrender, retirement, balances, statements and
+compliance, on SQLAlchemy 2 (SQLite embedded, PostgreSQL deployed).
+
+Every request is one database transaction: its entries, the holdings they change and its
+transaction row are booked together or not at all. Holdings are changed by conditional updates
+(``amount_kg >= x``) taken in a fixed order, so concurrent requests can neither overdraw an account
+nor deadlock each other; the CHECK on ``holdings`` stands behind them. A caller's reference makes a
+request idempotent: the same reference with the same content returns the first booking, with other
+content it is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any, Self
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+from sqlalchemy import Connection, Engine, and_, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from ledger.amounts import credits_to_kg, kg_to_t, t_to_kg
+from ledger.db import make_engine, migrate
+from ledger.errors import (
+    DuplicateReferenceError,
+    InsufficientBalanceError,
+    LedgerError,
+    NothingToSettleError,
+    UnknownEnterpriseError,
+    WrongVintageError,
+)
+from ledger.schema import (
+    ISSUING,
+    PARK_ACCOUNTS,
+    RETIRED,
+    SURRENDERED,
+    accounts,
+    entries,
+    holdings,
+    obligations,
+    settlements,
+    transactions,
+)
+
+RETRIES = 8  # a PostgreSQL deadlock or serialization failure is retried this many times
+RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
+
+
+def enterprise_account(enterprise_id: str) -> str:
+    return f"ent:{enterprise_id}"
+
+
+@dataclass(frozen=True)
+class Booked:
+    """A booked request; ``replayed`` when its reference had been booked before with the same content."""
+
+    transaction_id: int
+    reference: str
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class SettledCredit:
+    """One enterprise's settled credits of a year (from ``credits_annual``), with where they came from."""
+
+    enterprise_id: str
+    credits_t: float  # + surplus, − deficit [t CO2], unrounded
+    inputs_sha256: str
+    policy_version: str
+    factor_set: str
+
+
+@dataclass
+class SettlementReport:
+    year: int
+    issued_kg: dict[str, int] = field(default_factory=dict)  # issued (+) or clawed back (−) by this settlement
+    obligation_kg: dict[str, int] = field(default_factory=dict)  # change of what is owed
+    unchanged: list[str] = field(default_factory=list)
+
+
+def _sha256(content: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class Ledger:
+    """The book on one database. ``clock`` gives the booking time (tests pin it)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        timezone: str = "Asia/Shanghai",
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.engine = engine
+        self.tz = ZoneInfo(timezone)
+        self.clock = clock
+
+    @classmethod
+    def open(cls, url: str, timezone: str = "Asia/Shanghai") -> Ledger:
+        """Connect to ``url`` and bring its schema to the newest migration."""
+        engine = make_engine(url)
+        migrate(engine)
+        return cls(engine, timezone)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # -- transactions -----------------------------------------------------------------------------
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    def _retrying(self, work: Callable[[Connection], Any]) -> Any:
+        """Run ``work`` in a transaction, again after a deadlock or serialization failure."""
+        for attempt in range(RETRIES):
+            try:
+                with self._transaction() as conn:
+                    return work(conn)
+            except DBAPIError as exc:
+                state = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+                if state not in RETRYABLE_SQLSTATES or attempt == RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _upsert_holding(self, conn: Connection, account: str, vintage: int, delta_kg: int) -> None:
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        statement = dialect.insert(holdings).values(account_id=account, vintage=vintage, amount_kg=delta_kg)
+        conn.execute(
+            statement.on_conflict_do_update(
+                index_elements=[holdings.c.account_id, holdings.c.vintage],
+                set_={"amount_kg": holdings.c.amount_kg + statement.excluded.amount_kg},
+            )
+        )
+
+    def _holding_kg(self, conn: Connection, account: str, vintage: int) -> int:
+        amount = conn.execute(
+            select(holdings.c.amount_kg).where(holdings.c.account_id == account, holdings.c.vintage == vintage)
+        ).scalar()
+        return int(amount or 0)
+
+    def _apply(self, conn: Connection, moves: Sequence[tuple[str, int, int]]) -> None:
+        """Change holdings by (account, vintage, delta kg), in key order; refuse to overdraw."""
+        for account, vintage, delta in sorted(moves):
+            if delta < 0 and account != ISSUING:
+                taken = conn.execute(
+                    update(holdings)
+                    .where(
+                        holdings.c.account_id == account,
+                        holdings.c.vintage == vintage,
+                        holdings.c.amount_kg >= -delta,
+                    )
+                    .values(amount_kg=holdings.c.amount_kg + delta)
+                )
+                if taken.rowcount != 1:
+                    held = self._holding_kg(conn, account, vintage)
+                    raise InsufficientBalanceError(
+                        f"{account.removeprefix('ent:')} holds {kg_to_t(held)} t of vintage {vintage}, "
+                        f"not the {kg_to_t(-delta)} t asked for: nothing was booked"
+                    )
+            else:
+                self._upsert_holding(conn, account, vintage, delta)
+
+    def _insert(
+        self,
+        conn: Connection,
+        kind: str,
+        reference: str,
+        digest: str,
+        requested_by: str,
+        changes: Sequence[tuple[str, int, int]],
+        **columns: Any,
+    ) -> int:
+        """Insert a transaction row, change the holdings and insert its entries; return its id."""
+        assert sum(d for _a, _v, d in changes) == 0, "a transaction's entries must sum to zero"
+        txn_id = conn.execute(
+            insert(transactions)
+            .values(
+                kind=kind,
+                reference=reference,
+                content_sha256=digest,
+                requested_by=requested_by,
+                requested_at=self.clock(),
+                **columns,
+            )
+            .returning(transactions.c.id)
+        ).scalar_one()
+        self._apply(conn, changes)
+        conn.execute(
+            insert(entries),
+            [{"transaction_id": txn_id, "account_id": a, "vintage": v, "amount_kg": d} for a, v, d in changes],
+        )
+        return int(txn_id)
+
+    def _book(
+        self,
+        kind: str,
+        reference: str,
+        content: dict[str, Any],
+        requested_by: str,
+        moves: Callable[[Connection], Sequence[tuple[str, int, int]]],
+        **columns: Any,
+    ) -> Booked:
+        """Book one request: its transaction row, its holdings and entries, or nothing."""
+        if not reference or len(reference) > 200:
+            raise LedgerError("a reference of 1 to 200 characters is required: it makes a retried request safe")
+        if not requested_by:
+            raise LedgerError("who asked for it (requested_by) is required")
+        digest = _sha256({"kind": kind} | content)
+
+        def previous(conn: Connection) -> Booked | None:
+            row = conn.execute(
+                select(transactions.c.id, transactions.c.content_sha256).where(transactions.c.reference == reference)
+            ).first()
+            if row is None:
+                return None
+            if row.content_sha256 != digest:
+                raise DuplicateReferenceError(
+                    f"reference {reference!r} was booked as transaction {row.id} with other content; "
+                    "a retry must repeat the request exactly, a new request needs a new reference"
+                )
+            return Booked(int(row.id), reference, replayed=True)
+
+        def work(conn: Connection) -> Booked:
+            if (done := previous(conn)) is not None:
+                return done
+            txn_id = self._insert(
+                conn, kind, reference, digest, requested_by, moves(conn), memo=str(content.get("memo", "")), **columns
+            )
+            return Booked(int(txn_id), reference)
+
+        try:
+            result: Booked = self._retrying(work)
+        except IntegrityError:
+            # Another request with this reference committed first: answer as a retry of it would be.
+            with self._transaction() as conn:
+                done = previous(conn)
+            if done is None:
+                raise
+            return done
+        return result
+
+    # -- accounts ---------------------------------------------------------------------------------
+
+    def open_accounts(self, enterprise_ids: Iterable[str]) -> int:
+        """Open the park's accounts and one per enterprise (those not open yet); return how many were opened."""
+        wanted: dict[str, tuple[str, str | None]] = {a: (k, None) for a, k in PARK_ACCOUNTS.items()}
+        wanted |= {enterprise_account(e): ("enterprise", e) for e in enterprise_ids}
+        with self._transaction() as conn:
+            have = set(conn.execute(select(accounts.c.id)).scalars())
+            rows = [
+                {"id": a, "kind": k, "enterprise_id": e, "opened_at": self.clock()}
+                for a, (k, e) in sorted(wanted.items())
+                if a not in have
+            ]
+            if rows:
+                conn.execute(insert(accounts), rows)
+        return len(rows)
+
+    def _account(self, conn: Connection, enterprise_id: str) -> str:
+        account = enterprise_account(enterprise_id)
+        if conn.execute(select(accounts.c.id).where(accounts.c.id == account)).first() is None:
+            raise UnknownEnterpriseError(
+                f"no account for enterprise {enterprise_id!r}: it is not in the park's registry"
+            )
+        return account
+
+    def _vintage_exists(self, conn: Connection, vintage: int) -> None:
+        issued = conn.execute(
+            select(holdings.c.amount_kg).where(holdings.c.account_id == ISSUING, holdings.c.vintage == vintage)
+        ).scalar()
+        if not issued:
+            raise WrongVintageError(f"no credits of vintage {vintage} have been issued")
+
+    # -- requests ---------------------------------------------------------------------------------
+
+    def transfer(
+        self,
+        source: str,
+        target: str,
+        amount_t: Decimal | str | float,
+        vintage: int,
+        reference: str,
+        requested_by: str,
+        price_cny_per_t: Decimal | str | float | None = None,
+        memo: str = "",
+    ) -> Booked:
+        """Move credits of ``vintage`` from enterprise ``source`` to ``target`` (a sale, if priced)."""
+        amount_kg = t_to_kg(amount_t)
+        if source == target:
+            raise LedgerError(f"a transfer needs two enterprises, not {source!r} twice")
+        price_fen = None
+        if price_cny_per_t is not None:
+            price = Decimal(str(price_cny_per_t)) * 100
+            if price < 0 or price != price.to_integral_value():
+                raise LedgerError(f"price {price_cny_per_t} CNY/t must be ≥ 0 with at most 2 decimals")
+            price_fen = int(price)
+        content = {
+            "source": source,
+            "target": target,
+            "amount_kg": amount_kg,
+            "vintage": vintage,
+            "price_fen_per_t": price_fen,
+            "memo": memo,
+        }
+
+        def moves(conn: Connection) -> list[tuple[str, int, int]]:
+            src, dst = self._account(conn, source), self._account(conn, target)
+            self._vintage_exists(conn, vintage)
+            return [(src, vintage, -amount_kg), (dst, vintage, amount_kg)]
+
+        return self._book("transfer", reference, content, requested_by, moves, price_fen_per_t=price_fen)
+
+    def surrender(
+        self,
+        enterprise_id: str,
+        year: int,
+        amount_t: Decimal | str | float,
+        vintage: int,
+        reference: str,
+        requested_by: str,
+    ) -> Booked:
+        """Surrender credits against the enterprise's obligation for ``year`` (vintages up to ``year``)."""
+        amount_kg = t_to_kg(amount_t)
+        if vintage > year:
+            raise WrongVintageError(f"credits of vintage {vintage} cannot cover an obligation for {year}")
+        content = {"enterprise": enterprise_id, "year": year, "amount_kg": amount_kg, "vintage": vintage}
+
+        def moves(conn: Connection) -> list[tuple[str, int, int]]:
+            account = self._account(conn, enterprise_id)
+            self._vintage_exists(conn, vintage)
+            due, surrendered = self._obligation_kg(conn, enterprise_id, year)
+            if due - surrendered < amount_kg:
+                raise LedgerError(
+                    f"{enterprise_id} owes {kg_to_t(due - surrendered)} t for {year} "
+                    f"({kg_to_t(due)} t due, {kg_to_t(surrendered)} t surrendered); "
+                    f"{kg_to_t(amount_kg)} t is more than that: nothing was booked"
+                )
+            return [(account, vintage, -amount_kg), (SURRENDERED, vintage, amount_kg)]
+
+        return self._book("surrender", reference, content, requested_by, moves, obligation_year=year)
+
+    def retire(
+        self,
+        enterprise_id: str,
+        amount_t: Decimal | str | float,
+        vintage: int,
+        reference: str,
+        requested_by: str,
+        memo: str = "",
+    ) -> Booked:
+        """Retire credits for good (a voluntary offset): they leave circulation."""
+        amount_kg = t_to_kg(amount_t)
+        content = {"enterprise": enterprise_id, "amount_kg": amount_kg, "vintage": vintage, "memo": memo}
+
+        def moves(conn: Connection) -> list[tuple[str, int, int]]:
+            account = self._account(conn, enterprise_id)
+            self._vintage_exists(conn, vintage)
+            return [(account, vintage, -amount_kg), (RETIRED, vintage, amount_kg)]
+
+        return self._book("retire", reference, content, requested_by, moves)
+
+    # -- settlement -------------------------------------------------------------------------------
+
+    def _obligation_kg(self, conn: Connection, enterprise_id: str, year: int) -> tuple[int, int]:
+        """(due, surrendered so far) for the enterprise's obligation of ``year``."""
+        due = conn.execute(
+            select(func.coalesce(func.sum(obligations.c.delta_kg), 0)).where(
+                obligations.c.enterprise_id == enterprise_id, obligations.c.year == year
+            )
+        ).scalar_one()
+        return int(due), self._surrendered_kg(conn, enterprise_id, year)
+
+    def _surrendered_kg(self, conn: Connection, enterprise_id: str, year: int, before: datetime | None = None) -> int:
+        """What the enterprise surrendered against its obligation of ``year`` (booked before ``before``)."""
+        query = (
+            select(func.coalesce(func.sum(entries.c.amount_kg), 0))
+            .select_from(entries.join(transactions, entries.c.transaction_id == transactions.c.id))
+            .where(
+                transactions.c.kind == "surrender",
+                transactions.c.obligation_year == year,
+                entries.c.account_id == enterprise_account(enterprise_id),
+            )
+        )
+        if before is not None:
+            query = query.where(transactions.c.requested_at < before)
+        return -int(conn.execute(query).scalar_one())
+
+    def _issued_kg(self, conn: Connection, enterprise_id: str, year: int) -> int:
+        """What settlements of ``year`` issued to the enterprise, net of clawbacks."""
+        return int(
+            conn.execute(
+                select(func.coalesce(func.sum(entries.c.amount_kg), 0))
+                .select_from(entries.join(transactions, entries.c.transaction_id == transactions.c.id))
+                .where(
+                    transactions.c.settlement_year == year,
+                    entries.c.account_id == enterprise_account(enterprise_id),
+                )
+            ).scalar_one()
+        )
+
+    def settle(
+        self, year: int, credits: Sequence[SettledCredit], deadline: date, requested_by: str
+    ) -> SettlementReport:
+        """Book a year's settled credits: a surplus is issued (vintage ``year``), a deficit owed by ``deadline``.
+
+        Settling again (after a correction) books only the difference, by new entries: more credits
+        issued, or credits clawed back (what the enterprise no longer holds of that vintage becomes
+        owed), and obligation changes. A settlement identical to the last is not booked again.
+        """
+        if not credits:
+            raise NothingToSettleError(f"no settled credits for {year}: has carbon_annual run for it?")
+        report = SettlementReport(year)
+
+        def work(conn: Connection) -> SettlementReport:
+            now = self.clock()
+            for credit in sorted(credits, key=lambda c: c.enterprise_id):
+                account = self._account(conn, credit.enterprise_id)
+                target_kg = credits_to_kg(credit.credits_t)
+                last = conn.execute(
+                    select(settlements.c.credits_kg, settlements.c.inputs_sha256)
+                    .where(settlements.c.year == year, settlements.c.enterprise_id == credit.enterprise_id)
+                    .order_by(settlements.c.id.desc())
+                    .limit(1)
+                ).first()
+                if last is not None and (last.credits_kg, last.inputs_sha256) == (target_kg, credit.inputs_sha256):
+                    report.unchanged.append(credit.enterprise_id)
+                    continue
+                number = 1 + int(
+                    conn.execute(
+                        select(func.count()).where(
+                            settlements.c.year == year, settlements.c.enterprise_id == credit.enterprise_id
+                        )
+                    ).scalar_one()
+                )
+                stem = f"settle:{year}:{credit.enterprise_id}:{number}"
+                issued = self._issued_kg(conn, credit.enterprise_id, year)
+                change = max(target_kg, 0) - issued
+                if change < 0:  # over-issued before: take back what the enterprise still holds of the vintage
+                    held = conn.execute(
+                        select(holdings.c.amount_kg)
+                        .where(holdings.c.account_id == account, holdings.c.vintage == year)
+                        .with_for_update()
+                    ).scalar()
+                    change = -min(int(held or 0), -change)
+                if change:
+                    kind = "issue" if change > 0 else "clawback"
+                    self._insert(
+                        conn,
+                        kind,
+                        f"{stem}:{kind}",
+                        _sha256({"kind": kind, "enterprise": credit.enterprise_id, "kg": change}),
+                        requested_by,
+                        [(ISSUING, year, -change), (account, year, change)],
+                        settlement_year=year,
+                        memo=f"settlement {number} of {year}: inputs {credit.inputs_sha256[:12]}",
+                    )
+                    report.issued_kg[credit.enterprise_id] = change
+                due, _surrendered = self._obligation_kg(conn, credit.enterprise_id, year)
+                owed_change = (issued + change - target_kg) - due
+                if owed_change:
+                    conn.execute(
+                        insert(obligations).values(
+                            enterprise_id=credit.enterprise_id,
+                            year=year,
+                            delta_kg=owed_change,
+                            deadline=deadline,
+                            reason=(
+                                f"settlement {number} of {year}: credits {kg_to_t(target_kg)} t"
+                                + (" (over-issued credits no longer held)" if target_kg > issued + change else "")
+                            ),
+                            reference=f"{stem}:obligation",
+                            requested_by=requested_by,
+                            requested_at=now,
+                        )
+                    )
+                    report.obligation_kg[credit.enterprise_id] = owed_change
+                conn.execute(
+                    insert(settlements).values(
+                        year=year,
+                        enterprise_id=credit.enterprise_id,
+                        credits_kg=target_kg,
+                        inputs_sha256=credit.inputs_sha256,
+                        policy_version=credit.policy_version,
+                        factor_set=credit.factor_set,
+                        requested_by=requested_by,
+                        requested_at=now,
+                    )
+                )
+            return report
+
+        result: SettlementReport = self._retrying(work)
+        return result
+
+    # -- reading ----------------------------------------------------------------------------------
+
+    def balances(self, enterprise_id: str | None = None) -> pd.DataFrame:
+        """Holdings per account and vintage [t]: enterprise_id (empty for the park's), account, vintage, amount_t."""
+        query = select(accounts.c.enterprise_id, holdings.c.account_id, holdings.c.vintage, holdings.c.amount_kg).join(
+            accounts, accounts.c.id == holdings.c.account_id
+        )
+        with self.engine.connect() as conn:
+            if enterprise_id is not None:
+                account = self._account(conn, enterprise_id)
+                query = query.where(holdings.c.account_id == account)
+            rows = conn.execute(query.order_by(holdings.c.account_id, holdings.c.vintage)).all()
+        frame = pd.DataFrame(rows, columns=["enterprise_id", "account", "vintage", "amount_kg"])
+        frame["enterprise_id"] = frame["enterprise_id"].fillna("")
+        frame["amount_t"] = [float(kg_to_t(int(v))) for v in frame["amount_kg"]]
+        return frame.drop(columns="amount_kg")
+
+    def statement(self, enterprise_id: str, year: int | None = None) -> pd.DataFrame:
+        """The enterprise's entries (booked in ``year``, park time, if given) with the running balance [t]."""
+        other = entries.alias("other")
+        query = (
+            select(
+                transactions.c.requested_at,
+                transactions.c.id,
+                transactions.c.kind,
+                transactions.c.reference,
+                other.c.account_id.label("counterparty"),
+                entries.c.vintage,
+                entries.c.amount_kg,
+                transactions.c.price_fen_per_t,
+                transactions.c.requested_by,
+                transactions.c.memo,
+            )
+            .select_from(entries.join(transactions, entries.c.transaction_id == transactions.c.id))
+            .join(
+                other,
+                and_(other.c.transaction_id == entries.c.transaction_id, other.c.account_id != entries.c.account_id),
+            )
+            .order_by(transactions.c.id)
+        )
+        with self.engine.connect() as conn:
+            query = query.where(entries.c.account_id == self._account(conn, enterprise_id))
+            rows = conn.execute(query).all()
+        columns = [
+            "booked_at",
+            "transaction",
+            "kind",
+            "reference",
+            "counterparty",
+            "vintage",
+            "amount_kg",
+            "price_fen_per_t",
+            "requested_by",
+            "memo",
+        ]
+        frame = pd.DataFrame(rows, columns=columns)
+        frame["booked_at"] = pd.to_datetime(frame["booked_at"], utc=True).dt.tz_convert(self.tz)
+        frame["balance_kg"] = frame["amount_kg"].cumsum()
+        if year is not None:
+            frame = frame[frame["booked_at"].dt.year == year]
+        frame["counterparty"] = frame["counterparty"].str.removeprefix("ent:")
+        frame["amount_t"] = [float(kg_to_t(int(v))) for v in frame["amount_kg"]]
+        frame["balance_t"] = [float(kg_to_t(int(v))) for v in frame["balance_kg"]]
+        frame["price_cny_per_t"] = frame["price_fen_per_t"].astype("Float64") / 100
+        return frame.drop(columns=["amount_kg", "balance_kg", "price_fen_per_t"]).reset_index(drop=True)
+
+    def compliance(self, year: int, as_of: date) -> pd.DataFrame:
+        """Per settled enterprise of ``year``: due, surrendered by the deadline, status and rating score.
+
+        status: ``no obligation``; ``open`` (deadline not passed, not yet covered); ``covered``,
+        ``partly covered`` or ``not covered`` by the deadline. score: 100 covered or no obligation,
+        the covered share × 100 when partly covered, 0 not covered, empty while open.
+        """
+        rows = []
+        with self.engine.connect() as conn:
+            settled = sorted(
+                set(conn.execute(select(settlements.c.enterprise_id).where(settlements.c.year == year)).scalars())
+            )
+            for enterprise_id in settled:
+                due = int(
+                    conn.execute(
+                        select(func.coalesce(func.sum(obligations.c.delta_kg), 0)).where(
+                            obligations.c.enterprise_id == enterprise_id, obligations.c.year == year
+                        )
+                    ).scalar_one()
+                )
+                deadline = conn.execute(
+                    select(func.max(obligations.c.deadline)).where(
+                        obligations.c.enterprise_id == enterprise_id, obligations.c.year == year
+                    )
+                ).scalar()
+                cutoff = datetime.combine(deadline + timedelta(days=1), time(), self.tz) if deadline else None
+                surrendered = self._surrendered_kg(conn, enterprise_id, year, cutoff)
+                score: float | None
+                if due <= 0:
+                    status, score = "no obligation", 100.0
+                elif surrendered >= due:
+                    status, score = "covered", 100.0
+                elif deadline is not None and as_of <= deadline:
+                    status, score = "open", None
+                elif surrendered > 0:
+                    status, score = "partly covered", 100.0 * surrendered / due
+                else:
+                    status, score = "not covered", 0.0
+                rows.append(
+                    {
+                        "enterprise_id": enterprise_id,
+                        "year": year,
+                        "due_t": float(kg_to_t(max(due, 0))),
+                        "surrendered_t": float(kg_to_t(surrendered)),
+                        "deadline": deadline,
+                        "status": status,
+                        "score": score,
+                    }
+                )
+        return pd.DataFrame(
+            rows, columns=["enterprise_id", "year", "due_t", "surrendered_t", "deadline", "status", "score"]
+        )
+
+    def check(self) -> list[str]:
+        """The book's invariants; returns what is wrong (nothing, always, unless the database was edited).
+
+        - every transaction's entries sum to zero;
+        - every holding equals the sum of its entries, and none but the issuing account is negative;
+        - all credits ever issued are held, surrendered or retired.
+        """
+        problems = []
+        with self.engine.connect() as conn:
+            unbalanced = conn.execute(
+                select(entries.c.transaction_id)
+                .group_by(entries.c.transaction_id)
+                .having(func.sum(entries.c.amount_kg) != 0)
+            ).scalars()
+            problems += [f"transaction {t} does not sum to zero" for t in unbalanced]
+            sums = {
+                (a, v): int(s)
+                for a, v, s in conn.execute(
+                    select(entries.c.account_id, entries.c.vintage, func.sum(entries.c.amount_kg)).group_by(
+                        entries.c.account_id, entries.c.vintage
+                    )
+                )
+            }
+            held = {(a, v): int(s) for a, v, s in conn.execute(select(holdings))}
+            for key in sorted(set(sums) | set(held)):
+                if sums.get(key, 0) != held.get(key, 0):
+                    problems.append(f"holding {key} is {held.get(key, 0)} kg, its entries sum to {sums.get(key, 0)} kg")
+                if key[0] != ISSUING and held.get(key, 0) < 0:
+                    problems.append(f"holding {key} is negative")
+            issued = -sum(v for (a, _v), v in held.items() if a == ISSUING)
+            rest = sum(v for (a, _v), v in held.items() if a != ISSUING)
+            if issued != rest:
+                problems.append(f"{issued} kg issued but {rest} kg held, surrendered or retired")
+        return problems

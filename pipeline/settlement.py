@@ -1,0 +1,83 @@
+"""The ledger's side of a year: settled credits booked into the credit ledger, and compliance read
+back from it, written to InfluxDB (``compliance``) for the dashboards and fed to the rating.
+
+``compliance`` (tag enterprise), stamped at local midnight of 1 January of the obligation's year:
+due_tco2, surrendered_tco2 (by the deadline), status, score (absent while open), deadline.
+"""
+
+from __future__ import annotations
+
+import getpass
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+
+from ledger.book import Ledger, SettledCredit, SettlementReport
+from park.lineprotocol import Point
+from park.registry import load_registry
+from park.settings import Settings
+from park.store import InfluxStore
+from pipeline.month import Month
+
+MEASUREMENT = "compliance"
+
+
+def open_ledger(settings: Settings) -> Ledger:
+    """The ledger at ``settings.ledger_url``, migrated, with an account for every registry enterprise."""
+    if settings.ledger.url is None:
+        settings.run_dir.mkdir(parents=True, exist_ok=True)
+    ledger = Ledger.open(settings.ledger_url, settings.timezone)
+    ledger.open_accounts(e.id for e in load_registry(settings.registry).enterprises)
+    return ledger
+
+
+def operator(settings: Settings) -> str:
+    return settings.ledger.operator or getpass.getuser()
+
+
+def book_settlement(settings: Settings, year: int, credits: pd.DataFrame) -> SettlementReport:
+    """Book the settled ``credits`` (rows of ``credits_annual``) of ``year`` into the ledger."""
+    settled = [
+        SettledCredit(
+            str(r["enterprise_id"]),
+            float(r["credits_tco2"]),
+            str(r["inputs_sha256"]),
+            str(r["policy_version"]),
+            str(r["factor_set"]),
+        )
+        for r in credits.to_dict("records")
+    ]
+    with open_ledger(settings) as ledger:
+        return ledger.settle(year, settled, settings.ledger.deadline_for(year), operator(settings))
+
+
+def write_compliance(settings: Settings, store: InfluxStore, year: int, as_of: date) -> pd.DataFrame:
+    """Read the ledger's compliance for ``year`` as of ``as_of`` and replace its ``compliance`` points."""
+    with open_ledger(settings) as ledger:
+        frame = ledger.compliance(year, as_of)
+    january = Month.of(f"{year:04d}-01", settings.timezone)
+    points = []
+    for r in frame.to_dict("records"):
+        fields: dict[str, float | str] = {
+            "due_tco2": float(r["due_t"]),
+            "surrendered_tco2": float(r["surrendered_t"]),
+            "status": str(r["status"]),
+        }
+        if r["score"] is not None and not pd.isna(r["score"]):
+            fields["score"] = float(r["score"])
+        if r["deadline"] is not None:
+            fields["deadline"] = str(r["deadline"])
+        points.append(Point(MEASUREMENT, {"enterprise": str(r["enterprise_id"])}, fields, january.start_ns))
+    store.replace_at(MEASUREMENT, january.start_ns, points)
+    return frame
+
+
+def compliance_scores(settings: Settings, year: int, as_of: date) -> pd.Series | None:
+    """The rating's compliance dimension from the ledger (None when it knows nothing of ``year``)."""
+    if settings.ledger.url is None and not Path(settings.ledger_url.removeprefix("sqlite:///")).exists():
+        return None
+    with open_ledger(settings) as ledger:
+        frame = ledger.compliance(year, as_of)
+    scores = frame.dropna(subset=["score"]).set_index("enterprise_id")["score"].astype(float)
+    return scores if len(scores) else None
