@@ -56,6 +56,7 @@ def _services(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from collectors.cli import add_parser as collect_parser
+    from dashboards.cli import add_parser as dashboards_parser
     from ledger.cli import add_parser as ledger_parser
     from pipeline.cli import add_parsers as pipeline_parsers
     from scoring.cli import add_parser as score_parser
@@ -72,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     score_parser(subparsers)
     pipeline_parsers(subparsers)
     ledger_parser(subparsers)
+    dashboards_parser(subparsers)
     return parser
 
 

@@ -1,0 +1,88 @@
+"""Near-zero-carbon workshops and factories 近零碳车间/工厂: the offset ratio against the 0.80 (near-zero)
+and 1.00 (zero-carbon) lines, the trajectory the target requires, on-track or off-track."""
+
+from __future__ import annotations
+
+from grafana_foundation_sdk.builders import common, dashboard, table, timeseries
+from grafana_foundation_sdk.models import common as cmodels
+
+from dashboards.common import DATASOURCE, InfluxQL, new_dashboard, thresholds
+
+UID = "parkcarbon-near-zero"
+
+
+def offset_ratio() -> timeseries.Panel:
+    return (
+        timeseries.Panel()
+        .title("Offset ratio 抵消率 (green certificates + self-consumed PV + offsets) / (Scope 1 + Scope 2)")
+        .description("near-zero-carbon at 0.80, zero-carbon at 1.00 (docs: Suzhou and SIP criteria)")
+        .datasource(DATASOURCE)
+        .with_target(
+            InfluxQL(
+                'SELECT last("offset_ratio") FROM "near_zero_progress" WHERE $timeFilter '
+                "GROUP BY time(1d), \"workshop\" fill(none) tz('Asia/Shanghai')",
+                "A",
+                "$tag_workshop",
+            )
+        )
+        .thresholds(thresholds((None, "transparent"), (0.8, "orange"), (1.0, "green")))
+        .thresholds_style(common.GraphThresholdsStyleConfig().mode(cmodels.GraphThresholdsStyleMode.LINE))
+        .unit("percentunit")
+        .height(10)
+        .span(24)
+    )
+
+
+def trajectory() -> timeseries.Panel:
+    return (
+        timeseries.Panel()
+        .title("Trajectory to target 目标路径: required ratio by now vs achieved")
+        .datasource(DATASOURCE)
+        .with_target(
+            InfluxQL(
+                'SELECT last("required_ratio") FROM "near_zero_progress" WHERE $timeFilter '
+                "GROUP BY time(1d), \"workshop\" fill(none) tz('Asia/Shanghai')",
+                "A",
+                "required $tag_workshop",
+            )
+        )
+        .with_target(
+            InfluxQL(
+                'SELECT last("target") FROM "near_zero_progress" WHERE $timeFilter '
+                "GROUP BY time(1d), \"workshop\" fill(none) tz('Asia/Shanghai')",
+                "B",
+                "target $tag_workshop",
+            )
+        )
+        .line_style(common.LineStyle().fill("dash").dash([10.0, 10.0]))
+        .unit("percentunit")
+        .height(9)
+        .span(12)
+    )
+
+
+def status_table() -> table.Panel:
+    return (
+        table.Panel()
+        .title("On track? 是否按期达标")
+        .datasource(DATASOURCE)
+        .with_target(
+            InfluxQL(
+                'SELECT last("offset_ratio") AS "offset ratio", last("required_ratio") AS "required",'
+                ' last("target") AS "target", last("on_track") AS "on track", last("status") AS "status"'
+                ' FROM "near_zero_progress" WHERE $timeFilter GROUP BY "enterprise", "workshop"',
+                table=True,
+            )
+        )
+        .height(9)
+        .span(12)
+    )
+
+
+def build() -> dashboard.Dashboard:
+    return (
+        new_dashboard(UID, "parkcarbon · Near-zero-carbon 近零碳车间", "Workshops and factories toward their targets")
+        .with_panel(offset_ratio())
+        .with_panel(trajectory())
+        .with_panel(status_table())
+    )

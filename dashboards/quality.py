@@ -1,0 +1,147 @@
+"""Data quality and ingestion health 数据质量与采集: gateways online, completeness, quarantine by
+reason, late data, collector throughput, spool depth and lag."""
+
+from __future__ import annotations
+
+from grafana_foundation_sdk.builders import dashboard, stat, table, timeseries
+
+from dashboards.common import DATASOURCE, InfluxQL, new_dashboard, reduce_last, thresholds
+
+UID = "parkcarbon-quality"
+
+
+def gateways_online() -> stat.Panel:
+    return (
+        stat.Panel()
+        .title("Gateways online 在线网关 (last announced status)")
+        .datasource(DATASOURCE)
+        .with_target(
+            InfluxQL(
+                'SELECT sum("online") FROM (SELECT last("online") AS "online" FROM "gateway_status" '
+                'WHERE $timeFilter GROUP BY "gateway")',
+                alias="online",
+            )
+        )
+        .reduce_options(reduce_last())
+        .height(6)
+        .span(6)
+    )
+
+
+def completeness_daily() -> timeseries.Panel:
+    return (
+        timeseries.Panel()
+        .title("Completeness per day 每日数据完整率 (mean over meter registers)")
+        .datasource(DATASOURCE)
+        .with_target(
+            InfluxQL(
+                'SELECT mean("completeness") FROM "meter_quality_daily" WHERE $timeFilter '
+                "GROUP BY time(1d) fill(none) tz('Asia/Shanghai')",
+                alias="completeness",
+            )
+        )
+        .with_target(
+            InfluxQL(
+                'SELECT sum("meters_silent") FROM "gateway_quality_daily" WHERE $timeFilter '
+                "GROUP BY time(1d) fill(none) tz('Asia/Shanghai')",
+                "B",
+                "meters silent all day",
+            )
+        )
+        .unit("percentunit")
+        .thresholds(thresholds((None, "red"), (0.95, "green")))
+        .height(6)
+        .span(18)
+    )
+
+
+def quarantine_by_reason() -> timeseries.Panel:
+    return (
+        timeseries.Panel()
+        .title("Quarantined messages by reason 隔离消息 (never silently dropped)")
+        .datasource(DATASOURCE)
+        .with_target(
+            InfluxQL(
+                'SELECT count("payload_bytes") FROM "quarantine" WHERE $timeFilter '
+                'GROUP BY time($__interval), "reason" fill(none)',
+                alias="$tag_reason",
+            )
+        )
+        .height(8)
+        .span(12)
+    )
+
+
+def late_data() -> table.Panel:
+    return (
+        table.Panel()
+        .title("Late data 迟到数据: readings stored after their month ran (re-run the month)")
+        .datasource(DATASOURCE)
+        .with_target(
+            InfluxQL(
+                'SELECT sum("late_readings") AS "late readings" FROM "late_data" WHERE $timeFilter '
+                "GROUP BY time(1d), \"enterprise\" fill(none) tz('Asia/Shanghai')",
+                table=True,
+            )
+        )
+        .height(8)
+        .span(12)
+    )
+
+
+def collector_throughput() -> timeseries.Panel:
+    return (
+        timeseries.Panel()
+        .title("Collector throughput 采集吞吐 (readings written per second, between stats reports)")
+        .datasource(DATASOURCE)
+        .with_target(
+            InfluxQL(
+                'SELECT non_negative_derivative("readings_written", 1s) AS "readings/s" FROM "collector_stats" '
+                'WHERE $timeFilter GROUP BY "replica"',
+                alias="$tag_replica",
+            )
+        )
+        .unit("ops")
+        .height(8)
+        .span(12)
+    )
+
+
+def spool_and_lag() -> timeseries.Panel:
+    return (
+        timeseries.Panel()
+        .title("Spool depth and lag 本地缓存与延迟")
+        .datasource(DATASOURCE)
+        .with_target(
+            InfluxQL(
+                'SELECT max("spool_depth_bytes") FROM "collector_stats" WHERE $timeFilter '
+                'GROUP BY time($__interval), "replica" fill(none)',
+                "A",
+                "spool $tag_replica",
+            )
+        )
+        .with_target(
+            InfluxQL(
+                'SELECT max("lag_s") FROM "collector_stats" WHERE $timeFilter '
+                'GROUP BY time($__interval), "replica" fill(none)',
+                "B",
+                "lag s $tag_replica",
+            )
+        )
+        .height(8)
+        .span(12)
+    )
+
+
+def build() -> dashboard.Dashboard:
+    return (
+        new_dashboard(UID, "parkcarbon · Data quality 数据质量", "Gateways, completeness, quarantine, collectors")
+        .time("now-7d", "now")
+        .refresh("1m")
+        .with_panel(gateways_online())
+        .with_panel(completeness_daily())
+        .with_panel(quarantine_by_reason())
+        .with_panel(late_data())
+        .with_panel(collector_throughput())
+        .with_panel(spool_and_lag())
+    )

@@ -1,0 +1,290 @@
+"""Dashboards as code: each builds into valid Grafana JSON, the provisioning files point at it, the
+push speaks Grafana's documented HTTP API, and every panel's query, with Grafana's macros
+substituted as its InfluxDB datasource does, returns data with the expected columns from a real
+InfluxDB filled by the real pipeline."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+import pytest
+import yaml
+from pydantic import SecretStr
+
+from dashboards.build import BUILDERS, all_dashboards, write_dashboards
+from dashboards.common import DATASOURCE_UID
+from dashboards.push import GrafanaError, push
+from park.lineprotocol import Point
+from park.services import load_credentials
+from park.settings import InfluxSettings, LedgerSettings, MqttSettings, Settings
+from park.store import InfluxStore
+from pipeline.annual import settle_year
+from pipeline.monthly import compute_activity, compute_scores
+from pipeline.quality import compute_day_quality, compute_late_data
+from simulators.cli import simulate_run
+from simulators.history import write_registers
+from simulators.park import simulate
+from simulators.publisher import send_plan
+from tests.integration.helpers import (
+    clear_retained_status,
+    count_readings,
+    running_collectors,
+    wait_for_count,
+    with_own_group,
+)
+
+TZ = ZoneInfo("Asia/Shanghai")
+FROM = datetime(2025, 1, 1, tzinfo=TZ)
+TO = datetime(2026, 1, 3, tzinfo=TZ)
+# Collector stats, gateway status and quarantine are stamped when received: the panels look up to now.
+UNTIL = datetime.now(TZ) + timedelta(hours=1)
+
+
+def targets() -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (uid, panel["title"], target)
+        for uid, model in all_dashboards().items()
+        for panel in model["panels"]
+        for target in panel.get("targets", [])
+    ]
+
+
+class TestBuild:
+    def test_every_dashboard_is_valid_grafana_json(self):
+        """Unique uids and panel ids, a grid position, and every target a raw InfluxQL query on our datasource."""
+        boards = all_dashboards()
+        assert set(boards) == set(BUILDERS) and len(boards) == 4
+        for uid, model in boards.items():
+            assert model["uid"] == uid and model["title"] and model["schemaVersion"] >= 39
+            assert model["timezone"] == "Asia/Shanghai" and "parkcarbon" in model["tags"]
+            panels = model["panels"]
+            assert len({p["id"] for p in panels}) == len(panels)
+            for panel in panels:
+                assert panel["datasource"] == {"type": "influxdb", "uid": DATASOURCE_UID}
+                assert {"h", "w", "x", "y"} <= set(panel["gridPos"]) and panel["targets"]
+                refs = [t["refId"] for t in panel["targets"]]
+                assert len(set(refs)) == len(refs)
+                for target in panel["targets"]:
+                    assert target["rawQuery"] is True and target["query"].startswith(("SELECT", "SHOW"))
+                    assert "$timeFilter" in target["query"]
+        variables = boards["parkcarbon-enterprise"]["templating"]["list"]
+        assert [v["name"] for v in variables] == ["enterprise"]
+
+    def test_build_writes_dashboards_and_provisioning(self, tmp_path):
+        written = write_dashboards(tmp_path, "http://influxdb:8086", "carbon", "/var/lib/grafana/dashboards")
+        assert len(written) == 6
+        for uid in BUILDERS:
+            assert json.loads((tmp_path / "dashboards" / f"{uid}.json").read_text())["uid"] == uid
+        source = yaml.safe_load((tmp_path / "provisioning" / "datasources" / "parkcarbon.yaml").read_text())
+        datasource = source["datasources"][0]
+        assert (datasource["uid"], datasource["type"], datasource["url"]) == (
+            DATASOURCE_UID,
+            "influxdb",
+            "http://influxdb:8086",
+        )
+        assert source["datasources"][0]["jsonData"]["dbName"] == "carbon"
+        provider = yaml.safe_load((tmp_path / "provisioning" / "dashboards" / "parkcarbon.yaml").read_text())
+        assert provider["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
+
+
+class FakeGrafana(BaseHTTPRequestHandler):
+    """Answers as Grafana's HTTP API documents /api/folders and /api/dashboards/db, and checks each request."""
+
+    folders: list[dict[str, Any]]
+    boards: dict[str, dict[str, Any]]
+    token = "glsa_test"
+
+    def _reply(self, status: int, body: object) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _authorized(self) -> bool:
+        if self.headers.get("Authorization") != f"Bearer {self.token}":
+            self._reply(401, {"message": "Unauthorized"})
+            return False
+        return True
+
+    def do_GET(self) -> None:
+        if self._authorized() and self.path == "/api/folders":
+            self._reply(200, [{"id": i + 1, "uid": f["uid"], "title": f["title"]} for i, f in enumerate(self.folders)])
+
+    def do_POST(self) -> None:
+        if not self._authorized():
+            return
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        if self.path == "/api/folders":
+            folder = {"uid": f"f{len(self.folders) + 1}", "title": body["title"]}
+            self.folders.append(folder)
+            self._reply(200, folder | {"id": len(self.folders)})
+        elif self.path == "/api/dashboards/db":
+            model = body["dashboard"]
+            assert body["folderUid"] in {f["uid"] for f in self.folders} and model["id"] is None and model["uid"]
+            existing = self.boards.get(model["uid"])
+            if existing is not None and not body["overwrite"]:
+                self._reply(
+                    412, {"message": "The dashboard has been changed by someone else", "status": "version-mismatch"}
+                )
+                return
+            version = 1 if existing is None else existing["version"] + 1
+            self.boards[model["uid"]] = {"model": model, "version": version, "folder": body["folderUid"]}
+            slug = re.sub(r"[^a-z0-9]+", "-", model["title"].lower()).strip("-")
+            self._reply(200, {"id": 1, "uid": model["uid"], "url": f"/d/{model['uid']}/{slug}", "status": "success",
+                              "version": version, "slug": slug})  # fmt: skip
+        else:
+            self._reply(404, {"message": "Not found"})
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def grafana() -> Iterator[tuple[str, type[FakeGrafana]]]:
+    handler = type("Handler", (FakeGrafana,), {"folders": [], "boards": {}})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", handler
+    server.shutdown()
+    server.server_close()
+
+
+def test_push_creates_the_folder_once_and_updates_dashboards(grafana):
+    url, state = grafana
+    first = push(url, "glsa_test")
+    assert [p.version for p in first] == [1, 1, 1, 1] and len(state.folders) == 1
+    second = push(url, "glsa_test")
+    assert [p.version for p in second] == [2, 2, 2, 2] and len(state.folders) == 1
+    assert state.boards["parkcarbon-park"]["model"]["title"].startswith("parkcarbon")
+    with pytest.raises(GrafanaError, match="412"):
+        push(url, "glsa_test", overwrite=False)
+    with pytest.raises(GrafanaError, match="401"):
+        push(url, "wrong token")
+
+
+# -- every panel's query on real data ------------------------------------------------------------
+
+
+def substitute(query: str, variables: dict[str, str]) -> str:
+    """What Grafana's InfluxDB datasource sends for ``query`` over FROM–UNTIL."""
+    time_filter = f"time >= {int(FROM.timestamp() * 1000)}ms and time <= {int(UNTIL.timestamp() * 1000)}ms"
+    query = query.replace("$timeFilter", time_filter).replace("$__interval", "1h")
+    for name, value in variables.items():
+        query = query.replace(f"${name}", re.escape(value))
+    assert not re.search(r"\$[A-Za-z_]", query), query  # every macro and variable replaced
+    return query
+
+
+def expected_columns(query: str) -> set[str]:
+    """Column names the outer SELECT gives: an alias, else the function's or field's name, plus GROUP BY tags."""
+    depth, start, end = 0, len("SELECT "), None
+    for i, char in enumerate(query):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth == 0 and query.startswith(" FROM ", i):
+            end = i
+            break
+    assert end is not None
+    columns, depth, item = set(), 0, ""
+    for char in query[start:end] + ",":
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            alias = re.search(r'AS "([^"]+)"\s*$', item)
+            function = re.match(r"\s*([a-z_]+)\(", item)
+            columns.add(alias.group(1) if alias else function.group(1) if function else item.strip().strip('"'))
+            item = ""
+        else:
+            item += char
+    outer = query[query.rfind(")") if query.count("(SELECT") else 0 :]
+    group = re.search(r"GROUP BY (.*?)(?: fill\(| tz\(|$)", outer)
+    if group:
+        columns |= set(re.findall(r'"([a-z_]+)"', group.group(1)))
+    return columns
+
+
+@pytest.fixture(scope="module")
+def filled(local_services, ports, run_dir, demo_registry, tmp_path_factory) -> Iterator[Settings]:
+    """A year (2025) of the demo park computed month by month and settled, two days through MQTT with
+    malformed and spoofed messages, a day's quality, and a late reading: every measurement a panel reads."""
+    settings = with_own_group(
+        Settings(
+            run_dir=run_dir,
+            mqtt=MqttSettings(port=ports.mqtt),
+            influx=InfluxSettings(port=ports.influx_http, rpc_port=ports.influx_rpc, database="dashboards"),
+            ledger=LedgerSettings(url=SecretStr(f"sqlite:///{tmp_path_factory.mktemp('ledger') / 'ledger.sqlite'}")),
+        )
+    )
+    with InfluxStore(settings.influx) as store:
+        store.create_database()
+        year = simulate(demo_registry, FROM, datetime(2026, 1, 1, tzinfo=TZ), pd.Timedelta("1D"), 3)
+        write_registers(store, demo_registry, year.registers)
+        for month in range(1, 13):
+            compute_activity(settings, f"2025-{month:02d}")
+            compute_scores(settings, f"2025-{month:02d}")
+        settle_year(settings, 2025)
+
+        run = simulate_run(
+            demo_registry,
+            datetime(2026, 1, 1, 6, tzinfo=TZ),
+            TO,
+            pd.Timedelta("15min"),
+            5,
+            {"malformed": 3, "spoof": 1},
+        )
+        before = count_readings(store)
+        distinct = int(run.published.notna().to_numpy().sum())
+        with running_collectors(settings, demo_registry):
+            assert send_plan(demo_registry, run.plan, settings.mqtt, load_credentials(settings.run_dir)).refused == 0
+            assert wait_for_count(store, before + distinct) == before + distinct
+            assert wait_for_count_of(store, "collector_stats", 3)
+        clear_retained_status(settings, demo_registry)
+        compute_day_quality(settings, "2026-01-01")
+
+        column = year.registers.columns[0]
+        meter = demo_registry.meter_by_id[column[0]]
+        tags = {
+            "enterprise": meter.enterprise,
+            "meter": meter.id,
+            "carrier": meter.carrier.value,
+            "register": column[1],
+        }
+        june = pd.Timestamp("2025-06-10 12:00", tz=TZ)
+        store.write([Point("meter_register", tags, {"raw_value": 1.0, "value": 1.0}, june.value)])  # stored late
+        assert compute_late_data(settings, date(2026, 1, 2)) == {"2025-06": 1}
+        yield settings
+        store.drop_database()
+
+
+def wait_for_count_of(store: InfluxStore, measurement: str, n: int, timeout_s: float = 20.0) -> bool:
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        frame = store.query(f'SELECT COUNT("received") FROM "{measurement}"')
+        if len(frame) and int(frame["count"].iloc[0]) >= n:
+            return True
+        time.sleep(0.5)
+    return False
+
+
+@pytest.mark.services
+@pytest.mark.parametrize(("uid", "panel", "target"), targets(), ids=lambda v: v if isinstance(v, str) else "")
+def test_panel_query_returns_data(filled, uid, panel, target):
+    """The panel's query, as Grafana would send it from 2025-01-01 until now, for enterprise E01."""
+    with InfluxStore(filled.influx) as store:
+        choices = store.query('SHOW TAG VALUES FROM "credits" WITH KEY = "enterprise"')
+        assert "E01" in set(choices["value"])  # the enterprise variable's own query offers E01
+        frame = store.query(substitute(target["query"], {"enterprise": "E01"}))
+    assert len(frame) > 0, (uid, panel, target["query"])
+    expected = expected_columns(target["query"]) | {"time"}
+    assert expected <= set(frame.columns), (panel, expected - set(frame.columns))
