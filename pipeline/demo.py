@@ -164,6 +164,7 @@ def print_result(result: DemoResult, settings: Settings) -> None:
     resolved = settings_for_run_dir(settings)
     print(f"""
 Where the results are:
+  park report    {result.report_dir / "index.html"}  (open it in a browser; one page per enterprise)
   report files   {result.report_dir}  (summary.txt, enterprises.csv, one CSV per measurement)
   InfluxDB       {resolved.influx.url}  database {resolved.influx.database!r}; for example
                  influx -port {resolved.influx.port} -database {resolved.influx.database} -execute \\

@@ -1,4 +1,4 @@
-"""A calendar month in the park's time zone, as InfluxDB time bounds."""
+"""A calendar month in the park's time zone, as InfluxDB time bounds, and the month's stored results."""
 
 from __future__ import annotations
 
@@ -6,7 +6,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
+import pandas as pd
+
 from park.lineprotocol import to_ns
+from park.store import InfluxStore
 
 
 @dataclass(frozen=True)
@@ -49,3 +52,9 @@ def rfc3339(when: datetime) -> str:
     """An InfluxQL time literal (UTC, nanosecond precision)."""
     utc = when.astimezone(UTC)
     return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond * 1000:09d}Z"
+
+
+def read_month(store: InfluxStore, measurement: str, month: Month) -> pd.DataFrame:
+    """The points of ``measurement`` stamped at the month's start (its monthly results), without ``time``."""
+    frame = store.query(f'SELECT * FROM "{measurement}" WHERE time = {month.start_ns}')
+    return frame.drop(columns="time") if len(frame) else frame

@@ -9,14 +9,10 @@ import pandas as pd
 from park.registry import load_registry
 from park.settings import Settings
 from park.store import InfluxStore
-from pipeline.month import Month
+from pipeline.html_report import write_html_reports
+from pipeline.month import Month, read_month
 
 MEASUREMENTS = ["activity_monthly", "emissions_monthly", "credits", "near_zero_progress", "data_quality"]
-
-
-def read_month(store: InfluxStore, measurement: str, month: Month) -> pd.DataFrame:
-    frame = store.query(f'SELECT * FROM "{measurement}" WHERE time = {month.start_ns}')
-    return frame.drop(columns="time") if len(frame) else frame
 
 
 def enterprise_table(settings: Settings, period: str) -> pd.DataFrame:
@@ -73,6 +69,7 @@ def write_month_report(settings: Settings, period: str) -> Path:
             read_month(store, measurement, month).to_csv(out / f"{measurement}.csv", index=False)
     table = enterprise_table(settings, period)
     table.to_csv(out / "enterprises.csv", index=False)
+    write_html_reports(settings, period)
     (out / "summary.txt").write_text(
         f"parkcarbon monthly results {period} (credits and grades are year-to-date, provisional until "
         f"the year is settled)\nfactor set {settings.factor_set}\n\n{format_table(table)}\n",

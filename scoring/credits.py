@@ -46,6 +46,7 @@ EXTRA_CREDIT_COLUMNS = [
     "value_added_used_10k_cny",
     "benchmark_scope",
     "note",
+    "rating_reasons",
 ]
 
 

@@ -79,12 +79,13 @@ def rate(
     """
     weights = policy.rating.weights
     out = credits.copy()
-    scores, letters = [], []
+    scores, letters, reasons = [], [], []
     for row in out.itertuples(index=False):
         ent = row.enterprise_id
         if pd.isna(row.grade):
             scores.append(math.nan)
             letters.append("")
+            reasons.append("no grade: no rating")
             continue
         parts = {
             "carbon_efficiency": policy.rating.grade_scores[int(row.grade)],
@@ -106,6 +107,8 @@ def rate(
         score = sum(getattr(weights, name) * value for name, value in parts.items()) / 100.0
         scores.append(score)
         letters.append(rating_from_score(score, policy))
+        reasons.append(", ".join(f"{n.replace('_', ' ')} {v:.0f} ×{getattr(weights, n):g}%" for n, v in parts.items()))
     out["rating_score"] = scores
     out["rating"] = letters
+    out["rating_reasons"] = reasons  # each dimension's score and weight: why the rating is what it is
     return out

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what parkcarbon needs on a fresh Debian machine, and nothing that is already there:
-#   - the Debian packages mosquitto, influxdb and postgresql (apt-get; the services are never started by apt),
+#   - the Debian packages mosquitto, influxdb, postgresql and chromium (apt-get; no service is started by apt),
 #   - a virtualenv in .venv with the project and its dev tools.
 # Idempotent: a second run takes about a second. Re-installs the venv when pyproject.toml changes.
 set -euo pipefail
@@ -11,6 +11,7 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=
 command -v mosquitto_passwd >/dev/null 2>&1 || need_apt+=(mosquitto)
 command -v influxd >/dev/null 2>&1 || need_apt+=(influxdb)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need_apt+=(postgresql)  # the ledger's tests
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)  # renders the HTML reports in the tests
 if [ ${#need_apt[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "bootstrap: installing Debian packages: ${need_apt[*]}"

@@ -3,6 +3,7 @@ carbon_monthly with dag.test() → results, checked against the simulator's grou
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pandas as pd
@@ -13,10 +14,10 @@ from park.services import LocalServices
 from park.settings import Settings
 from park.store import InfluxStore
 from pipeline.demo import DemoResult, run_demo, truth_by_enterprise
-from pipeline.month import Month
+from pipeline.month import Month, read_month
 from pipeline.monthly import compute_activity, compute_scores
-from pipeline.report import read_month
 from pipeline.runtime import settings_for_run_dir
+from tests.browser import render
 
 pytestmark = [pytest.mark.services, pytest.mark.airflow]
 
@@ -103,3 +104,28 @@ def test_rerun_is_idempotent(demo):
             pd.testing.assert_frame_equal(
                 frame.sort_values(key).reset_index(drop=True), after.sort_values(key).reset_index(drop=True)
             )
+
+
+def test_reports_open_in_a_browser(demo, tmp_path):
+    """Headless Chromium renders the park report with its charts; the bars show the stored credits, and
+    each enterprise page names the factor and its source and explains the rating."""
+    result, _ = demo
+    index = result.report_dir / "index.html"
+    dom = render(index, tmp_path / "park.png")
+    charts = re.findall(r'<svg[^>]*class="chart"', dom)
+    assert len(charts) == 3  # emissions, credits, grades
+    bars = re.findall(r'<rect class="bar" data-series="([^"]+)" data-label="([^"]+)" data-value="([^"]+)"', dom)
+    credits = {label: float(value) for series, label, value in bars if series.startswith("credits")}
+    stored = result.table.set_index("enterprise")["credits_tco2"]
+    assert credits == pytest.approx(stored.to_dict(), rel=1e-12)
+    grades = {label: float(value) for series, label, value in bars if series.startswith("enterprises")}
+    assert sum(grades.values()) == len(stored)
+    png = (tmp_path / "park.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 20_000  # a rendered page, not a blank one
+    assert 'href="enterprises/E01.html"' in dom
+
+    page = render(result.report_dir / "enterprises" / "E08.html", tmp_path / "e08.png")
+    assert "0.5306 tCO2/MWh" in page and "21.6219 tCO2/10^4 Nm3" in page  # cn-national-2023, NDRC gas defaults
+    assert "MEE" in page or "生态环境部" in page  # the grid factor's publisher
+    assert "carbon efficiency" in page and "×35%" in page  # the rating's dimensions and weights
+    assert re.search(r'<svg[^>]*class="chart"', page)

@@ -21,8 +21,7 @@ from park.registry import Carrier, MeterRole, Registry
 from park.services import load_credentials
 from park.store import InfluxStore
 from pipeline.airflow_env import run_dag, run_month
-from pipeline.month import Month
-from pipeline.report import read_month
+from pipeline.month import Month, read_month
 from pipeline.runtime import export_settings
 from simulators.cli import simulate_run
 from simulators.faults import FaultedRun

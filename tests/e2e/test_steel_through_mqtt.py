@@ -14,9 +14,8 @@ from numpy.testing import assert_allclose
 from park.registry import load_registry
 from park.services import load_credentials
 from park.store import InfluxStore
-from pipeline.month import Month
+from pipeline.month import Month, read_month
 from pipeline.monthly import compute_activity
-from pipeline.report import read_month
 from simulators.cli import simulate_run
 from simulators.publisher import send_plan
 from tests.integration.helpers import clear_retained_status, running_collectors, wait_for_count, with_own_group

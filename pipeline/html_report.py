@@ -1,0 +1,350 @@
+"""The month's reports as HTML pages a person can read: one for the park office and one per
+enterprise, bilingual (中文 / English), with inline SVG charts, written under
+``RUN/reports/YYYY-MM/`` (``index.html`` and ``enterprises/<id>.html``).
+
+Every figure comes from InfluxDB as the monthly DAG wrote it; each emission line names the factor,
+its value and the publication it comes from, each rating its dimensions and weights.
+"""
+
+from __future__ import annotations
+
+import math
+from html import escape
+from pathlib import Path
+
+import pandas as pd
+
+from park.registry import Registry, load_registry
+from park.settings import Settings
+from park.store import InfluxStore
+from pipeline.month import Month, read_month
+from pipeline.svg import bar_chart
+from scoring.factors import FactorSet, factor_set
+from scoring.policy import Policy, load_policy
+
+STYLE = """
+body{font-family:"Noto Sans CJK SC","Microsoft YaHei",Arial,sans-serif;margin:2em auto;max-width:60em;color:#222}
+h1{font-size:1.6em}h2{font-size:1.2em;border-bottom:1px solid #ccc;margin-top:1.6em}
+table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}
+th{background:#f3f5f4}td.t,th.t{text-align:left}.note{color:#666;font-size:.9em}.neg{color:#b8433c}
+"""
+UNITS = {"grid_electricity": "kWh", "natural_gas": "Nm³", "purchased_heat": "GJ", "pv_self_consumed": "kWh"}
+CARRIER_NAMES = {
+    "grid_electricity": "电网电力 grid electricity",
+    "pv_generation": "光伏发电 PV generation",
+    "pv_self_consumed": "光伏自用 PV self-consumed",
+    "pv_exported": "光伏上网 PV exported",
+    "natural_gas": "天然气 natural gas",
+    "purchased_heat": "外购热力 purchased heat",
+    "green_electricity_certified": "绿证电量 certified green power",
+}
+
+
+def _num(value: object, digits: int = 1) -> str:
+    if value is None or (isinstance(value, float) and pd.isna(value)) or value is pd.NA:
+        return "–"
+    number = float(value)  # type: ignore[arg-type]
+    text = f"{number:,.{digits}f}"
+    return f'<span class="neg">{text}</span>' if number < 0 else text
+
+
+def _table(headers: list[str], rows: list[list[str]], text_columns: int = 1) -> str:
+    head = "".join(f'<th class="{"t" if i < text_columns else ""}">{h}</th>' for i, h in enumerate(headers))
+    body = "".join(
+        "<tr>" + "".join(f'<td class="{"t" if i < text_columns else ""}">{c}</td>' for i, c in enumerate(r)) + "</tr>"
+        for r in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _page(title: str, body: str) -> str:
+    return (
+        f'<!DOCTYPE html><html lang="zh-CN"><head><meta charset="utf-8"><title>{escape(title)}</title>'
+        f"<style>{STYLE}</style></head><body>{body}</body></html>\n"
+    )
+
+
+def factor_lines(factors: FactorSet) -> list[list[str]]:
+    """The factors the month's emissions were computed with, each with its source."""
+    gas = factors.fuels["natural_gas"]
+    grid = factors.electricity
+    return [
+        [
+            "电网电力 grid electricity (location)",
+            f"{grid.location_t_per_mwh} tCO2/MWh",
+            escape(f"{grid.grid}, data year {grid.data_year}: {grid.location_source}"),
+        ],
+        [
+            "电网电力 grid electricity (market, residual)",
+            f"{grid.residual_t_per_mwh} tCO2/MWh",
+            escape(grid.residual_source),
+        ],
+        [
+            "天然气 natural gas",
+            f"{gas.factor_t_per_unit:.4f} tCO2/{gas.unit}",
+            escape(
+                f"NCV {gas.ncv_gj_per_unit:g} GJ/{gas.unit} × {gas.carbon_tc_per_tj:g} tC/TJ × {gas.oxidation:g}"
+                f" × 44/12 (GB/T 32150); {gas.source}"
+            ),
+        ],
+        ["外购热力 purchased heat", f"{factors.heat.t_per_gj} tCO2/GJ", escape(factors.heat.source)],
+    ]
+
+
+class MonthData:
+    """The month's measurements, read once for the park and all enterprise pages."""
+
+    def __init__(self, settings: Settings, store: InfluxStore, month: Month) -> None:
+        self.month = month
+        self.activity = read_month(store, "activity_monthly", month)
+        self.emissions = read_month(store, "emissions_monthly", month)
+        self.credits = read_month(store, "credits", month)
+        self.near_zero = read_month(store, "near_zero_progress", month)
+        self.quality = read_month(store, "data_quality", month)
+        january = Month.of(f"{month.year}-01", settings.timezone)
+        ytd = store.query(
+            'SELECT "tco2_location", "tco2_market" FROM "emissions_monthly" '
+            f"WHERE \"workshop\" = '' AND time >= {january.start_ns} AND time <= {month.start_ns} "
+            'GROUP BY "enterprise", "scope"'
+        )
+        if len(ytd):
+            ytd["period"] = ytd["time"].dt.tz_convert(settings.timezone).dt.strftime("%Y-%m")
+        self.year_to_date = ytd
+        for frame in (self.activity, self.emissions, self.near_zero):
+            if len(frame) and "workshop" in frame:
+                frame["workshop"] = frame["workshop"].fillna("")
+            elif len(frame):
+                frame["workshop"] = ""
+
+    def enterprise_rows(self, measurement: pd.DataFrame, enterprise: str, workshop: str = "") -> pd.DataFrame:
+        if measurement.empty:
+            return measurement
+        rows = measurement[measurement["enterprise"] == enterprise]
+        return rows[rows["workshop"] == workshop] if "workshop" in rows else rows
+
+    def total(self, enterprise: str, scope: str, field: str = "tco2_location") -> float:
+        rows = self.enterprise_rows(self.emissions, enterprise)
+        rows = rows[rows["scope"] == scope] if len(rows) else rows
+        return float(rows[field].sum()) if len(rows) else 0.0
+
+
+def enterprise_page(registry: Registry, data: MonthData, enterprise_id: str, factors: FactorSet, policy: Policy) -> str:
+    enterprise = registry.enterprise_by_id[enterprise_id]
+    period = data.month.period
+    parts = [
+        f"<h1>{escape(enterprise.name)}</h1>",
+        f"<p>碳排放月报 Monthly carbon report <b>{period}</b> · 行业 industry {enterprise.industry} · "
+        f'<a href="../index.html">园区 park report</a></p>',
+        "<h2>活动数据 Activity data</h2>",
+    ]
+    activity = data.enterprise_rows(data.activity, enterprise_id)
+    rows = [
+        [
+            escape(CARRIER_NAMES.get(r["carrier"], r["carrier"])),
+            _num(r["quantity"]),
+            escape(str(r.get("unit", ""))),
+            escape(str(r.get("origin", ""))),
+            _num(100 * r["completeness"], 1) + " %" if pd.notna(r.get("completeness")) else "–",
+        ]
+        for r in activity.to_dict("records")
+    ]
+    parts.append(_table(["能源 carrier", "数量 quantity", "单位 unit", "来源 origin", "完整率 completeness"], rows))
+
+    parts.append("<h2>排放 Emissions (GB/T 32150)</h2>")
+    scope_rows = [
+        ["范围一 Scope 1 (燃烧 combustion)", _num(data.total(enterprise_id, "scope1")), "–"],
+        [
+            "范围二 Scope 2 (外购电力、热力 purchased electricity, heat)",
+            _num(data.total(enterprise_id, "scope2")),
+            _num(data.total(enterprise_id, "scope2", "tco2_market")),
+        ],
+        [
+            "<b>合计 Total</b>",
+            f"<b>{_num(data.total(enterprise_id, 'total'))}</b>",
+            f"<b>{_num(data.total(enterprise_id, 'total', 'tco2_market'))}</b>",
+        ],
+    ]
+    parts.append(_table(["", "tCO2 位置法 location-based", "tCO2 市场法 market-based"], scope_rows))
+    parts.append(f"<p>排放因子 Factors (set <b>{escape(factors.id)}</b>):</p>")
+    parts.append(_table(["", "因子 factor", "来源 source"], factor_lines(factors), text_columns=3))
+    ytd = data.year_to_date
+    if len(ytd):
+        mine = ytd[ytd["enterprise"] == enterprise_id]
+        periods = sorted(mine["period"].unique())
+        by = mine.pivot_table(index="period", columns="scope", values="tco2_location", aggfunc="sum")
+        series = {
+            name: [float(by.at[p, scope]) if scope in by and p in by.index else 0.0 for p in periods]
+            for scope, name in (("scope1", "Scope 1 范围一"), ("scope2", "Scope 2 范围二"))
+        }
+        parts.append(
+            bar_chart(f"{enterprise_id} 本年排放 emissions this year (location-based)", periods, series, "tCO2")
+        )
+
+    parts.append("<h2>碳积分与评级 Credits, grade and rating (year to date, provisional)</h2>")
+    credit = data.credits[data.credits["enterprise"] == enterprise_id] if len(data.credits) else data.credits
+    if len(credit):
+        c = credit.iloc[0]
+        grade = "–" if pd.isna(c.get("grade")) else str(int(c["grade"]))
+        k_upper = " / ".join(f"{k:g}" for k in policy.grade_k_upper)
+        rows = [
+            ["积分 credits (tCO2; + surplus, − deficit)", _num(c.get("credits_tco2"))],
+            ["排放强度 intensity (tCO2 / 10⁴ CNY)", _num(c.get("intensity_t_per_10k_cny"), 4)],
+            ["基准 benchmark (tCO2 / 10⁴ CNY)", _num(c.get("benchmark_t_per_10k_cny"), 4)],
+            [f"K = 强度 / 行业均值 intensity / industry mean (grade limits {k_upper})", _num(c.get("k_ratio"), 3)],
+            ["碳效等级 grade (1 best – 5)", grade],
+            ["碳信用评级 rating", f"{escape(str(c.get('rating', '') or '–'))} ({_num(c.get('rating_score'))} / 100)"],
+            ["评级依据 why", escape(str(c.get("rating_reasons", "") or "–"))],
+            ["月数 months covered", _num(c.get("months_covered"), 0)],
+        ]
+        if isinstance(c.get("note"), str) and c["note"]:
+            rows.append(["说明 note", escape(c["note"])])
+        parts.append(_table(["", ""], rows))
+        parts.append(
+            f'<p class="note">policy {escape(str(c.get("policy_version", "")))}, factor set '
+            f"{escape(str(c.get('factor_set', '')))}, inputs sha256 {escape(str(c.get('inputs_sha256', ''))[:16])}…</p>"
+        )
+    else:
+        parts.append("<p>无积分结果 No credits computed for this month.</p>")
+
+    workshops = data.near_zero[data.near_zero["enterprise"] == enterprise_id] if len(data.near_zero) else data.near_zero
+    if len(workshops):
+        parts.append("<h2>近零碳进展 Near-zero-carbon progress</h2>")
+        rows = [
+            [
+                escape(str(r["workshop"] or enterprise_id)),
+                _num(r.get("offset_ratio"), 3),
+                _num(r.get("required_ratio"), 3),
+                _num(r.get("target"), 2),
+                escape(str(r.get("status", ""))),
+            ]
+            for r in workshops.to_dict("records")
+        ]
+        parts.append(
+            _table(["车间 workshop", "抵消率 offset ratio", "应达 required", "目标 target", "状态 status"], rows)
+        )
+
+    parts.append("<h2>数据质量 Data quality</h2>")
+    quality = data.quality[data.quality["enterprise"] == enterprise_id] if len(data.quality) else data.quality
+    rows = [
+        [
+            escape(f"{r['meter']} {r['register']}"),
+            _num(100 * r.get("completeness", float("nan")), 1) + " %",
+            _num(r.get("gaps"), 0),
+            _num(r.get("estimated_intervals"), 0),
+            _num(r.get("resets"), 0),
+            _num(r.get("rollovers"), 0),
+        ]
+        for r in quality.to_dict("records")
+    ]
+    parts.append(
+        _table(
+            ["计量表 meter", "完整率 completeness", "缺口 gaps", "估算 estimated", "复位 resets", "翻转 rollovers"],
+            rows,
+        )
+    )
+    return _page(f"{enterprise_id} {period}", "".join(parts))
+
+
+def park_page(registry: Registry, data: MonthData, factors: FactorSet) -> str:
+    period = data.month.period
+    ids = [e.id for e in registry.enterprises]
+    credits = data.credits.set_index("enterprise") if len(data.credits) else pd.DataFrame()
+    rows = []
+    for e in registry.enterprises:
+        c = credits.loc[e.id] if e.id in credits.index else {}
+        grade = c.get("grade") if len(c) else None
+        rows.append(
+            [
+                f'<a href="enterprises/{escape(e.id)}.html">{escape(e.id)}</a> {escape(e.name)}',
+                e.industry,
+                _num(data.total(e.id, "total")),
+                _num(c.get("credits_tco2") if len(c) else None),
+                "–" if grade is None or pd.isna(grade) else str(int(grade)),
+                escape(str(c.get("rating", "–") if len(c) else "–")),
+            ]
+        )
+    total_t = sum(data.total(i, "total") for i in ids)
+    parts = [
+        f"<h1>{escape(registry.park.name)}</h1>",
+        f"<p>园区碳排放月报 Park monthly carbon report <b>{period}</b> · factor set <b>{escape(factors.id)}</b> · "
+        f"{len(ids)} enterprises · total {_num(total_t)} tCO2 (location-based)</p>",
+        "<h2>企业 Enterprises</h2>",
+        _table(
+            ["企业 enterprise", "行业 industry", "排放 tCO2", "积分 credits (YTD)", "等级 grade", "评级 rating"],
+            rows,
+            2,
+        ),
+        bar_chart(
+            "本月排放 emissions this month (tCO2, location-based)",
+            ids,
+            {
+                "Scope 1 范围一": [data.total(i, "scope1") for i in ids],
+                "Scope 2 范围二": [data.total(i, "scope2") for i in ids],
+            },
+            "tCO2",
+        ),
+        bar_chart(
+            "碳积分 credits, year to date (+ surplus / − deficit)",
+            ids,
+            {"credits 积分": [float(credits.at[i, "credits_tco2"]) if i in credits.index else math.nan for i in ids]},
+            "tCO2",
+        ),
+    ]
+    if len(credits) and "grade" in credits:
+        grades = credits["grade"].dropna().astype(int).value_counts()
+        parts.append(
+            bar_chart(
+                "碳效等级分布 enterprises per grade",
+                [str(g) for g in range(1, 6)],
+                {"enterprises 企业数": [float(grades.get(g, 0)) for g in range(1, 6)]},
+                "enterprises",
+                width=420,
+            )
+        )
+    if len(data.near_zero):
+        parts.append("<h2>近零碳车间 Near-zero-carbon workshops</h2>")
+        parts.append(
+            _table(
+                ["车间 workshop", "抵消率 offset ratio", "目标 target", "状态 status"],
+                [
+                    [
+                        escape(str(r["workshop"] or r["enterprise"])),
+                        _num(r.get("offset_ratio"), 3),
+                        _num(r.get("target"), 2),
+                        escape(str(r.get("status", ""))),
+                    ]
+                    for r in data.near_zero.to_dict("records")
+                ],
+            )
+        )
+    if len(data.quality):
+        incomplete = data.quality[data.quality["completeness"] < 1.0]
+        parts.append("<h2>数据质量 Data quality</h2>")
+        parts.append(
+            f"<p>{len(data.quality)} meter registers, mean completeness "
+            f"{_num(100 * data.quality['completeness'].mean(), 2)} %, {len(incomplete)} below 100 %, "
+            f"{int(data.quality['resets'].sum())} resets, {int(data.quality['estimated_intervals'].sum())} estimated "
+            "intervals.</p>"
+        )
+    parts.append("<h2>排放因子 Emission factors</h2>")
+    parts.append(_table(["", "因子 factor", "来源 source"], factor_lines(factors), text_columns=3))
+    return _page(f"{registry.park.name} {period}", "".join(parts))
+
+
+def write_html_reports(settings: Settings, period: str) -> Path:
+    """Write ``index.html`` (the park) and ``enterprises/<id>.html``; return the park page's path."""
+    registry = load_registry(settings.registry)
+    month = Month.of(period, settings.timezone)
+    out = settings.run_dir / "reports" / period
+    (out / "enterprises").mkdir(parents=True, exist_ok=True)
+    with InfluxStore(settings.influx) as store:
+        data = MonthData(settings, store, month)
+    used = str(data.emissions["factor_set"].iloc[0]) if len(data.emissions) else settings.factor_set
+    factors = factor_set(used)
+    policy = load_policy(settings.policy)
+    for enterprise in registry.enterprises:
+        page = enterprise_page(registry, data, enterprise.id, factors, policy)
+        (out / "enterprises" / f"{enterprise.id}.html").write_text(page, encoding="utf-8")
+    index = out / "index.html"
+    index.write_text(park_page(registry, data, factors), encoding="utf-8")
+    return index

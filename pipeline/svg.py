@@ -1,0 +1,88 @@
+"""Bar charts as inline SVG for the HTML reports: no plotting library, no JavaScript, readable offline.
+
+Bars carry ``class="bar"`` and ``data-series``/``data-label``/``data-value`` so a test (or a
+screen reader, through ``<title>``) can read back what was drawn.
+"""
+
+from __future__ import annotations
+
+import math
+from html import escape
+
+PALETTE = ["#2f7d4f", "#3b6fb6", "#d08a2e", "#8a4fb0", "#b8433c", "#5a8f8f"]
+
+
+def _nice_max(value: float) -> float:
+    """A round axis end at or above ``value`` (1, 2 or 5 times a power of ten)."""
+    if value <= 0:
+        return 1.0
+    power = 10 ** math.floor(math.log10(value))
+    for step in (1, 2, 5, 10):
+        if value <= step * power:
+            return float(step * power)
+    return float(10 * power)
+
+
+def bar_chart(
+    title: str,
+    labels: list[str],
+    series: dict[str, list[float]],
+    unit: str,
+    width: int = 720,
+    height: int = 280,
+) -> str:
+    """Grouped bars, one group per label and one bar per series; negative values hang below zero."""
+    left, right, top, bottom = 70, 16, 34, 56
+    plot_w, plot_h = width - left - right, height - top - bottom
+    values = [v for vs in series.values() for v in vs if math.isfinite(v)]
+    high = _nice_max(max([0.0, *values]))
+    low = -_nice_max(-min([0.0, *values])) if min([0.0, *values]) < 0 else 0.0
+    span = high - low
+
+    def y(value: float) -> float:
+        return top + (high - value) / span * plot_h
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" aria-label="{escape(title)}" '
+        f'width="{width}" height="{height}" viewBox="0 0 {width} {height}">',
+        f'<text x="{left}" y="20" font-size="14" font-weight="bold">{escape(title)}</text>',
+    ]
+    for tick in (low, low + span / 2, high) if low < 0 else (0.0, high / 2, high):
+        label = f"{tick:,.{0 if tick.is_integer() else 1}f}"
+        parts.append(
+            f'<line x1="{left}" x2="{width - right}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" stroke="#ddd"/>'
+            f'<text x="{left - 6}" y="{y(tick) + 4:.1f}" font-size="11" text-anchor="end">{label}</text>'
+        )
+    middle = top + plot_h / 2
+    parts.append(
+        f'<text x="12" y="{middle:.0f}" font-size="11" transform="rotate(-90 12 {middle:.0f})" '
+        f'text-anchor="middle">{escape(unit)}</text>'
+    )
+    group_w = plot_w / max(1, len(labels))
+    bar_w = group_w * 0.8 / max(1, len(series))
+    for i, label in enumerate(labels):
+        x0 = left + i * group_w + group_w * 0.1
+        for j, (name, vs) in enumerate(series.items()):
+            value = vs[i]
+            if not math.isfinite(value):
+                continue
+            y_top, y_bottom = sorted((y(value), y(0.0)))
+            parts.append(
+                f'<rect class="bar" data-series="{escape(name)}" data-label="{escape(label)}" data-value="{value!r}" '
+                f'x="{x0 + j * bar_w:.1f}" y="{y_top:.1f}" width="{max(bar_w - 1, 1):.1f}" '
+                f'height="{max(y_bottom - y_top, 0.5):.1f}" fill="{PALETTE[j % len(PALETTE)]}">'
+                f"<title>{escape(name)} {escape(label)}: {value:,.1f} {escape(unit)}</title></rect>"
+            )
+        parts.append(
+            f'<text x="{x0 + group_w * 0.4:.1f}" y="{height - bottom + 16}" font-size="11" '
+            f'text-anchor="middle">{escape(label)}</text>'
+        )
+    parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y(0.0):.1f}" y2="{y(0.0):.1f}" stroke="#333"/>')
+    for j, name in enumerate(series):
+        x = left + j * 190
+        parts.append(
+            f'<rect x="{x}" y="{height - 22}" width="12" height="12" fill="{PALETTE[j % len(PALETTE)]}"/>'
+            f'<text x="{x + 16}" y="{height - 12}" font-size="12">{escape(name)}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
