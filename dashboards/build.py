@@ -87,8 +87,18 @@ def provider_yaml(dashboards_path: str) -> str:
     )
 
 
-def write_dashboards(out: Path, influx_url: str, database: str, dashboards_path: str | None = None) -> list[Path]:
-    """Write every dashboard and the provisioning files under ``out``; return the paths written."""
+def write_dashboards(
+    out: Path,
+    influx_url: str,
+    database: str,
+    dashboards_path: str | None = None,
+    credentials_env: tuple[str, str] | None = None,
+) -> list[Path]:
+    """Write every dashboard and the provisioning files under ``out``; return the paths written.
+
+    ``credentials_env`` names the environment variables (user, password) Grafana takes the
+    datasource's InfluxDB account from, so no secret is written into the files.
+    """
     written = []
     boards = out / "dashboards"
     boards.mkdir(parents=True, exist_ok=True)
@@ -97,7 +107,7 @@ def write_dashboards(out: Path, influx_url: str, database: str, dashboards_path:
         path.write_text(json.dumps(model, indent=2, ensure_ascii=False, sort_keys=True) + "\n", encoding="utf-8")
         written.append(path)
     for kind, text in (
-        ("datasources", datasource_yaml(influx_url, database)),
+        ("datasources", datasource_yaml(influx_url, database, *(credentials_env or ("", "")))),
         ("dashboards", provider_yaml(dashboards_path or str(boards.resolve()))),
     ):
         path = out / "provisioning" / kind / "parkcarbon.yaml"
@@ -105,3 +115,13 @@ def write_dashboards(out: Path, influx_url: str, database: str, dashboards_path:
         path.write_text(text, encoding="utf-8")
         written.append(path)
     return written
+
+
+DOCKER_GRAFANA = Path(__file__).resolve().parent.parent / "docker" / "grafana"
+
+
+def write_docker_grafana(out: Path = DOCKER_GRAFANA) -> list[Path]:
+    """docker/grafana/: what the compose file mounts into Grafana (a test checks it is current)."""
+    return write_dashboards(
+        out, "http://influxdb:8086", "carbon", "/var/lib/grafana/dashboards", ("INFLUX_USER", "INFLUX_PASSWORD")
+    )

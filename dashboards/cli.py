@@ -14,7 +14,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p = subparsers.add_parser("dashboards", help="build the Grafana dashboards, or push them to a Grafana")
     commands = p.add_subparsers(dest="dashboards_command", required=True)
     build = commands.add_parser("build", help="write dashboard JSON and provisioning files")
-    build.add_argument("--out", type=Path, required=True)
+    build.add_argument("--out", type=Path, help="where to write (required unless --docker)")
+    build.add_argument("--docker", action="store_true", help="rewrite docker/grafana/ for the compose stack")
     build.add_argument("--influx-url", default=None, help="the datasource URL (default: the configured InfluxDB)")
     build.set_defaults(handler=_build)
     push = commands.add_parser("push", help=f"create or update the dashboards in a Grafana (token in ${TOKEN_ENV})")
@@ -25,11 +26,18 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def _build(args: argparse.Namespace) -> int:
-    from dashboards.build import write_dashboards
+    from dashboards.build import write_dashboards, write_docker_grafana
     from park.settings import Settings
 
-    settings = Settings()
-    for path in write_dashboards(args.out, args.influx_url or settings.influx.url, settings.influx.database):
+    if args.docker:
+        written = write_docker_grafana()
+    elif args.out is None:
+        print("parkcarbon dashboards build: --out DIR or --docker", file=sys.stderr)
+        return 2
+    else:
+        settings = Settings()
+        written = write_dashboards(args.out, args.influx_url or settings.influx.url, settings.influx.database)
+    for path in written:
         print(path)
     return 0
 

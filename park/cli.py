@@ -6,20 +6,23 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from park.settings import Settings
 
 
 def _services_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("services", help="start, stop or show the local Mosquitto and influxd")
-    p.add_argument("action", choices=["up", "down", "status"])
+    p.add_argument("action", choices=["up", "down", "status", "rotate-password", "docker-secrets"])
     p.add_argument("--free-ports", action="store_true", help="pick free ports instead of the configured ones")
+    p.add_argument("--user", help="rotate-password: the broker user (a gateway id, or collector)")
+    p.add_argument("--out", type=Path, default=Path("docker/secrets"), help="docker-secrets: where to write them")
     p.set_defaults(handler=_services)
 
 
 def _services(args: argparse.Namespace) -> int:
     from park.registry import load_registry
-    from park.services import LocalServices, Ports, ServiceError, free_ports
+    from park.services import LocalServices, Ports, ServiceError, free_ports, rotate_password, write_docker_secrets
 
     settings = Settings()
     services = LocalServices(settings.run_dir)
@@ -36,6 +39,17 @@ def _services(args: argparse.Namespace) -> int:
             )
             print(f"influxd    http://127.0.0.1:{ports.influx_http}   (database {settings.influx.database})")
             print(f"run dir    {services.run_dir}   stop with: parkcarbon services down")
+        elif args.action == "rotate-password":
+            if not args.user:
+                print(
+                    "parkcarbon services rotate-password: --user GATEWAY_ID (or collector) is required", file=sys.stderr
+                )
+                return 2
+            rotate_password(services.run_dir, args.user)
+            print(f"new password for {args.user} in {services.run_dir}/credentials.json; the broker reloaded it")
+        elif args.action == "docker-secrets":
+            credentials, plain = write_docker_secrets(args.out, load_registry(settings.registry))
+            print(f"{credentials}\n{plain}\nput the collector's password into docker/.env as MQTT_COLLECTOR_PASSWORD")
         elif args.action == "down":
             stopped = services.down()
             print(f"stopped: {', '.join(stopped) or 'nothing was running'} ({services.run_dir})")
@@ -54,6 +68,31 @@ def _services(args: argparse.Namespace) -> int:
     return 0
 
 
+def _registry_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser("registry", help="check the park registry (enterprises, workshops, gateways, meters)")
+    p.add_argument("action", choices=["check"])
+    p.add_argument("file", nargs="?", type=Path, help="default: PARKCARBON_REGISTRY")
+    p.set_defaults(handler=_registry)
+
+
+def _registry(args: argparse.Namespace) -> int:
+    from park.registry import RegistryError, load_registry
+
+    path = args.file or Settings().registry
+    try:
+        registry = load_registry(path)
+    except RegistryError as exc:
+        print(f"parkcarbon registry check: {exc}", file=sys.stderr)
+        return 1
+    replacements = sum(len(m.replacements) for m in registry.meters)
+    print(
+        f"{path}: version {registry.version}, {len(registry.enterprises)} enterprises, {len(registry.workshops)} "
+        f"workshops, {len(registry.gateways)} gateways, {len(registry.meters)} meters, {replacements} meter "
+        "replacements: valid"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from collectors.cli import add_parser as collect_parser
     from dashboards.cli import add_parser as dashboards_parser
@@ -68,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", required=True)
     _services_parser(subparsers)
+    _registry_parser(subparsers)
     simulate_parser(subparsers)
     collect_parser(subparsers)
     score_parser(subparsers)

@@ -199,6 +199,32 @@ def ensure_credentials(run_dir: Path, registry: Registry) -> dict[str, str]:
     return creds
 
 
+def write_docker_secrets(out: Path, registry: Registry) -> tuple[Path, Path]:
+    """For docker/: ``credentials.json`` (kept, new users added) and ``mosquitto-passwd`` with the same
+    passwords in clear, which the broker container hashes into its own config at every start."""
+    out.mkdir(parents=True, exist_ok=True)
+    creds = ensure_credentials(out, registry)
+    plain = out / "mosquitto-passwd"
+    plain.touch(mode=0o600, exist_ok=True)
+    plain.write_text("".join(f"{user}:{pw}\n" for user, pw in sorted(creds.items())))
+    return out / CREDENTIALS_FILE, plain
+
+
+def rotate_password(run_dir: Path, user: str) -> str:
+    """Give ``user`` a new broker password in the run directory's credentials and hashed password file,
+    and make the running Mosquitto reload it (SIGHUP); connected clients keep their session until
+    they reconnect, when the old password is refused. Returns the new password."""
+    path = run_dir / CREDENTIALS_FILE
+    creds = load_credentials(run_dir)
+    if user not in creds:
+        raise ServiceError(f"no broker user {user!r} in {path}: known are the collector and the registry's gateways")
+    creds[user] = secrets.token_urlsafe(18)
+    path.write_text(json.dumps(creds, indent=1, sort_keys=True))
+    _write_password_file(run_dir / "mosquitto" / "passwd", creds)
+    LocalServices(run_dir).reload_broker()
+    return creds[user]
+
+
 def load_credentials(run_dir: Path) -> dict[str, str]:
     path = run_dir / CREDENTIALS_FILE
     if not path.exists():
@@ -322,6 +348,14 @@ class LocalServices:
 
     def status(self) -> dict[str, bool]:
         return {r.name: _runs(r) for r in self._records()}
+
+    def reload_broker(self) -> bool:
+        """Make the running Mosquitto re-read its password file and ACL (SIGHUP); False if it is not running."""
+        for record in self._records():
+            if record.name == "mosquitto" and _runs(record):
+                os.kill(record.pid, signal.SIGHUP)
+                return True
+        return False
 
     def down(self, timeout_s: float = 15.0) -> list[str]:
         """Stop what ``up`` started, by PID: SIGTERM, then SIGKILL after ``timeout_s``."""

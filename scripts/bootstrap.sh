@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what parkcarbon needs on a fresh Debian machine, and nothing that is already there:
-#   - the Debian packages mosquitto, influxdb, postgresql and chromium (apt-get; no service is started by apt),
+#   - the Debian packages mosquitto, influxdb, postgresql, chromium and docker-compose (apt-get, without
+#     recommends: docker-compose's would pull in the Docker engine; no service is started by apt),
 #   - a virtualenv in .venv with the project and its dev tools.
 # Idempotent: a second run takes about a second. Re-installs the venv when pyproject.toml changes.
 set -euo pipefail
@@ -12,6 +13,7 @@ command -v mosquitto_passwd >/dev/null 2>&1 || need_apt+=(mosquitto)
 command -v influxd >/dev/null 2>&1 || need_apt+=(influxdb)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need_apt+=(postgresql)  # the ledger's tests
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)  # renders the HTML reports in the tests
+command -v docker-compose >/dev/null 2>&1 || need_apt+=(docker-compose)  # validates docker/compose.yaml (no engine)
 if [ ${#need_apt[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "bootstrap: installing Debian packages: ${need_apt[*]}"
