@@ -20,6 +20,7 @@ DATASOURCE = dmodels.DataSourceRef(type_val="influxdb", uid=DATASOURCE_UID)
 PARK_TZ = "Asia/Shanghai"
 TAGS = ["parkcarbon"]
 
+ENTERPRISE_LEVEL = "\"workshop\" = ''"  # enterprise totals; workshop rows are parts of them
 # Monthly results are stamped at local midnight of the month's first day: one point per month.
 MONTHLY = "GROUP BY time(1d) fill(none) tz('Asia/Shanghai')"
 
@@ -44,6 +45,16 @@ class InfluxQL(cogbuilder.Builder[cogvariants.Dataquery]):
         if self.alias:
             data["alias"] = self.alias
         return cogruntime.UnknownDataquery(data)
+
+
+def scope_emissions(ref: str, field: str, scope: str, alias: str, where: str = ENTERPRISE_LEVEL) -> InfluxQL:
+    """Monthly tCO2 of one scope (``field``: tco2_location or tco2_market); enterprise totals by default."""
+    return InfluxQL(
+        f'SELECT sum("{field}") FROM "emissions_monthly" WHERE {where} AND "scope" = \'{scope}\' '
+        f"AND $timeFilter {MONTHLY}",
+        ref,
+        alias,
+    )
 
 
 def enterprise_variable() -> dash.QueryVariable:

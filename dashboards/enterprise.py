@@ -6,7 +6,15 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders import dashboard, table, timeseries
 from grafana_foundation_sdk.models import common as cmodels
 
-from dashboards.common import DATASOURCE, MONTHLY, InfluxQL, enterprise_variable, new_dashboard
+from dashboards.common import (
+    DATASOURCE,
+    ENTERPRISE_LEVEL,
+    MONTHLY,
+    InfluxQL,
+    enterprise_variable,
+    new_dashboard,
+    scope_emissions,
+)
 
 UID = "parkcarbon-enterprise"
 ONE = 'enterprise" =~ /^$enterprise$/'  # the templated enterprise
@@ -49,21 +57,14 @@ def meter_consumption() -> timeseries.Panel:
 
 
 def emissions() -> timeseries.Panel:
-    def scope(ref: str, field: str, scope_tag: str, alias: str) -> InfluxQL:
-        return InfluxQL(
-            f'SELECT sum("{field}") FROM "emissions_monthly" WHERE "{ONE} AND "workshop" = \'\' '
-            f"AND \"scope\" = '{scope_tag}' AND $timeFilter {MONTHLY}",
-            ref,
-            alias,
-        )
-
+    where = f'"{ONE} AND {ENTERPRISE_LEVEL}'
     return (
         timeseries.Panel()
         .title("Emissions 排放 (tCO2)")
         .datasource(DATASOURCE)
-        .with_target(scope("A", "tco2_location", "scope1", "Scope 1"))
-        .with_target(scope("B", "tco2_location", "scope2", "Scope 2 location"))
-        .with_target(scope("C", "tco2_market", "scope2", "Scope 2 market"))
+        .with_target(scope_emissions("A", "tco2_location", "scope1", "Scope 1", where))
+        .with_target(scope_emissions("B", "tco2_location", "scope2", "Scope 2 location", where))
+        .with_target(scope_emissions("C", "tco2_market", "scope2", "Scope 2 market", where))
         .draw_style(cmodels.GraphDrawStyle.BARS)
         .height(8)
         .span(12)

@@ -7,21 +7,20 @@ from grafana_foundation_sdk.builders import barchart, dashboard, table, timeseri
 from grafana_foundation_sdk.models import common as cmodels
 from grafana_foundation_sdk.models import dashboard as dmodels
 
-from dashboards.common import DATASOURCE, MONTHLY, InfluxQL, new_dashboard, thresholds
+from dashboards.common import (
+    DATASOURCE,
+    ENTERPRISE_LEVEL,
+    MONTHLY,
+    InfluxQL,
+    new_dashboard,
+    scope_emissions,
+    thresholds,
+)
 
 UID = "parkcarbon-park"
-ENTERPRISE_LEVEL = "\"workshop\" = ''"  # enterprise totals; workshop rows are parts of them
 
 
 def emissions_by_month() -> timeseries.Panel:
-    def scope(ref: str, field: str, scope_tag: str, alias: str) -> InfluxQL:
-        return InfluxQL(
-            f'SELECT sum("{field}") FROM "emissions_monthly" WHERE {ENTERPRISE_LEVEL} AND "scope" = \'{scope_tag}\' '
-            f"AND $timeFilter {MONTHLY}",
-            ref,
-            alias,
-        )
-
     return (
         timeseries.Panel()
         .title("Emissions by month 月度排放 (tCO2)")
@@ -29,9 +28,9 @@ def emissions_by_month() -> timeseries.Panel:
             "GB/T 32150: Scope 1 combustion, Scope 2 purchased electricity and heat, location- and market-based"
         )
         .datasource(DATASOURCE)
-        .with_target(scope("A", "tco2_location", "scope1", "Scope 1 范围一"))
-        .with_target(scope("B", "tco2_location", "scope2", "Scope 2 location 范围二(位置法)"))
-        .with_target(scope("C", "tco2_market", "scope2", "Scope 2 market 范围二(市场法)"))
+        .with_target(scope_emissions("A", "tco2_location", "scope1", "Scope 1 范围一"))
+        .with_target(scope_emissions("B", "tco2_location", "scope2", "Scope 2 location 范围二(位置法)"))
+        .with_target(scope_emissions("C", "tco2_market", "scope2", "Scope 2 market 范围二(市场法)"))
         .unit("short")
         .draw_style(cmodels.GraphDrawStyle.BARS)
         .fill_opacity(60)

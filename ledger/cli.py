@@ -11,10 +11,14 @@ import sys
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from park.settings import Settings
+
+if TYPE_CHECKING:
+    from ledger.book import Booked, Ledger
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -121,42 +125,44 @@ def _settle(args: argparse.Namespace) -> int:
     return _run(args, work)
 
 
-def _transfer(args: argparse.Namespace) -> int:
+def _book(args: argparse.Namespace, what: str, request: Callable[[Ledger, str], Booked]) -> int:
+    """Open the ledger, book ``request`` (given the ledger and who asks), say what was booked."""
+
     def work(settings: Settings, by: str) -> int:
         from pipeline.settlement import open_ledger
 
         with open_ledger(settings) as ledger:
-            booked = ledger.transfer(
-                args.source, args.target, args.amount, args.vintage, args.reference, by, args.price_cny, args.memo
-            )
-        print(_booked_text("transfer", booked.transaction_id, booked.replayed))
+            booked = request(ledger, by)
+        print(_booked_text(what, booked.transaction_id, booked.replayed))
         return 0
 
     return _run(args, work)
+
+
+def _transfer(args: argparse.Namespace) -> int:
+    return _book(
+        args,
+        "transfer",
+        lambda ledger, by: ledger.transfer(
+            args.source, args.target, args.amount, args.vintage, args.reference, by, args.price_cny, args.memo
+        ),
+    )
 
 
 def _surrender(args: argparse.Namespace) -> int:
-    def work(settings: Settings, by: str) -> int:
-        from pipeline.settlement import open_ledger
-
-        with open_ledger(settings) as ledger:
-            booked = ledger.surrender(args.enterprise, args.year, args.amount, args.vintage, args.reference, by)
-        print(_booked_text("surrender", booked.transaction_id, booked.replayed))
-        return 0
-
-    return _run(args, work)
+    return _book(
+        args,
+        "surrender",
+        lambda ledger, by: ledger.surrender(args.enterprise, args.year, args.amount, args.vintage, args.reference, by),
+    )
 
 
 def _retire(args: argparse.Namespace) -> int:
-    def work(settings: Settings, by: str) -> int:
-        from pipeline.settlement import open_ledger
-
-        with open_ledger(settings) as ledger:
-            booked = ledger.retire(args.enterprise, args.amount, args.vintage, args.reference, by, args.memo)
-        print(_booked_text("retirement", booked.transaction_id, booked.replayed))
-        return 0
-
-    return _run(args, work)
+    return _book(
+        args,
+        "retirement",
+        lambda ledger, by: ledger.retire(args.enterprise, args.amount, args.vintage, args.reference, by, args.memo),
+    )
 
 
 def _booked_text(what: str, transaction_id: int, replayed: bool) -> str:
