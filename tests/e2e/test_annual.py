@@ -128,3 +128,10 @@ def test_two_years_settled(settings, store, airflow_home, clean_environ, demo_re
             expected = ("not covered" if year_settled == 2025 else "open") if deficit else "no obligation"
             assert row["status"] == expected, (year_settled, enterprise)
             assert row["due_tco2"] == (credits_to_kg(-credits_t) / 1000 if deficit else 0.0)
+
+    # 2026's rating takes 2025's compliance: 0 for a deficit left uncovered, 100 with no obligation.
+    for enterprise, credits_t in by_year[2025].items():
+        if pd.isna(year.at[enterprise, "rating_score"]):
+            continue
+        expected = "compliance 0 " if credits_to_kg(credits_t) < 0 else "compliance 100 "
+        assert expected in year.at[enterprise, "rating_reasons"], enterprise
