@@ -6,8 +6,10 @@ One run per calendar month in the park's time zone (Asia/Shanghai), for the mont
 1. **activity**: cumulative registers from InfluxDB (with the readings around the month) → per-meter
    consumption with rollover, reset, gap and month-boundary handling → `activity_monthly`, `data_quality`.
 2. **scores**: metered plus manual activity → `emissions_monthly` (GB/T 32150), year-to-date
-   `credits`, grades and ratings, `near_zero_progress`.
-3. **report**: the month's results as files under the run directory.
+   `credits`, grades and ratings (compliance with last year's obligation from the credit ledger),
+   `near_zero_progress`.
+3. **report**: `RUN/reports/YYYY-MM/`: the park's and each enterprise's HTML report (bilingual,
+   with charts, factors and their sources), CSV files per measurement, a text summary.
 
 Every task replaces exactly its month's points, so clearing a run recomputes that month, late data
 included. Task bodies live in `pipeline.monthly`; nothing here touches the network at parse time.
