@@ -472,6 +472,7 @@ class Ledger:
                     report.issued_kg[credit.enterprise_id] = change
                 due, _surrendered = self._obligation_kg(conn, credit.enterprise_id, year)
                 owed_change = (issued + change - target_kg) - due
+                over_issued = issued + change > max(target_kg, 0)
                 if owed_change:
                     conn.execute(
                         insert(obligations).values(
@@ -481,7 +482,7 @@ class Ledger:
                             deadline=deadline,
                             reason=(
                                 f"settlement {number} of {year}: credits {kg_to_t(target_kg)} t"
-                                + (" (over-issued credits no longer held)" if target_kg > issued + change else "")
+                                + (" (over-issued credits no longer held)" if over_issued else "")
                             ),
                             reference=f"{stem}:obligation",
                             requested_by=requested_by,

@@ -26,7 +26,7 @@ from ledger.errors import (
     UnknownEnterpriseError,
     WrongVintageError,
 )
-from ledger.schema import metadata, transactions
+from ledger.schema import metadata, obligations, transactions
 
 DEADLINE = date(2027, 6, 30)
 
@@ -157,6 +157,10 @@ class TestSettlement:
         assert statement["kind"].tolist() == ["issue", "transfer", "clawback"]
         assert statement["balance_t"].tolist() == [100.0, 30.0, 0.0]
         assert statement["price_cny_per_t"].iloc[1] == 58.5
+        with ledger.engine.connect() as conn:
+            reasons = dict(conn.execute(select(obligations.c.enterprise_id, obligations.c.reason)).all())
+        assert "over-issued credits no longer held" in reasons["E01"]
+        assert "over-issued" not in reasons["E02"]
         assert ledger.check() == []
 
     def test_unknown_enterprise_and_empty_settlement(self, ledger):
