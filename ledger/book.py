@@ -147,10 +147,10 @@ class Ledger:
             )
         )
 
-    def _holding_kg(self, conn: Connection, account: str, vintage: int) -> int:
-        amount = conn.execute(
-            select(holdings.c.amount_kg).where(holdings.c.account_id == account, holdings.c.vintage == vintage)
-        ).scalar()
+    def _holding_kg(self, conn: Connection, account: str, vintage: int, lock: bool = False) -> int:
+        """What ``account`` holds of ``vintage``; ``lock`` keeps the row until the transaction ends (PostgreSQL)."""
+        query = select(holdings.c.amount_kg).where(holdings.c.account_id == account, holdings.c.vintage == vintage)
+        amount = conn.execute(query.with_for_update() if lock else query).scalar()
         return int(amount or 0)
 
     def _apply(self, conn: Connection, moves: Sequence[tuple[str, int, int]]) -> None:
@@ -280,10 +280,7 @@ class Ledger:
         return account
 
     def _vintage_exists(self, conn: Connection, vintage: int) -> None:
-        issued = conn.execute(
-            select(holdings.c.amount_kg).where(holdings.c.account_id == ISSUING, holdings.c.vintage == vintage)
-        ).scalar()
-        if not issued:
+        if not self._holding_kg(conn, ISSUING, vintage):
             raise WrongVintageError(f"no credits of vintage {vintage} have been issued")
 
     # -- requests ---------------------------------------------------------------------------------
@@ -343,7 +340,7 @@ class Ledger:
         def moves(conn: Connection) -> list[tuple[str, int, int]]:
             account = self._account(conn, enterprise_id)
             self._vintage_exists(conn, vintage)
-            due, surrendered = self._obligation_kg(conn, enterprise_id, year)
+            due, surrendered = self._due_kg(conn, enterprise_id, year), self._surrendered_kg(conn, enterprise_id, year)
             if due - surrendered < amount_kg:
                 raise LedgerError(
                     f"{enterprise_id} owes {kg_to_t(due - surrendered)} t for {year} "
@@ -376,14 +373,14 @@ class Ledger:
 
     # -- settlement -------------------------------------------------------------------------------
 
-    def _obligation_kg(self, conn: Connection, enterprise_id: str, year: int) -> tuple[int, int]:
-        """(due, surrendered so far) for the enterprise's obligation of ``year``."""
+    def _due_kg(self, conn: Connection, enterprise_id: str, year: int) -> int:
+        """What the enterprise owes for ``year``: the sum of its obligation changes."""
         due = conn.execute(
             select(func.coalesce(func.sum(obligations.c.delta_kg), 0)).where(
                 obligations.c.enterprise_id == enterprise_id, obligations.c.year == year
             )
         ).scalar_one()
-        return int(due), self._surrendered_kg(conn, enterprise_id, year)
+        return int(due)
 
     def _surrendered_kg(self, conn: Connection, enterprise_id: str, year: int, before: datetime | None = None) -> int:
         """What the enterprise surrendered against its obligation of ``year`` (booked before ``before``)."""
@@ -451,12 +448,7 @@ class Ledger:
                 issued = self._issued_kg(conn, credit.enterprise_id, year)
                 change = max(target_kg, 0) - issued
                 if change < 0:  # over-issued before: take back what the enterprise still holds of the vintage
-                    held = conn.execute(
-                        select(holdings.c.amount_kg)
-                        .where(holdings.c.account_id == account, holdings.c.vintage == year)
-                        .with_for_update()
-                    ).scalar()
-                    change = -min(int(held or 0), -change)
+                    change = -min(self._holding_kg(conn, account, year, lock=True), -change)
                 if change:
                     kind = "issue" if change > 0 else "clawback"
                     self._insert(
@@ -470,7 +462,7 @@ class Ledger:
                         memo=f"settlement {number} of {year}: inputs {credit.inputs_sha256[:12]}",
                     )
                     report.issued_kg[credit.enterprise_id] = change
-                due, _surrendered = self._obligation_kg(conn, credit.enterprise_id, year)
+                due = self._due_kg(conn, credit.enterprise_id, year)
                 owed_change = (issued + change - target_kg) - due
                 over_issued = issued + change > max(target_kg, 0)
                 if owed_change:
@@ -586,13 +578,7 @@ class Ledger:
                 set(conn.execute(select(settlements.c.enterprise_id).where(settlements.c.year == year)).scalars())
             )
             for enterprise_id in settled:
-                due = int(
-                    conn.execute(
-                        select(func.coalesce(func.sum(obligations.c.delta_kg), 0)).where(
-                            obligations.c.enterprise_id == enterprise_id, obligations.c.year == year
-                        )
-                    ).scalar_one()
-                )
+                due = self._due_kg(conn, enterprise_id, year)
                 deadline = conn.execute(
                     select(func.max(obligations.c.deadline)).where(
                         obligations.c.enterprise_id == enterprise_id, obligations.c.year == year
