@@ -101,7 +101,7 @@ def _settle(args: argparse.Namespace) -> int:
         from park.store import InfluxStore
         from pipeline.annual import SETTLED
         from pipeline.month import Month
-        from pipeline.settlement import book_settlement
+        from pipeline.settlement import book_settlement, open_ledger
 
         if args.credits is not None:
             credits = pd.read_csv(args.credits)
@@ -110,9 +110,9 @@ def _settle(args: argparse.Namespace) -> int:
                 january = Month.of(f"{args.year:04d}-01", settings.timezone)
                 credits = store.query(f'SELECT * FROM "{SETTLED}" WHERE time = {january.start_ns}')
             credits = credits.rename(columns={"enterprise": "enterprise_id"})
-        settings = settings.model_copy(update={"ledger": settings.ledger.model_copy(update={"operator": by})})
-        report = book_settlement(settings, args.year, credits)
         deadline = settings.ledger.deadline_for(args.year)
+        with open_ledger(settings) as ledger:
+            report = book_settlement(ledger, args.year, credits, deadline, by)
         for enterprise, kg in sorted(report.issued_kg.items()):
             what = "issued" if kg > 0 else "clawed back"
             print(f"{enterprise}: {what} {abs(kg) / 1000:,.3f} t of vintage {args.year}")
@@ -204,11 +204,11 @@ def _compliance(args: argparse.Namespace) -> int:
         from park.store import InfluxStore
         from pipeline.settlement import open_ledger, write_compliance
 
-        if args.write:
-            with InfluxStore(settings.influx) as store:
-                frame = write_compliance(settings, store, args.year, args.as_of)
-        else:
-            with open_ledger(settings) as ledger:
+        with open_ledger(settings) as ledger:
+            if args.write:
+                with InfluxStore(settings.influx) as store:
+                    frame = write_compliance(ledger, store, args.year, args.as_of)
+            else:
                 frame = ledger.compliance(args.year, args.as_of)
         _print(frame)
         return 0

@@ -111,7 +111,12 @@ class Settings(BaseSettings):
     ledger: LedgerSettings = LedgerSettings()
 
     @property
+    def ledger_file(self) -> Path:
+        """The embedded SQLite ledger, used when no ``ledger.url`` is set."""
+        return self.run_dir / "ledger.sqlite"
+
+    @property
     def ledger_url(self) -> str:
         if self.ledger.url is not None:
             return self.ledger.url.get_secret_value()
-        return f"sqlite:///{self.run_dir / 'ledger.sqlite'}"
+        return f"sqlite:///{self.ledger_file}"

@@ -18,7 +18,7 @@ from park.settings import Settings
 from park.store import InfluxStore
 from pipeline.month import Month
 from pipeline.monthly import credit_points, score_through
-from pipeline.settlement import book_settlement, write_compliance
+from pipeline.settlement import book_settlement, open_ledger, operator, write_compliance
 
 SETTLED = "credits_annual"
 
@@ -63,7 +63,7 @@ def settle_year(settings: Settings, year: int) -> dict[str, object]:
     """Check the year, score it through December and write ``credits_annual`` at the year's start."""
     december = Month.of(f"{year:04d}-12", settings.timezone)
     january = Month.of(f"{year:04d}-01", settings.timezone)
-    with InfluxStore(settings.influx) as store:
+    with InfluxStore(settings.influx) as store, open_ledger(settings) as ledger:
         check_year(store, year, settings.timezone)
         result = score_through(settings, store, december)
         if len(result.credits) and result.credits["provisional"].astype(bool).any():
@@ -72,10 +72,10 @@ def settle_year(settings: Settings, year: int) -> dict[str, object]:
                 "months of it, not 12"
             )
         store.replace_at(SETTLED, january.start_ns, credit_points(result, SETTLED, january.start_ns))
-        booked = book_settlement(settings, year, result.credits)
+        booked = book_settlement(ledger, year, result.credits, settings.ledger.deadline_for(year), operator(settings))
         # The new year's obligations are open; last year's deadline has passed: its compliance is final.
         as_of = date(year + 1, 1, 1)
-        compliance = pd.concat([write_compliance(settings, store, y, as_of) for y in (year - 1, year)])
+        compliance = pd.concat([write_compliance(ledger, store, y, as_of) for y in (year - 1, year)])
     report = write_year_report(settings, year, result.credits)
     return {
         "year": year,

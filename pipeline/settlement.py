@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import getpass
 from datetime import date
-from pathlib import Path
 
 import pandas as pd
 
@@ -36,8 +35,10 @@ def operator(settings: Settings) -> str:
     return settings.ledger.operator or getpass.getuser()
 
 
-def book_settlement(settings: Settings, year: int, credits: pd.DataFrame) -> SettlementReport:
-    """Book the settled ``credits`` (rows of ``credits_annual``) of ``year`` into the ledger."""
+def book_settlement(
+    ledger: Ledger, year: int, credits: pd.DataFrame, deadline: date, requested_by: str
+) -> SettlementReport:
+    """Book the settled ``credits`` (rows of ``credits_annual``) of ``year``; deficits due by ``deadline``."""
     settled = [
         SettledCredit(
             str(r["enterprise_id"]),
@@ -48,15 +49,13 @@ def book_settlement(settings: Settings, year: int, credits: pd.DataFrame) -> Set
         )
         for r in credits.to_dict("records")
     ]
-    with open_ledger(settings) as ledger:
-        return ledger.settle(year, settled, settings.ledger.deadline_for(year), operator(settings))
+    return ledger.settle(year, settled, deadline, requested_by)
 
 
-def write_compliance(settings: Settings, store: InfluxStore, year: int, as_of: date) -> pd.DataFrame:
+def write_compliance(ledger: Ledger, store: InfluxStore, year: int, as_of: date) -> pd.DataFrame:
     """Read the ledger's compliance for ``year`` as of ``as_of`` and replace its ``compliance`` points."""
-    with open_ledger(settings) as ledger:
-        frame = ledger.compliance(year, as_of)
-    january = Month.of(f"{year:04d}-01", settings.timezone)
+    frame = ledger.compliance(year, as_of)
+    january = Month.of(f"{year:04d}-01", ledger.tz.key)
     points = []
     for r in frame.to_dict("records"):
         fields: dict[str, float | str] = {
@@ -75,7 +74,7 @@ def write_compliance(settings: Settings, store: InfluxStore, year: int, as_of: d
 
 def compliance_scores(settings: Settings, year: int, as_of: date) -> pd.Series | None:
     """The rating's compliance dimension from the ledger (None when it knows nothing of ``year``)."""
-    if settings.ledger.url is None and not Path(settings.ledger_url.removeprefix("sqlite:///")).exists():
+    if settings.ledger.url is None and not settings.ledger_file.exists():
         return None
     with open_ledger(settings) as ledger:
         frame = ledger.compliance(year, as_of)
