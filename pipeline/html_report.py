@@ -9,6 +9,7 @@ its value and the publication it comes from, each rating its dimensions and weig
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from html import escape
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import pandas as pd
 from park.registry import Registry, load_registry
 from park.settings import Settings
 from park.store import InfluxStore
-from pipeline.month import Month, read_month
+from pipeline.month import Month
 from pipeline.svg import bar_chart
 from scoring.factors import FactorSet, factor_set
 from scoring.policy import Policy, load_policy
@@ -94,13 +95,16 @@ def factor_lines(factors: FactorSet) -> list[list[str]]:
 class MonthData:
     """The month's measurements, read once for the park and all enterprise pages."""
 
-    def __init__(self, settings: Settings, store: InfluxStore, month: Month) -> None:
+    def __init__(
+        self, settings: Settings, store: InfluxStore, month: Month, frames: Mapping[str, pd.DataFrame]
+    ) -> None:
+        """``frames``: the month's points per measurement, as :func:`pipeline.month.read_month` gives them."""
         self.month = month
-        self.activity = read_month(store, "activity_monthly", month)
-        self.emissions = read_month(store, "emissions_monthly", month)
-        self.credits = read_month(store, "credits", month)
-        self.near_zero = read_month(store, "near_zero_progress", month)
-        self.quality = read_month(store, "data_quality", month)
+        self.activity = frames["activity_monthly"].copy()
+        self.emissions = frames["emissions_monthly"].copy()
+        self.credits = frames["credits"]
+        self.near_zero = frames["near_zero_progress"].copy()
+        self.quality = frames["data_quality"]
         january = Month.of(f"{month.year}-01", settings.timezone)
         ytd = store.query(
             'SELECT "tco2_location", "tco2_market" FROM "emissions_monthly" '
@@ -331,14 +335,15 @@ def park_page(registry: Registry, data: MonthData, factors: FactorSet) -> str:
     return _page(f"{registry.park.name} {period}", "".join(parts))
 
 
-def write_html_reports(settings: Settings, period: str) -> Path:
-    """Write ``index.html`` (the park) and ``enterprises/<id>.html``; return the park page's path."""
+def write_html_reports(
+    settings: Settings, store: InfluxStore, month: Month, frames: Mapping[str, pd.DataFrame]
+) -> Path:
+    """Write ``index.html`` (the park) and ``enterprises/<id>.html`` from the month's ``frames`` (and the
+    year's emissions, read here); return the park page's path."""
     registry = load_registry(settings.registry)
-    month = Month.of(period, settings.timezone)
-    out = settings.run_dir / "reports" / period
+    out = settings.run_dir / "reports" / month.period
     (out / "enterprises").mkdir(parents=True, exist_ok=True)
-    with InfluxStore(settings.influx) as store:
-        data = MonthData(settings, store, month)
+    data = MonthData(settings, store, month, frames)
     used = str(data.emissions["factor_set"].iloc[0]) if len(data.emissions) else settings.factor_set
     factors = factor_set(used)
     policy = load_policy(settings.policy)

@@ -60,16 +60,17 @@ def format_table(table: pd.DataFrame) -> str:
 
 
 def write_month_report(settings: Settings, period: str) -> Path:
-    """Write the month's results as CSV files and a text summary under ``RUN/reports/YYYY-MM/``."""
+    """Write the month's results as CSV files, HTML reports and a text summary under ``RUN/reports/YYYY-MM/``."""
     month = Month.of(period, settings.timezone)
     out = settings.run_dir / "reports" / period
     out.mkdir(parents=True, exist_ok=True)
     with InfluxStore(settings.influx) as store:
-        for measurement in MEASUREMENTS:
-            read_month(store, measurement, month).to_csv(out / f"{measurement}.csv", index=False)
+        frames = {measurement: read_month(store, measurement, month) for measurement in MEASUREMENTS}
+        for measurement, frame in frames.items():
+            frame.to_csv(out / f"{measurement}.csv", index=False)
+        write_html_reports(settings, store, month, frames)
     table = enterprise_table(settings, period)
     table.to_csv(out / "enterprises.csv", index=False)
-    write_html_reports(settings, period)
     (out / "summary.txt").write_text(
         f"parkcarbon monthly results {period} (credits and grades are year-to-date, provisional until "
         f"the year is settled)\nfactor set {settings.factor_set}\n\n{format_table(table)}\n",
