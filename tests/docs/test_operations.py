@@ -17,6 +17,7 @@ from park.lineprotocol import Point
 from park.services import load_credentials
 from park.settings import DEMO_REGISTRY, PROJECT_ROOT
 from park.store import InfluxStore
+from tests.integration.helpers import wait_until
 
 GUIDE = (PROJECT_ROOT / "docs" / "operations.md").read_text()
 
@@ -34,9 +35,7 @@ def connects(port: int, user: str, password: str) -> bool:
     client.on_connect = lambda _c, _u, _f, reason, _p: result.append(not reason.is_failure)
     client.connect("127.0.0.1", port)
     client.loop_start()
-    deadline = time.monotonic() + 10
-    while not result and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: bool(result), 10.0)
     client.disconnect()
     client.loop_stop()
     return bool(result and result[0])
