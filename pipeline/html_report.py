@@ -120,11 +120,15 @@ class MonthData:
             elif len(frame):
                 frame["workshop"] = ""
 
-    def enterprise_rows(self, measurement: pd.DataFrame, enterprise: str, workshop: str = "") -> pd.DataFrame:
-        if measurement.empty:
-            return measurement
-        rows = measurement[measurement["enterprise"] == enterprise]
-        return rows[rows["workshop"] == workshop] if "workshop" in rows else rows
+    @staticmethod
+    def rows_of(frame: pd.DataFrame, enterprise: str) -> pd.DataFrame:
+        """Every row of ``enterprise`` (its own totals and its workshops')."""
+        return frame[frame["enterprise"] == enterprise] if len(frame) else frame
+
+    def enterprise_rows(self, frame: pd.DataFrame, enterprise: str) -> pd.DataFrame:
+        """The enterprise's own totals: its rows without a workshop."""
+        rows = self.rows_of(frame, enterprise)
+        return rows[rows["workshop"] == ""] if "workshop" in rows else rows
 
     def total(self, enterprise: str, scope: str, field: str = "tco2_location") -> float:
         rows = self.enterprise_rows(self.emissions, enterprise)
@@ -185,7 +189,7 @@ def enterprise_page(registry: Registry, data: MonthData, enterprise_id: str, fac
         )
 
     parts.append("<h2>碳积分与评级 Credits, grade and rating (year to date, provisional)</h2>")
-    credit = data.credits[data.credits["enterprise"] == enterprise_id] if len(data.credits) else data.credits
+    credit = data.rows_of(data.credits, enterprise_id)
     if len(credit):
         c = credit.iloc[0]
         grade = "–" if pd.isna(c.get("grade")) else str(int(c["grade"]))
@@ -210,7 +214,7 @@ def enterprise_page(registry: Registry, data: MonthData, enterprise_id: str, fac
     else:
         parts.append("<p>无积分结果 No credits computed for this month.</p>")
 
-    workshops = data.near_zero[data.near_zero["enterprise"] == enterprise_id] if len(data.near_zero) else data.near_zero
+    workshops = data.rows_of(data.near_zero, enterprise_id)
     if len(workshops):
         parts.append("<h2>近零碳进展 Near-zero-carbon progress</h2>")
         rows = [
@@ -228,7 +232,7 @@ def enterprise_page(registry: Registry, data: MonthData, enterprise_id: str, fac
         )
 
     parts.append("<h2>数据质量 Data quality</h2>")
-    quality = data.quality[data.quality["enterprise"] == enterprise_id] if len(data.quality) else data.quality
+    quality = data.rows_of(data.quality, enterprise_id)
     rows = [
         [
             escape(f"{r['meter']} {r['register']}"),
