@@ -22,7 +22,7 @@ lint: bootstrap ## ruff check and format check
 	$(VENV)/ruff format --check .
 
 types: bootstrap ## mypy strict
-	$(VENV)/mypy park scoring collectors simulators pipeline ledger dashboards dags
+	$(VENV)/mypy parkcarbon park scoring collectors simulators pipeline reports ledger dashboards dags
 
 all: lint types test ## What a careful commit runs: lint, types, tests
 

@@ -29,11 +29,11 @@ from paho.mqtt.enums import CallbackAPIVersion
 from collectors.decode import READING_ROUTES, parse_message
 from collectors.points import reading_point
 from park.registry import load_registry
-from park.services import LocalServices, free_ports, load_credentials
 from park.settings import DEMO_REGISTRY, InfluxSettings, MqttSettings
 from park.store import InfluxStore
-from simulators.cli import simulate_run
+from parkcarbon.services import LocalServices, free_ports, load_credentials
 from simulators.publisher import send_plan
+from simulators.run import simulate_run
 
 TZ = ZoneInfo("Asia/Shanghai")
 
@@ -107,7 +107,7 @@ def end_to_end_rate(
         with log.open("wb") as out:
             procs.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", "park.cli", "collect", "--first-replica", str(replica)],
+                    [sys.executable, "-m", "parkcarbon", "collect", "--first-replica", str(replica)],
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     env=env,

@@ -72,10 +72,10 @@ def registry_data(n_meters: int) -> dict[str, object]:
 
 def write_month(port: int, database: str, registry_path: Path) -> tuple[int, float]:
     """Write the month ± one day of 15-minute registers; return (readings, seconds)."""
+    from park.month import Month
     from park.registry import load_registry
     from park.settings import InfluxSettings
     from park.store import InfluxStore
-    from pipeline.month import Month
     from simulators.history import write_registers
 
     registry = load_registry(registry_path)
@@ -110,9 +110,9 @@ def child_read(port: int, database: str, registry_path: Path) -> dict[str, float
     """Time InfluxDB answering the step's requests, received in full and not parsed."""
     import httpx
 
+    from park.month import Month
     from park.registry import load_registry
     from pipeline import monthly
-    from pipeline.month import Month
 
     registry = load_registry(registry_path)
     month = Month.of(PERIOD, TZ)
@@ -178,7 +178,7 @@ def main() -> None:
         return
 
     from park.registry import parse_registry
-    from park.services import LocalServices, free_ports
+    from parkcarbon.services import LocalServices, free_ports
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that the services are stopped below
     run_dir = Path(tempfile.mkdtemp(prefix="bench-monthly-"))

@@ -1,13 +1,13 @@
 """
 ### carbon_annual
 
-One run per calendar year in the park's time zone (Asia/Shanghai), for the year that just ended.
+One run per calendar year in the park's time zone (the registry's `park.timezone`), for the year that just ended.
 
 **settle**: checks that `carbon_monthly` ran for all twelve months and that no month has readings
-stored after it ran (`late_data`) — otherwise it fails and names the months to clear and re-run —
-then scores the whole year and writes the settled `credits_annual` (stamped at 1 January, local
+stored after it ran (`LATE_DATA`) — otherwise it fails and names the months to clear and re-run —
+then scores the whole year and writes the settled `CREDITS_ANNUAL` (stamped at 1 January, local
 time) and `RUN/reports/YYYY/`, books the year into the credit ledger (surpluses issued, deficits
-owed by `PARKCARBON_LEDGER__DEADLINE_MONTH_DAY` of the next year) and writes `compliance` for the
+owed by `PARKCARBON_LEDGER__DEADLINE_MONTH_DAY` of the next year) and writes `COMPLIANCE` for the
 year and the one before. Re-running replaces the year's points; the ledger books only differences,
 as correcting entries. The task body lives in `pipeline.annual`; nothing here touches the network
 at parse time.
@@ -21,7 +21,11 @@ import pendulum
 from airflow.sdk import dag, get_current_context, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-PARK_TZ = "Asia/Shanghai"
+from park.registry import park_timezone
+from park.settings import Settings
+
+# The registry is the one source of the park's time zone; reading its file is local and cheap.
+PARK_TZ = park_timezone(Settings().registry)
 
 
 @dag(
@@ -36,7 +40,6 @@ PARK_TZ = "Asia/Shanghai"
 def carbon_annual() -> None:
     @task
     def settle() -> dict[str, object]:
-        from park.settings import Settings
         from pipeline.annual import settle_year
 
         start = get_current_context()["data_interval_start"]

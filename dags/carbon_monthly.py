@@ -1,13 +1,13 @@
 """
 ### carbon_monthly
 
-One run per calendar month in the park's time zone (Asia/Shanghai), for the month that just ended.
+One run per calendar month in the park's time zone (the registry's `park.timezone`), for the month that just ended.
 
 1. **activity**: cumulative registers from InfluxDB (with the readings around the month) → per-meter
-   consumption with rollover, reset, gap and month-boundary handling → `activity_monthly`, `data_quality`.
-2. **scores**: metered plus manual activity → `emissions_monthly` (GB/T 32150), year-to-date
-   `credits`, grades and ratings (compliance with last year's obligation from the credit ledger),
-   `near_zero_progress`.
+   consumption with rollover, reset, gap and month-boundary handling → `ACTIVITY_MONTHLY`, `DATA_QUALITY`.
+2. **scores**: metered plus manual activity → `EMISSIONS_MONTHLY` (GB/T 32150), year-to-date
+   `CREDITS`, grades and ratings (compliance with last year's obligation from the credit ledger),
+   `NEAR_ZERO_PROGRESS`.
 3. **report**: `RUN/reports/YYYY-MM/`: the park's and each enterprise's HTML report (bilingual,
    with charts, factors and their sources), CSV files per measurement, a text summary.
 
@@ -23,7 +23,11 @@ import pendulum
 from airflow.sdk import dag, get_current_context, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-PARK_TZ = "Asia/Shanghai"
+from park.registry import park_timezone
+from park.settings import Settings
+
+# The registry is the one source of the park's time zone; reading its file is local and cheap.
+PARK_TZ = park_timezone(Settings().registry)
 
 
 def _period() -> str:
@@ -45,22 +49,19 @@ def _period() -> str:
 def carbon_monthly() -> None:
     @task
     def activity() -> dict[str, object]:
-        from park.settings import Settings
         from pipeline.monthly import compute_activity
 
         return compute_activity(Settings(), _period())
 
     @task
     def scores(summary: dict[str, object]) -> dict[str, object]:
-        from park.settings import Settings
         from pipeline.monthly import compute_scores
 
         return compute_scores(Settings(), str(summary["period"]))
 
     @task
     def report(summary: dict[str, object]) -> str:
-        from park.settings import Settings
-        from pipeline.report import write_month_report
+        from reports.monthly import write_month_report
 
         return str(write_month_report(Settings(), str(summary["period"])))
 

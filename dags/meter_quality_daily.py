@@ -1,14 +1,14 @@
 """
 ### meter_quality_daily
 
-One run per day in the park's time zone (Asia/Shanghai), for the day that just ended.
+One run per day in the park's time zone (the registry's `park.timezone`), for the day that just ended.
 
 1. **day**: per meter register the day's readings, completeness and hours since its last reading
-   (stale past `PARKCARBON_QUALITY__STALE_AFTER_HOURS`) → `meter_quality_daily`; per gateway its
+   (stale past `PARKCARBON_QUALITY__STALE_AFTER_HOURS`) → `METER_QUALITY_DAILY`; per gateway its
    readings, silent meters and announced status (offline if it said so or all its meters were
-   silent) → `gateway_quality_daily`.
+   silent) → `GATEWAY_QUALITY_DAILY`.
 2. **late_data**: recounts the readings of every month `carbon_monthly` has run (the last 13) and
-   writes `late_data` where more are stored now than the month's run counted: clear that month's
+   writes `LATE_DATA` where more are stored now than the month's run counted: clear that month's
    `carbon_monthly` run to include them.
 
 No catchup: a new installation starts from today. Task bodies live in `pipeline.quality`.
@@ -22,7 +22,11 @@ import pendulum
 from airflow.sdk import dag, get_current_context, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-PARK_TZ = "Asia/Shanghai"
+from park.registry import park_timezone
+from park.settings import Settings
+
+# The registry is the one source of the park's time zone; reading its file is local and cheap.
+PARK_TZ = park_timezone(Settings().registry)
 
 
 @dag(
@@ -37,7 +41,6 @@ PARK_TZ = "Asia/Shanghai"
 def meter_quality_daily() -> None:
     @task
     def day() -> dict[str, object]:
-        from park.settings import Settings
         from pipeline.quality import compute_day_quality
 
         start = get_current_context()["data_interval_start"]
@@ -48,7 +51,6 @@ def meter_quality_daily() -> None:
     def late_data(summary: dict[str, object]) -> dict[str, int]:
         import datetime as dt
 
-        from park.settings import Settings
         from pipeline.quality import compute_late_data
 
         return compute_late_data(Settings(), dt.date.fromisoformat(str(summary["day"])))

@@ -27,7 +27,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from ledger.amounts import credits_to_kg, kg_to_t, t_to_kg
-from ledger.db import make_engine, migrate
+from ledger.db import current_revision, head_revision, make_engine, migrate
 from ledger.errors import (
     DuplicateReferenceError,
     InsufficientBalanceError,
@@ -68,7 +68,7 @@ class Booked:
 
 @dataclass(frozen=True)
 class SettledCredit:
-    """One enterprise's settled credits of a year (from ``credits_annual``), with where they came from."""
+    """One enterprise's settled credits of a year (from ``CREDITS_ANNUAL``), with where they came from."""
 
     enterprise_id: str
     credits_t: float  # + surplus, − deficit [t CO2], unrounded
@@ -95,7 +95,7 @@ class Ledger:
     def __init__(
         self,
         engine: Engine,
-        timezone: str = "Asia/Shanghai",
+        timezone: str,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.engine = engine
@@ -103,10 +103,24 @@ class Ledger:
         self.clock = clock
 
     @classmethod
-    def open(cls, url: str, timezone: str = "Asia/Shanghai") -> Ledger:
+    def open(cls, url: str, timezone: str) -> Ledger:
         """Connect to ``url`` and bring its schema to the newest migration."""
         engine = make_engine(url)
         migrate(engine)
+        return cls(engine, timezone)
+
+    @classmethod
+    def open_read_only(cls, url: str, timezone: str) -> Ledger | None:
+        """Connect to ``url`` for reading only: no migration, no new accounts, every transaction
+        read-only. None when the database holds no ledger at the newest schema revision."""
+        engine = make_engine(url, read_only=True)
+        try:
+            revision = current_revision(engine)
+        except DBAPIError:
+            revision = None
+        if revision is None or revision != head_revision():
+            engine.dispose()
+            return None
         return cls(engine, timezone)
 
     def close(self) -> None:

@@ -18,8 +18,23 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_S = 60.0
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for ``url`` (``sqlite:///PATH`` or ``postgresql+psycopg://...``)."""
+def make_engine(url: str, read_only: bool = False) -> Engine:
+    """An engine for ``url`` (``sqlite:///PATH`` or ``postgresql+psycopg://...``).
+
+    ``read_only``: every transaction is read-only (PostgreSQL ``READ ONLY``; SQLite ``query_only``),
+    for readers that must not change the book, its schema or its journal mode.
+    """
+    if url.startswith("sqlite") and read_only:
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+
+        @event.listens_for(engine, "connect")
+        def _on_connect_read_only(dbapi_connection: Any, _record: Any) -> None:
+            """Fires for each new DBAPI connection: refuse every write on it."""
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA query_only=ON")
+            cursor.close()
+
+        return engine
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
 
@@ -38,13 +53,26 @@ def make_engine(url: str) -> Engine:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, pool_pre_ping=True)
+    return engine.execution_options(postgresql_readonly=True) if read_only else engine
+
+
+def _config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+def head_revision() -> str | None:
+    """The newest migration's revision."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(_config()).get_current_head()
 
 
 def migrate(engine: Engine, revision: str = "head") -> None:
     """Bring the database to ``revision`` with the ledger's Alembic migrations."""
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
+    config = _config()
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, revision)

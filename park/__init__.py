@@ -1,3 +1,1 @@
-"""parkcarbon shared core: settings, the park registry, units and the InfluxDB store."""
-
-PARK_TIMEZONE = "Asia/Shanghai"
+"""parkcarbon shared core: settings, the park registry, units, the InfluxDB store and the wire contracts."""

@@ -16,12 +16,17 @@ from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from park import PARK_TIMEZONE
 from park.units import Dimension, dimension_of, normalize_unit
+
+# The park's time zone defines its days, months and years. The registry is its one source: the pipeline,
+# the DAGs' timetables, the reports and the dashboards read it from there. The default is the pilot
+# park's (Hefei High-tech Zone, China Standard Time).
+DEFAULT_TIMEZONE = "Asia/Shanghai"
 
 Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")]
 
@@ -68,9 +73,17 @@ class _Model(BaseModel):
 class Park(_Model):
     id: Id
     name: str
-    timezone: str = PARK_TIMEZONE
+    timezone: str = DEFAULT_TIMEZONE
     latitude_deg: float = Field(ge=-90, le=90)
     longitude_deg: float = Field(ge=-180, le=180)
+
+    @model_validator(mode="after")
+    def _known_timezone(self) -> Park:
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"timezone {self.timezone!r} is not an IANA time zone name") from None
+        return self
 
 
 class Enterprise(_Model):
@@ -99,12 +112,12 @@ class Workshop(_Model):
 
 
 class GatewayFormat(StrEnum):
-    """How a gateway publishes; each has its topics and a decoder in ``collectors.formats``."""
+    """How a gateway publishes: its topics are in :mod:`park.topics`, its decoder in ``collectors``."""
 
-    NATIVE = "native"  # carbon/v1/{enterprise}/{gateway}/readings (DESIGN.md)
-    TASMOTA = "tasmota"  # tele/{gateway}/SENSOR, ENERGY.Total in kWh, local time without zone
-    SHELLY_GEN2 = "shelly_gen2"  # {gateway}/events/rpc, NotifyStatus emdata/em1data counters in Wh
-    DLT645_JSON = "dlt645_json"  # device/power/up/{gateway}, EdgeLogger-style batch of DL/T 645 meters
+    NATIVE = "native"  # DESIGN.md's JSON: readings with meter ids, cumulative registers, offset timestamps
+    TASMOTA = "tasmota"  # SENSOR telemetry, ENERGY.Total in kWh, local time without zone
+    SHELLY_GEN2 = "shelly_gen2"  # RPC NotifyStatus, emdata/em1data counters in Wh
+    DLT645_JSON = "dlt645_json"  # EdgeLogger-style batch of DL/T 645 meters
 
 
 class Gateway(_Model):
@@ -319,3 +332,18 @@ def load_registry(path: Path | str) -> Registry:
     except yaml.YAMLError as exc:
         raise RegistryError(path, [f"{path}: not valid YAML: {exc}"]) from None
     return parse_registry(data, path)
+
+
+_TIMEZONES: dict[tuple[str, int], str] = {}
+
+
+def park_timezone(path: Path | str) -> str:
+    """The park's time zone as the registry at ``path`` states it (read once per file version).
+
+    Used where only the time zone is needed, e.g. a DAG's timetable at parse time.
+    """
+    path = Path(path)
+    key = (str(path.resolve()), path.stat().st_mtime_ns)
+    if key not in _TIMEZONES:
+        _TIMEZONES[key] = load_registry(path).park.timezone
+    return _TIMEZONES[key]

@@ -13,7 +13,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from park import PARK_TIMEZONE
+from park.topics import COLLECTOR_USER
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEMO_REGISTRY = Path(__file__).resolve().parent / "data" / "demo_registry.yaml"
@@ -23,7 +23,7 @@ DEMO_ENTERPRISES = Path(__file__).resolve().parent / "data" / "demo_enterprises.
 class MqttSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(18830, ge=1, le=65535)
-    username: str = "collector"
+    username: str = COLLECTOR_USER
     password: SecretStr | None = None  # None: read from the run directory's credentials
     keepalive_s: int = Field(30, ge=5)
 
@@ -101,7 +101,6 @@ class Settings(BaseSettings):
     registry: Path = DEMO_REGISTRY
     enterprises: Path = DEMO_ENTERPRISES
     manual_activity: Path | None = None
-    timezone: str = PARK_TIMEZONE
     factor_set: str = "cn-national-2023"
     policy: Path | None = None
     mqtt: MqttSettings = MqttSettings()

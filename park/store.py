@@ -15,6 +15,7 @@ import httpx
 import pandas as pd
 
 from park.lineprotocol import Point, encode
+from park.measurements import Measurement
 from park.settings import InfluxSettings
 
 
@@ -109,10 +110,10 @@ class InfluxStore:
             count += len(batch)
         return count
 
-    def replace_at(self, measurement: str, at_ns: int, points: Iterable[Point]) -> int:
+    def replace_at(self, measurement: Measurement, at_ns: int, points: Iterable[Point]) -> int:
         """Delete the points of ``measurement`` stamped ``at_ns``, then write ``points``: a re-run of a
         period's computation replaces exactly that period's results. Returns how many were written."""
-        self.execute(f"DELETE FROM {quote_ident(measurement)} WHERE time = {at_ns}")
+        self.execute(f"DELETE FROM {measurement.q} WHERE time = {at_ns}")
         return self.write(points)
 
     def execute(self, statement: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:

@@ -12,12 +12,22 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 
+from ledger.settlement import compliance_scores
 from park.lineprotocol import FieldValue, Point
-from park.registry import Registry, load_registry
+from park.measurements import (
+    ACTIVITY_MONTHLY,
+    CREDITS,
+    DATA_QUALITY,
+    EMISSIONS_MONTHLY,
+    LATE_DATA,
+    METER_REGISTER,
+    NEAR_ZERO_PROGRESS,
+    Measurement,
+)
+from park.month import Month, rfc3339
+from park.registry import Registry, load_registry, park_timezone
 from park.settings import Settings
 from park.store import InfluxStore, quote_literal
-from pipeline.month import Month, rfc3339
-from pipeline.settlement import compliance_scores
 from scoring.activity import QUALITY_COLUMNS, activity_from_meters
 from scoring.credits import CREDIT_COLUMNS, EXTRA_CREDIT_COLUMNS
 from scoring.engine import ScoreResult, score
@@ -30,13 +40,11 @@ MARGIN = timedelta(days=35)  # how far before and after the month to look for th
 CHUNK_METERS = 200  # meters read from InfluxDB per query: bounds memory whatever the park's size
 
 Series = dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]
-QUALITY_TAGS = ("enterprise_id", "meter", "register")
-QUALITY_FIELDS = [c for c in QUALITY_COLUMNS if c not in QUALITY_TAGS]
-CREDIT_TAGS = ("enterprise_id", "year", "industry")
-CREDIT_FIELDS = [c for c in CREDIT_COLUMNS + EXTRA_CREDIT_COLUMNS if c not in CREDIT_TAGS] + [
-    "factor_set",
-    "policy_version",
-    "inputs_sha256",
+QUALITY_FIELDS = [c for c in QUALITY_COLUMNS if c in DATA_QUALITY.fields]
+CREDIT_FIELDS = [
+    c
+    for c in (*CREDIT_COLUMNS, *EXTRA_CREDIT_COLUMNS, "factor_set", "policy_version", "inputs_sha256")
+    if c in CREDITS.fields
 ]
 
 
@@ -53,11 +61,11 @@ def read_registers(store: InfluxStore, month: Month, meter_ids: Sequence[str] | 
     start, end = rfc3339(month.start), rfc3339(month.end)
     only = f" AND {_meter_filter(meter_ids)}" if meter_ids else ""
     queries = [
-        f"SELECT \"raw_value\" FROM \"meter_register\" WHERE time >= '{start}' AND time <= '{end}'{only} "
+        f"SELECT \"raw_value\" FROM {METER_REGISTER.q} WHERE time >= '{start}' AND time <= '{end}'{only} "
         'GROUP BY "meter", "register"',
-        f'SELECT LAST("raw_value") AS "raw_value" FROM "meter_register" WHERE time < \'{start}\' '
+        f'SELECT LAST("raw_value") AS "raw_value" FROM {METER_REGISTER.q} WHERE time < \'{start}\' '
         f'AND time >= \'{rfc3339(month.start - MARGIN)}\'{only} GROUP BY "meter", "register"',
-        f'SELECT FIRST("raw_value") AS "raw_value" FROM "meter_register" WHERE time > \'{end}\' '
+        f'SELECT FIRST("raw_value") AS "raw_value" FROM {METER_REGISTER.q} WHERE time > \'{end}\' '
         f'AND time <= \'{rfc3339(month.end + MARGIN)}\'{only} GROUP BY "meter", "register"',
     ]
     frames = [store.query(q) for q in queries]
@@ -112,20 +120,19 @@ def _fields(row: Mapping[str, object], names: Iterable[str]) -> dict[str, FieldV
 
 
 def compute_activity(settings: Settings, period: str) -> dict[str, object]:
-    """Registers → per-meter consumption → ``activity_monthly`` and ``data_quality`` of the month."""
+    """Registers → per-meter consumption → ``ACTIVITY_MONTHLY`` and ``DATA_QUALITY`` of the month."""
     registry = load_registry(settings.registry)
-    month = Month.of(period, settings.timezone)
+    month = Month.of(period, registry.park.timezone)
     with InfluxStore(settings.influx) as store:
         store.create_database()
         consumption = meter_consumption(registry, store, month)
         activity, quality = activity_from_meters(registry, consumption, period)
         activity_points = [
-            Point(
-                "activity_monthly",
+            ACTIVITY_MONTHLY.point(
                 {
                     "enterprise": r["enterprise_id"],
                     "workshop": r["workshop_id"],
-                    "carrier": r["source"],
+                    "source": r["source"],
                     "origin": "metered",
                 },
                 {"quantity": float(r["amount"])} | _fields(r, ["unit", "completeness"]),
@@ -134,17 +141,16 @@ def compute_activity(settings: Settings, period: str) -> dict[str, object]:
             for r in activity.to_dict("records")
         ]
         quality_points = [
-            Point(
-                "data_quality",
+            DATA_QUALITY.point(
                 {"enterprise": r["enterprise_id"], "meter": r["meter"], "register": r["register"]},
                 _fields(r, QUALITY_FIELDS),
                 month.start_ns,
             )
             for r in quality.to_dict("records")
         ]
-        store.replace_at("activity_monthly", month.start_ns, activity_points)
-        store.replace_at("data_quality", month.start_ns, quality_points)
-        store.replace_at("late_data", month.start_ns, [])  # this run counted every reading stored so far
+        store.replace_at(ACTIVITY_MONTHLY, month.start_ns, activity_points)
+        store.replace_at(DATA_QUALITY, month.start_ns, quality_points)
+        store.replace_at(LATE_DATA, month.start_ns, [])  # this run counted every reading stored so far
     return {
         "period": period,
         "meters_with_readings": int(sum(1 for w in consumption.values() if w.readings)),
@@ -157,7 +163,7 @@ def compute_activity(settings: Settings, period: str) -> dict[str, object]:
 
 def first_activity_year(store: InfluxStore, timezone: str) -> int | None:
     """The year of the earliest metered activity in the store."""
-    frame = store.query('SELECT FIRST("quantity") FROM "activity_monthly"')
+    frame = store.query(f'SELECT FIRST("quantity") FROM {ACTIVITY_MONTHLY.q}')
     if frame.empty:
         return None
     return int(frame["time"].iloc[0].tz_convert(timezone).year)
@@ -166,9 +172,9 @@ def first_activity_year(store: InfluxStore, timezone: str) -> int | None:
 def read_activity_between(store: InfluxStore, first: Month, last: Month) -> pd.DataFrame:
     """Metered activity of the months from ``first`` to ``last``, both included."""
     frame = store.query(
-        'SELECT "quantity", "unit" FROM "activity_monthly" '
+        f'SELECT "quantity", "unit" FROM {ACTIVITY_MONTHLY.q} '
         f"WHERE time >= '{rfc3339(first.start)}' AND time <= '{rfc3339(last.start)}' "
-        'GROUP BY "enterprise", "workshop", "carrier"'
+        'GROUP BY "enterprise", "workshop", "source"'
     )
     if frame.empty:
         return pd.DataFrame(columns=["enterprise_id", "workshop_id", "period", "source", "amount", "unit"])
@@ -179,7 +185,7 @@ def read_activity_between(store: InfluxStore, first: Month, last: Month) -> pd.D
             "enterprise_id": frame["enterprise"],
             "workshop_id": frame["workshop"].fillna(""),
             "period": frame["time"].dt.tz_convert(str(last.start.tzinfo)).dt.strftime("%Y-%m"),
-            "source": frame["carrier"],
+            "source": frame["source"],
             "amount": frame["quantity"].astype(float),
             "unit": frame["unit"],
         }
@@ -195,11 +201,12 @@ def score_through(settings: Settings, store: InfluxStore, month: Month) -> Score
     if errors:
         raise InputError(errors)
     # Base year: the policy's, else the earliest year with both metered data and value added.
-    first_year = first_activity_year(store, settings.timezone) or month.year
+    timezone = registry.park.timezone
+    first_year = first_activity_year(store, timezone) or month.year
     with_value_added = sorted(y for y in enterprises["year"].unique() if y >= first_year)
     base_year = policy.base_year or (int(with_value_added[0]) if with_value_added else month.year)
     # The base year (benchmark), last year (trend) and this year to date.
-    first = Month.of(f"{min(base_year, month.year - 1)}-01", settings.timezone)
+    first = Month.of(f"{min(base_year, month.year - 1)}-01", timezone)
     activity = read_activity_between(store, first, month)
     if settings.manual_activity is not None:
         manual, manual_errors = read_activity(
@@ -212,14 +219,14 @@ def score_through(settings: Settings, store: InfluxStore, month: Month) -> Score
     if activity.empty:
         raise ValueError(f"no activity data for {month.period}: has the month been collected?")
     # Data quality of the year to date (the rating's data-quality dimension).
-    january = Month.of(f"{month.year}-01", settings.timezone)
+    january = Month.of(f"{month.year}-01", timezone)
     quality = store.query(
-        f'SELECT "completeness" FROM "data_quality" WHERE time >= {january.start_ns} AND time <= {month.start_ns} '
+        f'SELECT "completeness" FROM {DATA_QUALITY.q} WHERE time >= {january.start_ns} AND time <= {month.start_ns} '
         'GROUP BY "enterprise", "meter"'
     )
     completeness = quality.groupby("enterprise")["completeness"].mean() if len(quality) else None
     # Compliance with last year's obligation, as the ledger knows it at the month's end.
-    compliance = compliance_scores(settings, month.year - 1, month.end.date())
+    compliance = compliance_scores(settings, timezone, month.year - 1, month.end.date())
     targets = {w.id: w.near_zero for w in registry.workshops if w.near_zero is not None}
     return score(
         activity,
@@ -234,10 +241,9 @@ def score_through(settings: Settings, store: InfluxStore, month: Month) -> Score
     )
 
 
-def credit_points(result: ScoreResult, measurement: str, at_ns: int) -> list[Point]:
+def credit_points(result: ScoreResult, measurement: Measurement, at_ns: int) -> list[Point]:
     return [
-        Point(
-            measurement,
+        measurement.point(
             {"enterprise": r["enterprise_id"], "industry": r["industry"]},
             _fields(r, CREDIT_FIELDS),
             at_ns,
@@ -247,8 +253,8 @@ def credit_points(result: ScoreResult, measurement: str, at_ns: int) -> list[Poi
 
 
 def compute_scores(settings: Settings, period: str) -> dict[str, object]:
-    """Activity (metered + manual) → ``emissions_monthly``, year-to-date ``credits`` and ``near_zero_progress``."""
-    month = Month.of(period, settings.timezone)
+    """Activity (metered + manual) → ``EMISSIONS_MONTHLY``, year-to-date ``CREDITS`` and ``NEAR_ZERO_PROGRESS``."""
+    month = Month.of(period, park_timezone(settings.registry))
     with InfluxStore(settings.influx) as store:
         result = score_through(settings, store, month)
         emissions = result.emissions[result.emissions["period"] == period]
@@ -262,16 +268,14 @@ def compute_scores(settings: Settings, period: str) -> dict[str, object]:
                 ("total", r["total_location_tco2"], r["total_market_tco2"]),
             ):
                 emission_points.append(
-                    Point(
-                        "emissions_monthly",
+                    EMISSIONS_MONTHLY.point(
                         tags | {"scope": scope},
                         {"tco2_location": float(location), "tco2_market": float(market)} | meta,
                         month.start_ns,
                     )
                 )
         progress_points = [
-            Point(
-                "near_zero_progress",
+            NEAR_ZERO_PROGRESS.point(
                 {"enterprise": r["enterprise_id"], "workshop": r["workshop_id"]},
                 _fields(
                     r,
@@ -289,9 +293,9 @@ def compute_scores(settings: Settings, period: str) -> dict[str, object]:
             )
             for r in result.near_zero.to_dict("records")
         ]
-        store.replace_at("emissions_monthly", month.start_ns, emission_points)
-        store.replace_at("credits", month.start_ns, credit_points(result, "credits", month.start_ns))
-        store.replace_at("near_zero_progress", month.start_ns, progress_points)
+        store.replace_at(EMISSIONS_MONTHLY, month.start_ns, emission_points)
+        store.replace_at(CREDITS, month.start_ns, credit_points(result, CREDITS, month.start_ns))
+        store.replace_at(NEAR_ZERO_PROGRESS, month.start_ns, progress_points)
     return {
         "period": period,
         "enterprises": len(result.credits),

@@ -1,11 +1,11 @@
-"""Task bodies of the ``meter_quality_daily`` DAG: the day's completeness per meter, stale meters,
+"""Task bodies of the ``METER_QUALITY_DAILY`` DAG: the day's completeness per meter, stale meters,
 offline gateways, and readings that arrived after their month had run (late data).
 
-- ``meter_quality_daily`` (enterprise, gateway, meter, register): readings and expected readings in
+- ``METER_QUALITY_DAILY`` (enterprise, gateway, meter, register): readings and expected readings in
   the local day, completeness, hours since the last reading at the day's end, stale.
-- ``gateway_quality_daily`` (enterprise, gateway): readings in the day, its meters silent all day,
+- ``GATEWAY_QUALITY_DAILY`` (enterprise, gateway): readings in the day, its meters silent all day,
   its last announced status, offline (announced offline, or every meter silent).
-- ``late_data`` (enterprise, meter, register), stamped at a month's start: readings inside the
+- ``LATE_DATA`` (enterprise, meter, register), stamped at a month's start: readings inside the
   month now minus those the month's run counted (``data_quality.readings``). The monthly run of that
   month clears it; until then the month's figures do not include those readings.
 """
@@ -18,10 +18,18 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 
 from park.lineprotocol import Point, to_ns
+from park.measurements import (
+    DATA_QUALITY,
+    GATEWAY_QUALITY_DAILY,
+    GATEWAY_STATUS,
+    LATE_DATA,
+    METER_QUALITY_DAILY,
+    METER_REGISTER,
+)
+from park.month import Month, rfc3339
 from park.registry import Registry, load_registry
 from park.settings import Settings
 from park.store import InfluxStore
-from pipeline.month import Month, rfc3339
 
 LOOKBACK = timedelta(days=35)  # how far back the last reading of a meter is looked for
 
@@ -29,7 +37,7 @@ LOOKBACK = timedelta(days=35)  # how far back the last reading of a meter is loo
 def _counts(store: InfluxStore, start: datetime, end: datetime) -> dict[tuple[str, str], int]:
     """Readings per (meter, register) in (start, end]."""
     frame = store.query(
-        f'SELECT COUNT("raw_value") FROM "meter_register" WHERE time > \'{rfc3339(start)}\' '
+        f"SELECT COUNT(\"raw_value\") FROM {METER_REGISTER.q} WHERE time > '{rfc3339(start)}' "
         f'AND time <= \'{rfc3339(end)}\' GROUP BY "meter", "register"'
     )
     if frame.empty:
@@ -39,7 +47,7 @@ def _counts(store: InfluxStore, start: datetime, end: datetime) -> dict[tuple[st
 
 def _last_seen(store: InfluxStore, end: datetime) -> dict[tuple[str, str], pd.Timestamp]:
     frame = store.query(
-        f'SELECT LAST("raw_value") FROM "meter_register" WHERE time <= \'{rfc3339(end)}\' '
+        f"SELECT LAST(\"raw_value\") FROM {METER_REGISTER.q} WHERE time <= '{rfc3339(end)}' "
         f'AND time > \'{rfc3339(end - LOOKBACK)}\' GROUP BY "meter", "register"'
     )
     if frame.empty:
@@ -50,7 +58,7 @@ def _last_seen(store: InfluxStore, end: datetime) -> dict[tuple[str, str], pd.Ti
 def _gateway_states(store: InfluxStore, end: datetime) -> dict[str, float]:
     """Each gateway's last announced status at ``end``: 1.0 online, 0.0 offline."""
     frame = store.query(
-        f'SELECT LAST("online") FROM "gateway_status" WHERE time <= \'{rfc3339(end)}\' GROUP BY "gateway"'
+        f'SELECT LAST("online") FROM {GATEWAY_STATUS.q} WHERE time <= \'{rfc3339(end)}\' GROUP BY "gateway"'
     )
     if frame.empty:
         return {}
@@ -60,7 +68,7 @@ def _gateway_states(store: InfluxStore, end: datetime) -> dict[str, float]:
 def day_quality(
     registry: Registry, store: InfluxStore, day: date, stale_after_h: float
 ) -> tuple[list[Point], list[Point]]:
-    """``meter_quality_daily`` and ``gateway_quality_daily`` points of the local ``day``."""
+    """``METER_QUALITY_DAILY`` and ``GATEWAY_QUALITY_DAILY`` points of the local ``day``."""
     tz = ZoneInfo(registry.park.timezone)
     start = datetime(day.year, day.month, day.day, tzinfo=tz)
     end = start + timedelta(days=1)
@@ -86,7 +94,7 @@ def day_quality(
             if age_h is not None:
                 fields["last_seen_age_h"] = age_h
             tags = {"enterprise": meter.enterprise, "gateway": meter.gateway, "meter": meter.id}
-            meter_points.append(Point("meter_quality_daily", tags | {"register": register.value}, fields, at_ns))
+            meter_points.append(METER_QUALITY_DAILY.point(tags | {"register": register.value}, fields, at_ns))
             per_gateway[meter.gateway].append(readings)
     gateway_points = []
     for gateway in registry.gateways:
@@ -101,7 +109,7 @@ def day_quality(
         if state is not None:
             gateway_fields["announced_online"] = state
         tags = {"enterprise": gateway.enterprise, "gateway": gateway.id}
-        gateway_points.append(Point("gateway_quality_daily", tags, gateway_fields, at_ns))
+        gateway_points.append(GATEWAY_QUALITY_DAILY.point(tags, gateway_fields, at_ns))
     return meter_points, gateway_points
 
 
@@ -113,8 +121,8 @@ def compute_day_quality(settings: Settings, day: str) -> dict[str, object]:
     with InfluxStore(settings.influx) as store:
         store.create_database()
         meters, gateways = day_quality(registry, store, when, settings.quality.stale_after_hours)
-        store.replace_at("meter_quality_daily", at_ns, meters)
-        store.replace_at("gateway_quality_daily", at_ns, gateways)
+        store.replace_at(METER_QUALITY_DAILY, at_ns, meters)
+        store.replace_at(GATEWAY_QUALITY_DAILY, at_ns, gateways)
     return {
         "day": day,
         "registers": len(meters),
@@ -125,9 +133,9 @@ def compute_day_quality(settings: Settings, day: str) -> dict[str, object]:
 
 
 def month_late_data(registry: Registry, store: InfluxStore, month: Month) -> list[Point] | None:
-    """``late_data`` points of ``month`` (None if the month has not run)."""
+    """``LATE_DATA`` points of ``month`` (None if the month has not run)."""
     frame = store.query(
-        f'SELECT "readings" FROM "data_quality" WHERE time = {month.start_ns} GROUP BY "meter", "register"'
+        f'SELECT "readings" FROM {DATA_QUALITY.q} WHERE time = {month.start_ns} GROUP BY "meter", "register"'
     )
     if frame.empty:
         return None
@@ -141,8 +149,7 @@ def month_late_data(registry: Registry, store: InfluxStore, month: Month) -> lis
         meter = registry.meter_by_id.get(key[0])
         if late > 0 and meter is not None:
             points.append(
-                Point(
-                    "late_data",
+                LATE_DATA.point(
                     {"enterprise": meter.enterprise, "meter": key[0], "register": key[1]},
                     {
                         "late_readings": float(late),
@@ -156,7 +163,7 @@ def month_late_data(registry: Registry, store: InfluxStore, month: Month) -> lis
 
 
 def compute_late_data(settings: Settings, today: date | None = None) -> dict[str, int]:
-    """Recount the months that have run (the last ``quality.late_data_months``); write ``late_data``.
+    """Recount the months that have run (the last ``quality.late_data_months``); write ``LATE_DATA``.
 
     Returns the late readings per month that has any (YYYY-MM → count).
     """
@@ -169,7 +176,7 @@ def compute_late_data(settings: Settings, today: date | None = None) -> dict[str
         for _ in range(settings.quality.late_data_months):
             points = month_late_data(registry, store, month)
             if points is not None:
-                store.replace_at("late_data", month.start_ns, points)
+                store.replace_at(LATE_DATA, month.start_ns, points)
                 if points:
                     late[month.period] = int(sum(float(p.fields["late_readings"]) for p in points))
             month = month.previous()

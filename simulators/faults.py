@@ -31,7 +31,8 @@ from typing import TypeVar
 import numpy as np
 import pandas as pd
 
-from park.registry import Registry
+from park.registry import GatewayFormat, Registry
+from park.topics import classify
 from simulators.park import SimulatedPark
 from simulators.plan import Outgoing, plan_messages, readings_topic
 
@@ -317,9 +318,14 @@ def _bad_payload(kind: str, gateway: str, reading: dict[str, object]) -> bytes:
     raise ValueError(kind)
 
 
+def _is_native(topic: str) -> bool:
+    matched = classify(topic)
+    return matched is not None and matched.format is GatewayFormat.NATIVE
+
+
 def _native_index(plan: list[Outgoing], rng: np.random.Generator) -> int:
     """A random message in the native format: malformed and spoofed ones are made from those."""
-    native = [i for i, m in enumerate(plan) if m.topic.startswith("carbon/v1/") and not m.note]
+    native = [i for i, m in enumerate(plan) if _is_native(m.topic) and not m.note]
     return native[int(rng.integers(len(native)))]
 
 

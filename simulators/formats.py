@@ -10,6 +10,7 @@ import json
 from datetime import datetime
 
 from park.registry import GatewayFormat, Register
+from park.topics import layout
 
 IMPORT = Register.ACTIVE_ENERGY_IMPORT.value
 EXPORT = Register.ACTIVE_ENERGY_EXPORT.value
@@ -18,22 +19,15 @@ EXPORT = Register.ACTIVE_ENERGY_EXPORT.value
 Values = dict[str, dict[str, float]]
 
 
-def reading_topic(fmt: GatewayFormat, gateway: str) -> str:
-    return {
-        GatewayFormat.TASMOTA: f"tele/{gateway}/SENSOR",
-        GatewayFormat.SHELLY_GEN2: f"{gateway}/events/rpc",
-        GatewayFormat.DLT645_JSON: f"device/power/up/{gateway}",
-    }[fmt]
-
-
 def status_message(fmt: GatewayFormat, enterprise: str, gateway: str, online: bool) -> tuple[str, bytes]:
     """Topic and payload of the retained status (and, with online False, of the last will)."""
+    topic = layout(fmt).status_topic(enterprise, gateway)
     if fmt is GatewayFormat.TASMOTA:
-        return f"tele/{gateway}/LWT", b"Online" if online else b"Offline"
+        return topic, b"Online" if online else b"Offline"
     if fmt is GatewayFormat.SHELLY_GEN2:
-        return f"{gateway}/online", b"true" if online else b"false"
+        return topic, b"true" if online else b"false"
     state = "online" if online else "offline"
-    return f"carbon/v1/{enterprise}/{gateway}/status", json.dumps({"state": state}).encode()
+    return topic, json.dumps({"state": state}).encode()
 
 
 def encode(fmt: GatewayFormat, gateway: str, local_time: datetime, values: Values) -> bytes:

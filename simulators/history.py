@@ -12,12 +12,13 @@ import numpy as np
 import pandas as pd
 
 from park.lineprotocol import Point, encode
+from park.measurements import METER_REGISTER
 from park.registry import Registry
 from park.store import InfluxStore
 
 
 def _series_key(registry: Registry, meter_id: str, register: str) -> str:
-    """``meter_register,<tags>`` exactly as :func:`collectors.points.reading_point` tags it."""
+    """The METER_REGISTER series key (measurement and tags) exactly as the collector tags a reading."""
     meter = registry.meter_by_id[meter_id]
     tags = {
         "enterprise": meter.enterprise,
@@ -26,7 +27,7 @@ def _series_key(registry: Registry, meter_id: str, register: str) -> str:
         "carrier": meter.carrier.value,
         "register": register,
     }
-    return encode(Point("meter_register", tags, {"x": 0.0}, 0)).rsplit(" ", 2)[0]
+    return encode(Point(METER_REGISTER.name, tags, {"x": 0.0}, 0)).rsplit(" ", 2)[0]
 
 
 def register_lines(registry: Registry, registers: pd.DataFrame, chunk_points: int = 50_000) -> Iterator[str]:

@@ -84,7 +84,7 @@ def simulate(
         for meter in meters:
             if meter.carrier is Carrier.PV_GENERATION:
                 lat, lon = registry.park.latitude_deg, registry.park.longitude_deg
-                kwh = (meter.max_per_hour or 0.0) / 1.05 * hours * pv_output(times, lat, lon, rng)
+                kwh = (meter.max_per_hour or 0.0) / 1.05 * hours * pv_output(times, lat, lon, registry.park.timezone, rng)
                 columns[(meter.id, Register.ACTIVE_ENERGY_EXPORT)] = kwh
                 pv_total += kwh
         load = sub_total * COMMON_LOAD_SHARE

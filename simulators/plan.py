@@ -13,15 +13,18 @@ import numpy as np
 import pandas as pd
 
 from park.registry import Gateway, GatewayFormat, Registry
-from simulators.formats import encode, reading_topic
+from park.topics import layout
+from simulators.formats import encode
 
 
 def readings_topic(enterprise: str, gateway: str) -> str:
-    return f"carbon/v1/{enterprise}/{gateway}/readings"
+    """The native format's readings topic."""
+    return layout(GatewayFormat.NATIVE).readings_topic(enterprise, gateway)
 
 
 def status_topic(enterprise: str, gateway: str) -> str:
-    return f"carbon/v1/{enterprise}/{gateway}/status"
+    """The native format's status topic."""
+    return layout(GatewayFormat.NATIVE).status_topic(enterprise, gateway)
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,7 @@ def _vendor_messages(
     refs = [registry.meter_by_id[m].device_ref or m for m, _ in published.columns]
     values = published.to_numpy()
     clock = (published.index + (skew or pd.Timedelta(0))).tz_convert(tz)
-    topic = reading_topic(gateway.format, gateway.id)
+    topic = layout(gateway.format).readings_topic(gateway.enterprise, gateway.id)
     messages = []
     for i, when in enumerate(clock):
         by_device: dict[str, dict[str, float]] = {}

@@ -82,12 +82,15 @@ def solar_elevation_deg(utc: pd.DatetimeIndex, latitude_deg: float, longitude_de
     return elevation
 
 
-def pv_output(utc: pd.DatetimeIndex, latitude_deg: float, longitude_deg: float, rng: np.random.Generator) -> np.ndarray:
+def pv_output(
+    utc: pd.DatetimeIndex, latitude_deg: float, longitude_deg: float, timezone: str, rng: np.random.Generator
+) -> np.ndarray:
     """PV output as a fraction of peak: clear-sky shape from the sun's elevation, times a daily cloud
-    factor (about one day in three overcast) and short-term cloud flicker; exactly 0 at night."""
+    factor per local day of ``timezone`` (about one day in three overcast) and short-term cloud flicker;
+    exactly 0 at night."""
     elevation = solar_elevation_deg(utc, latitude_deg, longitude_deg)
     clear = np.where(elevation > 0, np.sin(np.radians(np.clip(elevation, 0, 90))) ** 1.2, 0.0)
-    days = pd.Index(utc.tz_convert("Asia/Shanghai").date)
+    days = pd.Index(utc.tz_convert(timezone).date)
     unique = days.unique()
     cloud_by_day = dict(
         zip(

@@ -15,9 +15,9 @@ import pytest
 from pydantic import SecretStr
 
 from park.registry import Registry, load_registry
-from park.services import LocalServices, Ports, free_ports
 from park.settings import DEMO_REGISTRY, InfluxSettings, LedgerSettings, MqttSettings, Settings
 from park.store import InfluxStore
+from parkcarbon.services import LocalServices, Ports, free_ports
 from tests.postgres import PostgresServer
 
 _db_counter = itertools.count()
@@ -71,7 +71,7 @@ def store(settings: Settings) -> Iterator[InfluxStore]:
 @pytest.fixture(scope="session")
 def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One Airflow metadata database for the session, migrated once, before anything imports Airflow."""
-    from pipeline.airflow_env import prepare_airflow
+    from parkcarbon.airflow_env import prepare_airflow
 
     home = tmp_path_factory.mktemp("airflow")
     os.environ["AIRFLOW_HOME"] = str(home)

@@ -6,6 +6,8 @@ import socket
 
 import pytest
 
+from park.registry import DEFAULT_TIMEZONE
+
 pytestmark = pytest.mark.airflow
 
 
@@ -18,20 +20,20 @@ pytestmark = pytest.mark.airflow
     ],
 )
 def test_dag_imports_offline(airflow_home, monkeypatch, name, cron, catchup, tasks):
-    """Parsing the DAG file opens no socket; data intervals in Asia/Shanghai, catchup as stated, retries."""
+    """Parsing the DAG file opens no socket; data intervals in the demo park's time zone, catchup as stated, retries."""
 
     def no_network(*_a, **_k):
         raise AssertionError("a DAG file touched the network at parse time")
 
     monkeypatch.setattr(socket.socket, "connect", no_network)
-    from pipeline.airflow_env import load_dag_module
+    from parkcarbon.airflow_env import load_dag_module
 
     dag = getattr(load_dag_module(name), f"{name}_dag")
     assert dag.dag_id == name
     assert dag.catchup is catchup
     assert dag.default_args["retries"] == 2
     assert dag.timetable.summary == cron
-    assert str(dag.timezone) == "Asia/Shanghai"
+    assert str(dag.timezone) == DEFAULT_TIMEZONE
     assert {t.task_id for t in dag.tasks} == tasks
     assert dag.doc_md and name in dag.doc_md
 
@@ -40,8 +42,32 @@ def test_dag_folder_has_no_import_errors(airflow_home):
     """What the scheduler would see: every file in dags/ parses into exactly the three DAGs."""
     from airflow.dag_processing.dagbag import DagBag
 
-    from pipeline.airflow_env import DAGS_FOLDER
+    from parkcarbon.airflow_env import DAGS_FOLDER
 
     bag = DagBag(dag_folder=str(DAGS_FOLDER))
     assert bag.import_errors == {}
     assert set(bag.dag_ids) == {"carbon_monthly", "carbon_annual", "meter_quality_daily"}
+
+
+@pytest.mark.parametrize("name", ["carbon_monthly", "carbon_annual", "meter_quality_daily"])
+def test_timetable_follows_the_registry_time_zone(airflow_home, monkeypatch, tmp_path, name):
+    """The registry is the one source of the park's time zone: a DAG's timetable and start date use
+    the time zone of the registry it is configured with, not a constant of its own."""
+    import yaml
+
+    from park.registry import load_registry
+    from park.settings import DEMO_REGISTRY, Settings
+    from parkcarbon.airflow_env import load_dag_module
+
+    dag = getattr(load_dag_module(name), f"{name}_dag")
+    assert str(dag.timezone) == load_registry(Settings().registry).park.timezone
+    assert str(dag.timetable._timezone) == load_registry(Settings().registry).park.timezone
+
+    document = yaml.safe_load(DEMO_REGISTRY.read_text(encoding="utf-8"))
+    document["park"]["timezone"] = "Europe/Berlin"
+    berlin = tmp_path / "registry.yaml"
+    berlin.write_text(yaml.safe_dump(document), encoding="utf-8")
+    monkeypatch.setenv("PARKCARBON_REGISTRY", str(berlin))
+    dag = getattr(load_dag_module(name), f"{name}_dag")
+    assert str(dag.timezone) == "Europe/Berlin"
+    assert str(dag.timetable._timezone) == "Europe/Berlin"

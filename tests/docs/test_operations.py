@@ -12,11 +12,11 @@ import pytest
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
-from park.cli import main
 from park.lineprotocol import Point
-from park.services import load_credentials
 from park.settings import DEMO_REGISTRY, PROJECT_ROOT
 from park.store import InfluxStore
+from parkcarbon.cli import main
+from parkcarbon.services import load_credentials
 from tests.integration.helpers import wait_until
 
 GUIDE = (PROJECT_ROOT / "docs" / "operations.md").read_text()

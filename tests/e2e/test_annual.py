@@ -18,11 +18,12 @@ from numpy.testing import assert_allclose
 from ledger.amounts import credits_to_kg
 from ledger.book import Ledger
 from park.lineprotocol import Point
-from pipeline.airflow_env import run_dag
+from park.registry import DEFAULT_TIMEZONE
+from parkcarbon.airflow_env import run_dag
+from parkcarbon.runtime import export_settings
 from pipeline.annual import SettlementError, settle_year
 from pipeline.monthly import compute_activity
 from pipeline.quality import compute_late_data
-from pipeline.runtime import export_settings
 from simulators.history import write_registers
 from simulators.park import simulate
 from simulators.truth import monthly_truth
@@ -110,7 +111,7 @@ def test_two_years_settled(settings, store, airflow_home, clean_environ, demo_re
     assert (settings.run_dir / "reports" / "2026" / "summary.txt").read_text().startswith("parkcarbon settlement 2026")
 
     # The ledger: each year's surpluses issued as that vintage, deficits owed by 30 June of the next year.
-    with Ledger.open(settings.ledger_url) as ledger:
+    with Ledger.open(settings.ledger_url, DEFAULT_TIMEZONE) as ledger:
         assert ledger.check() == []
         held = ledger.balances().set_index(["account", "vintage"])["amount_t"]
         for year_settled, frame in settled.groupby("year_settled"):

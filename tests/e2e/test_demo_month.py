@@ -10,13 +10,15 @@ import pandas as pd
 import pytest
 from numpy.testing import assert_allclose
 
-from park.services import LocalServices
+from park.measurements import ACTIVITY_MONTHLY, CREDITS, EMISSIONS_MONTHLY, NEAR_ZERO_PROGRESS
+from park.month import Month, read_month
+from park.registry import DEFAULT_TIMEZONE
 from park.settings import Settings
 from park.store import InfluxStore
-from pipeline.demo import DemoResult, run_demo, truth_by_enterprise
-from pipeline.month import Month, read_month
+from parkcarbon.demo import DemoResult, run_demo, truth_by_enterprise
+from parkcarbon.runtime import settings_for_run_dir
+from parkcarbon.services import LocalServices
 from pipeline.monthly import compute_activity, compute_scores
-from pipeline.runtime import settings_for_run_dir
 from tests.browser import render
 
 pytestmark = [pytest.mark.services, pytest.mark.airflow]
@@ -82,7 +84,7 @@ def test_credits_grades_and_progress(demo):
     assert set(table["grade"].astype(int)) <= {1, 2, 3, 4, 5}
     assert set(table["rating"]) <= set("ABCDE")
     with InfluxStore(settings.influx) as store:
-        progress = read_month(store, "near_zero_progress", Month.of(PERIOD, "Asia/Shanghai"))
+        progress = read_month(store, NEAR_ZERO_PROGRESS, Month.of(PERIOD, DEFAULT_TIMEZONE))
     targets = progress[progress["target"].notna()]
     assert len(targets) == 5
     assert targets["offset_ratio"].between(0, 2).all()
@@ -92,15 +94,15 @@ def test_credits_grades_and_progress(demo):
 def test_rerun_is_idempotent(demo):
     """Running the month's tasks again replaces its points with identical ones."""
     _, settings = demo
-    month = Month.of(PERIOD, "Asia/Shanghai")
+    month = Month.of(PERIOD, DEFAULT_TIMEZONE)
     with InfluxStore(settings.influx) as store:
-        before = {m: read_month(store, m, month) for m in ("activity_monthly", "emissions_monthly", "credits")}
+        before = {m: read_month(store, m, month) for m in (ACTIVITY_MONTHLY, EMISSIONS_MONTHLY, CREDITS)}
     compute_activity(settings, PERIOD)
     compute_scores(settings, PERIOD)
     with InfluxStore(settings.influx) as store:
         for measurement, frame in before.items():
             after = read_month(store, measurement, month)
-            key = [c for c in ("enterprise", "workshop", "carrier", "scope") if c in frame]
+            key = [c for c in ("enterprise", "workshop", "source", "scope") if c in frame]
             pd.testing.assert_frame_equal(
                 frame.sort_values(key).reset_index(drop=True), after.sort_values(key).reset_index(drop=True)
             )

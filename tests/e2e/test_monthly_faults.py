@@ -17,21 +17,22 @@ import pytest
 import yaml
 from numpy.testing import assert_allclose
 
-from park.registry import Carrier, MeterRole, Registry
-from park.services import load_credentials
+from park.measurements import ACTIVITY_MONTHLY, DATA_QUALITY, LATE_DATA
+from park.month import Month, read_month
+from park.registry import DEFAULT_TIMEZONE, Carrier, MeterRole, Registry
 from park.store import InfluxStore
-from pipeline.airflow_env import run_dag, run_month
-from pipeline.month import Month, read_month
-from pipeline.runtime import export_settings
-from simulators.cli import simulate_run
+from parkcarbon.airflow_env import run_dag, run_month
+from parkcarbon.runtime import export_settings
+from parkcarbon.services import load_credentials
 from simulators.faults import FaultedRun
 from simulators.publisher import send_plan
+from simulators.run import simulate_run
 from simulators.truth import monthly_truth, registry_with_events
 from tests.integration.helpers import count_readings, running_collectors, wait_for_count, with_own_group
 
 pytestmark = [pytest.mark.services, pytest.mark.airflow]
 
-TZ = ZoneInfo("Asia/Shanghai")
+TZ = ZoneInfo(DEFAULT_TIMEZONE)
 PERIOD = "2026-03"
 FAULTS = {"rollover": 1, "replacement": 1, "reset": 1, "gap": 3, "late": 1}
 BOOKED = {  # (carrier, register) → activity source, as scoring.activity books them
@@ -62,9 +63,9 @@ def expected_activity(run: FaultedRun, registry: Registry) -> pd.Series:
 
 
 def stored_activity(store: InfluxStore) -> pd.Series:
-    frame = read_month(store, "activity_monthly", Month.of(PERIOD, "Asia/Shanghai"))
-    frame = frame[frame["carrier"].isin(BOOKED.values())]
-    index = zip(frame["enterprise"], frame["workshop"].fillna(""), frame["carrier"], strict=True)
+    frame = read_month(store, ACTIVITY_MONTHLY, Month.of(PERIOD, DEFAULT_TIMEZONE))
+    frame = frame[frame["source"].isin(BOOKED.values())]
+    index = zip(frame["enterprise"], frame["workshop"].fillna(""), frame["source"], strict=True)
     return pd.Series(frame["quantity"].to_numpy(), index=pd.MultiIndex.from_tuples(list(index))).sort_index()
 
 
@@ -105,8 +106,8 @@ def test_faulted_month_through_mqtt_and_airflow(settings, store, airflow_home, t
         expected = expected_activity(run, registry)
         # Gaps (the late gateway's outage is one) are bridged by the registers around them: energy conserved.
         assert_allclose(stored_activity(store).reindex(expected.index), expected, rtol=1e-9)
-        month = Month.of(PERIOD, "Asia/Shanghai")
-        quality = read_month(store, "data_quality", month).set_index(["meter", "register"])
+        month = Month.of(PERIOD, DEFAULT_TIMEZONE)
+        quality = read_month(store, DATA_QUALITY, month).set_index(["meter", "register"])
         by_kind = {f.kind: f for f in run.faults}
         rollover, reset = by_kind["rollover"], by_kind["reset"]
         assert quality.loc[(rollover.meter, rollover.register), "rollovers"] == 1
@@ -117,15 +118,15 @@ def test_faulted_month_through_mqtt_and_airflow(settings, store, airflow_home, t
         assert send_plan(registry, late, settings.mqtt, credentials).refused == 0
         assert wait_for_count(store, distinct) == distinct
         run_dag("meter_quality_daily", datetime(2026, 3, 31, tzinfo=TZ), datetime(2026, 4, 1, tzinfo=TZ))
-        flagged = read_month(store, "late_data", month)
+        flagged = read_month(store, LATE_DATA, month)
         assert flagged["late_readings"].sum() == late_readings
         assert set(flagged["meter"]) == {m.id for m in registry.meters if m.gateway == late[0].gateway}
 
         # 3. Clearing the month (running it again) takes them in and clears the flag.
         run_month(PERIOD)
-        assert read_month(store, "late_data", month).empty
+        assert read_month(store, LATE_DATA, month).empty
         assert_allclose(stored_activity(store).reindex(expected.index), expected, rtol=1e-9)
-        after = read_month(store, "data_quality", month).set_index(["meter", "register"])
+        after = read_month(store, DATA_QUALITY, month).set_index(["meter", "register"])
         late_meters = [k for k in after.index if k[0] in set(flagged["meter"])]
         gap_meters = {(f.meter, f.register) for f in run.faults if f.kind == "gap"}
         assert (after.loc[[k for k in late_meters if k not in gap_meters], "estimated_intervals"] == 0).all()

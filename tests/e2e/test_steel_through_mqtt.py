@@ -11,17 +11,18 @@ import pytest
 import yaml
 from numpy.testing import assert_allclose
 
-from park.registry import load_registry
-from park.services import load_credentials
+from park.measurements import ACTIVITY_MONTHLY, DATA_QUALITY
+from park.month import Month, read_month
+from park.registry import DEFAULT_TIMEZONE, load_registry
 from park.store import InfluxStore
-from pipeline.month import Month, read_month
+from parkcarbon.services import load_credentials
 from pipeline.monthly import compute_activity
-from simulators.cli import simulate_run
 from simulators.publisher import send_plan
+from simulators.run import simulate_run
 from tests.integration.helpers import clear_retained_status, running_collectors, wait_for_count, with_own_group
 
 pytestmark = pytest.mark.services
-TZ = "Asia/Shanghai"
+TZ = DEFAULT_TIMEZONE
 
 REGISTRY = {
     "version": "steel-test",
@@ -88,9 +89,9 @@ def test_steel_monthly_kwh_equals_file(settings, store, steel, tmp_path, demo_re
     rollovers = 0
     for period in expected.index:
         compute_activity(settings, period)
-        activity = read_month(store, "activity_monthly", Month.of(period, TZ))
-        got[period] = float(activity.loc[activity["carrier"] == "grid_electricity", "quantity"].sum())
-        quality = read_month(store, "data_quality", Month.of(period, TZ))
+        activity = read_month(store, ACTIVITY_MONTHLY, Month.of(period, TZ))
+        got[period] = float(activity.loc[activity["source"] == "grid_electricity", "quantity"].sum())
+        quality = read_month(store, DATA_QUALITY, Month.of(period, TZ))
         rollovers += int(quality["rollovers"].sum())
         assert quality["completeness"].min() == 1.0
     assert_allclose(pd.Series(got)[expected.index], expected, rtol=0, atol=1e-6)

@@ -13,10 +13,10 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from collectors.service import Collector
 from park.registry import Registry
-from park.services import load_credentials
 from park.settings import Settings
 from park.store import InfluxStore
-from pipeline.runtime import settings_for_run_dir
+from parkcarbon.runtime import settings_for_run_dir
+from parkcarbon.services import load_credentials
 from simulators.formats import status_message
 from simulators.park import SimulatedPark, simulate
 from simulators.publisher import PublishStats, publish_park

@@ -23,13 +23,13 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import pytest
 
-from park.services import LocalServices, free_ports, load_credentials
 from park.settings import InfluxSettings, Settings
 from park.store import InfluxStore
-from pipeline.runtime import settings_for_run_dir
-from simulators.cli import simulate_run
+from parkcarbon.runtime import settings_for_run_dir
+from parkcarbon.services import LocalServices, free_ports, load_credentials
 from simulators.faults import FaultedRun
 from simulators.publisher import PublishStats, send_plan
+from simulators.run import simulate_run
 from tests.integration.helpers import wait_until
 
 pytestmark = pytest.mark.services
@@ -85,7 +85,7 @@ class Scenario:
         started_before = log.read_bytes().count(b"collecting with") if log.exists() else 0
         with log.open("ab") as out:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "park.cli", "collect", "--first-replica", str(replica)],
+                [sys.executable, "-m", "parkcarbon", "collect", "--first-replica", str(replica)],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=self.env(),

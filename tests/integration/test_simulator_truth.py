@@ -12,10 +12,10 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from collectors.decode import READING_ROUTES, parse_message
-from park.services import load_credentials
-from simulators.cli import simulate_run
+from parkcarbon.services import load_credentials
 from simulators.faults import parse_faults
 from simulators.publisher import send_plan
+from simulators.run import simulate_run
 from tests.integration.helpers import running_collectors, wait_until, with_own_group
 
 pytestmark = pytest.mark.services

@@ -27,6 +27,7 @@ from ledger.errors import (
     WrongVintageError,
 )
 from ledger.schema import metadata, obligations, transactions
+from park.registry import DEFAULT_TIMEZONE
 
 DEADLINE = date(2027, 6, 30)
 
@@ -48,7 +49,7 @@ def credit(enterprise: str, credits_t: float, sha: str = "a" * 64) -> SettledCre
 
 @pytest.fixture
 def ledger(ledger_url):
-    book = Ledger.open(ledger_url)
+    book = Ledger.open(ledger_url, DEFAULT_TIMEZONE)
     book.clock = Clock()
     book.open_accounts(["E01", "E02", "E03", "E04"])
     yield book

@@ -7,7 +7,7 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from park.cli import main
+from parkcarbon.cli import main
 
 
 @pytest.fixture

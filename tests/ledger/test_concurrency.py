@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from ledger.book import Booked, Ledger, SettledCredit
 from ledger.errors import InsufficientBalanceError
 from ledger.schema import transactions
+from park.registry import DEFAULT_TIMEZONE
 
 ENTERPRISES = ["E01", "E02", "E03", "E04"]
 START_T = {"E01": 60.0, "E02": 40.0, "E03": 25.0, "E04": 10.0}
@@ -56,7 +57,7 @@ def send(ledger: Ledger, r: Request) -> Booked | str:
 
 @pytest.mark.parametrize("seed", [1])
 def test_parallel_clients_never_overdraw_and_apply_retries_once(ledger_url, seed):
-    ledger = Ledger.open(ledger_url)
+    ledger = Ledger.open(ledger_url, DEFAULT_TIMEZONE)
     ledger.open_accounts(ENTERPRISES)
     credits = [SettledCredit(e, t, "c" * 64, "2026.1", "cn-national-2023") for e, t in START_T.items()]
     ledger.settle(2026, credits, date(2027, 6, 30), "park office")

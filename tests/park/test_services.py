@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from park.cli import main
+from parkcarbon.cli import main
 
 pytestmark = pytest.mark.services
 
@@ -56,8 +56,8 @@ def test_port_in_use_is_a_clear_error(tmp_path, monkeypatch, capsys, ports):
 
 def test_docker_configs_are_the_tested_ones():
     """docker/mosquitto holds exactly what the code that the tests run would write."""
-    from park.services import docker_mosquitto_conf, mosquitto_acl
     from park.settings import PROJECT_ROOT
+    from parkcarbon.services import docker_mosquitto_conf, mosquitto_acl
 
     docker = PROJECT_ROOT / "docker" / "mosquitto"
     assert (docker / "mosquitto.conf").read_text() == docker_mosquitto_conf()

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from numpy.testing import assert_allclose
 
-from park.cli import main
+from parkcarbon.cli import main
 
 ENTERPRISES = """enterprise_id,name,industry,year,value_added_10k_cny
 E1,One,C39,2023,1000

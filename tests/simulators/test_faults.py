@@ -12,9 +12,9 @@ import pytest
 
 from collectors.native import parse_native
 from scoring.registers import RegisterSpec, consumption_in_window, meter_window
-from simulators.cli import simulate_run
 from simulators.faults import FaultSpecError, parse_faults
 from simulators.replay import load_interval_kwh
+from simulators.run import simulate_run
 from simulators.truth import interval_truth, registry_with_events
 from tests.conftest import DATA
 

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from park.registry import DEFAULT_TIMEZONE
 from simulators.calendar import is_workday, spring_festival_days
 from simulators.park import simulate
 from simulators.profiles import industrial_load, pv_output, solar_elevation_deg
@@ -61,7 +62,7 @@ class TestPv:
     def test_zero_at_night_peak_near_noon(self):
         """PV is exactly 0 when the sun is below the horizon and peaks around solar noon (~12:10 in Hefei)."""
         times = local_range("2026-06-01", "2026-06-15").tz_convert("UTC")
-        output = pv_output(times, 31.82, 117.13, np.random.default_rng(4))
+        output = pv_output(times, 31.82, 117.13, DEFAULT_TIMEZONE, np.random.default_rng(4))
         elevation = solar_elevation_deg(times, 31.82, 117.13)
         assert (output[elevation <= 0] == 0).all() and output.max() > 0.5
         local = times.tz_convert(TZ)

@@ -19,12 +19,13 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
+from park.measurements import METER_REGISTER
+from park.month import Month, rfc3339
 from park.registry import Registry, load_registry
-from park.services import LocalServices, Ports, ServiceError, free_ports, load_credentials
 from park.settings import Settings
 from park.store import InfluxStore
-from pipeline.month import Month, rfc3339
-from pipeline.runtime import export_settings, settings_for_run_dir
+from parkcarbon.runtime import export_settings, settings_for_run_dir
+from parkcarbon.services import LocalServices, Ports, ServiceError, free_ports, load_credentials
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ def _start_collector(settings: Settings) -> subprocess.Popen[bytes]:
     log_path.write_bytes(b"")
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "park.cli", "collect"],
+            [sys.executable, "-m", "parkcarbon", "collect"],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=os.environ.copy(),
@@ -83,16 +84,16 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 def _stored_readings(store: InfluxStore, month: Month) -> int:
     frame = store.query(
-        f'SELECT COUNT("raw_value") FROM "meter_register" WHERE time >= \'{rfc3339(month.start)}\' '
+        f"SELECT COUNT(\"raw_value\") FROM {METER_REGISTER.q} WHERE time >= '{rfc3339(month.start)}' "
         f"AND time <= '{rfc3339(month.end)}'"
     )
     return int(frame["count"].iloc[0]) if len(frame) else 0
 
 
 def run_demo(settings: Settings, period: str | None = None, seed: int = 2026) -> DemoResult:
-    from pipeline.airflow_env import prepare_airflow, run_month
-    from pipeline.report import enterprise_table
-    from simulators.cli import publish_run, simulate_run
+    from parkcarbon.airflow_env import prepare_airflow, run_month
+    from reports.monthly import enterprise_table
+    from simulators.run import publish_run, simulate_run
     from simulators.truth import write_truth
 
     timings: dict[str, float] = {}
@@ -152,7 +153,7 @@ def truth_by_enterprise(truth: pd.DataFrame, period: str) -> pd.DataFrame:
 
 
 def print_result(result: DemoResult, settings: Settings) -> None:
-    from pipeline.report import format_table
+    from reports.monthly import format_table
 
     print()
     print(f"Enterprises, {result.period} (credits, grade and rating year-to-date, provisional):")

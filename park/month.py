@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 
 from park.lineprotocol import to_ns
+from park.measurements import Measurement
 from park.store import InfluxStore
 
 
@@ -54,7 +55,7 @@ def rfc3339(when: datetime) -> str:
     return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond * 1000:09d}Z"
 
 
-def read_month(store: InfluxStore, measurement: str, month: Month) -> pd.DataFrame:
+def read_month(store: InfluxStore, measurement: Measurement, month: Month) -> pd.DataFrame:
     """The points of ``measurement`` stamped at the month's start (its monthly results), without ``time``."""
-    frame = store.query(f'SELECT * FROM "{measurement}" WHERE time = {month.start_ns}')
+    frame = store.query(f"SELECT * FROM {measurement.q} WHERE time = {month.start_ns}")
     return frame.drop(columns="time") if len(frame) else frame

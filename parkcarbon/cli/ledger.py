@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from park.measurements import CREDITS_ANNUAL
 from park.settings import Settings
 
 if TYPE_CHECKING:
@@ -28,7 +29,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     settle = commands.add_parser("settle", help="book a settled year: surplus issued, deficit owed")
     settle.add_argument("year", type=int)
     settle.add_argument(
-        "--credits", type=Path, help="credits_annual.csv (default: the year's credits_annual in InfluxDB)"
+        "--credits",
+        type=Path,
+        help=f"{CREDITS_ANNUAL.name}.csv (default: the year's settled credits in InfluxDB)",
     )
     settle.set_defaults(handler=_settle)
 
@@ -79,12 +82,10 @@ def _amount_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reference", required=True, help="your id of this request; a retry with it is applied once")
 
 
-def _run(args: argparse.Namespace, work: Callable[[Settings, str], int]) -> int:
+def _run(args: argparse.Namespace, settings: Settings, work: Callable[[Settings, str], int]) -> int:
     from ledger.errors import LedgerError
-    from pipeline.runtime import settings_for_run_dir
-    from pipeline.settlement import operator
+    from ledger.settlement import operator
 
-    settings = settings_for_run_dir(Settings())
     try:
         return work(settings, args.by or operator(settings))
     except LedgerError as exc:
@@ -96,19 +97,19 @@ def _print(frame: pd.DataFrame) -> None:
     print(frame.to_string(index=False) if len(frame) else "(nothing)")
 
 
-def _settle(args: argparse.Namespace) -> int:
+def _settle(args: argparse.Namespace, settings: Settings) -> int:
     def work(settings: Settings, by: str) -> int:
+        from ledger.settlement import book_settlement, open_ledger
+        from park.month import Month
+        from park.registry import park_timezone
         from park.store import InfluxStore
-        from pipeline.annual import SETTLED
-        from pipeline.month import Month
-        from pipeline.settlement import book_settlement, open_ledger
 
         if args.credits is not None:
             credits = pd.read_csv(args.credits)
         else:
             with InfluxStore(settings.influx) as store:
-                january = Month.of(f"{args.year:04d}-01", settings.timezone)
-                credits = store.query(f'SELECT * FROM "{SETTLED}" WHERE time = {january.start_ns}')
+                january = Month.of(f"{args.year:04d}-01", park_timezone(settings.registry))
+                credits = store.query(f"SELECT * FROM {CREDITS_ANNUAL.q} WHERE time = {january.start_ns}")
             credits = credits.rename(columns={"enterprise": "enterprise_id"})
         deadline = settings.ledger.deadline_for(args.year)
         with open_ledger(settings) as ledger:
@@ -122,26 +123,27 @@ def _settle(args: argparse.Namespace) -> int:
             print(f"unchanged since the last settlement: {', '.join(report.unchanged)}")
         return 0
 
-    return _run(args, work)
+    return _run(args, settings, work)
 
 
-def _book(args: argparse.Namespace, what: str, request: Callable[[Ledger, str], Booked]) -> int:
+def _book(args: argparse.Namespace, settings: Settings, what: str, request: Callable[[Ledger, str], Booked]) -> int:
     """Open the ledger, book ``request`` (given the ledger and who asks), say what was booked."""
 
     def work(settings: Settings, by: str) -> int:
-        from pipeline.settlement import open_ledger
+        from ledger.settlement import open_ledger
 
         with open_ledger(settings) as ledger:
             booked = request(ledger, by)
         print(_booked_text(what, booked.transaction_id, booked.replayed))
         return 0
 
-    return _run(args, work)
+    return _run(args, settings, work)
 
 
-def _transfer(args: argparse.Namespace) -> int:
+def _transfer(args: argparse.Namespace, settings: Settings) -> int:
     return _book(
         args,
+        settings,
         "transfer",
         lambda ledger, by: ledger.transfer(
             args.source, args.target, args.amount, args.vintage, args.reference, by, args.price_cny, args.memo
@@ -149,17 +151,19 @@ def _transfer(args: argparse.Namespace) -> int:
     )
 
 
-def _surrender(args: argparse.Namespace) -> int:
+def _surrender(args: argparse.Namespace, settings: Settings) -> int:
     return _book(
         args,
+        settings,
         "surrender",
         lambda ledger, by: ledger.surrender(args.enterprise, args.year, args.amount, args.vintage, args.reference, by),
     )
 
 
-def _retire(args: argparse.Namespace) -> int:
+def _retire(args: argparse.Namespace, settings: Settings) -> int:
     return _book(
         args,
+        settings,
         "retirement",
         lambda ledger, by: ledger.retire(args.enterprise, args.amount, args.vintage, args.reference, by, args.memo),
     )
@@ -171,20 +175,20 @@ def _booked_text(what: str, transaction_id: int, replayed: bool) -> str:
     return f"{what} booked as transaction {transaction_id}"
 
 
-def _balance(args: argparse.Namespace) -> int:
+def _balance(args: argparse.Namespace, settings: Settings) -> int:
     def work(settings: Settings, _by: str) -> int:
-        from pipeline.settlement import open_ledger
+        from ledger.settlement import open_ledger
 
         with open_ledger(settings) as ledger:
             _print(ledger.balances(args.enterprise))
         return 0
 
-    return _run(args, work)
+    return _run(args, settings, work)
 
 
-def _statement(args: argparse.Namespace) -> int:
+def _statement(args: argparse.Namespace, settings: Settings) -> int:
     def work(settings: Settings, _by: str) -> int:
-        from pipeline.settlement import open_ledger
+        from ledger.settlement import open_ledger
 
         with open_ledger(settings) as ledger:
             frame = ledger.statement(args.enterprise, args.year)
@@ -196,13 +200,13 @@ def _statement(args: argparse.Namespace) -> int:
             excel.to_excel(args.xlsx, index=False, sheet_name=f"{args.enterprise} {args.year or 'all'}")
         return 0
 
-    return _run(args, work)
+    return _run(args, settings, work)
 
 
-def _compliance(args: argparse.Namespace) -> int:
+def _compliance(args: argparse.Namespace, settings: Settings) -> int:
     def work(settings: Settings, _by: str) -> int:
+        from ledger.settlement import open_ledger, write_compliance
         from park.store import InfluxStore
-        from pipeline.settlement import open_ledger, write_compliance
 
         with open_ledger(settings) as ledger:
             if args.write:
@@ -213,4 +217,4 @@ def _compliance(args: argparse.Namespace) -> int:
         _print(frame)
         return 0
 
-    return _run(args, work)
+    return _run(args, settings, work)

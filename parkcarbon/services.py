@@ -27,10 +27,10 @@ from pathlib import Path
 import httpx
 
 from park.registry import Registry
+from park.topics import COLLECTOR_USER, acl
 
 STATE_FILE = "services.json"
 CREDENTIALS_FILE = "credentials.json"
-COLLECTOR_USER = "collector"
 
 
 # Handles of the processes this Python process started: kept so that they are reaped with wait()
@@ -95,7 +95,7 @@ def mosquitto_conf(
     """The broker configuration, the same for the local stack and docker/: authenticated, ACL-bound,
     persistent, and never dropping QoS 1 messages queued for a slow or absent collector."""
     lines = [
-        "# written by parkcarbon (park/services.py: mosquitto_conf); the local stack and docker/ share it",
+        "# written by parkcarbon (parkcarbon/services.py: mosquitto_conf); the local stack and docker/ share it",
         "per_listener_settings false",
         f"listener {listener}",
         "allow_anonymous false",
@@ -137,26 +137,8 @@ def docker_mosquitto_conf() -> str:
 
 
 def mosquitto_acl() -> str:
-    """Gateways publish only under their own id, in each format's topics; the collector only reads."""
-    return (
-        "# written by parkcarbon services up\n"
-        f"user {COLLECTOR_USER}\n"
-        "topic read carbon/v1/#\n"
-        "topic read tele/+/SENSOR\n"
-        "topic read tele/+/LWT\n"
-        "topic read +/events/rpc\n"
-        "topic read +/online\n"
-        "topic read device/power/up/+\n"
-        "\n"
-        "# every gateway (username = gateway id) may publish under its own id only:\n"
-        "# native readings and status, Tasmota SENSOR and LWT, Shelly RPC events and online, DL/T 645 JSON\n"
-        "pattern write carbon/v1/+/%u/#\n"
-        "pattern write tele/%u/SENSOR\n"
-        "pattern write tele/%u/LWT\n"
-        "pattern write %u/events/rpc\n"
-        "pattern write %u/online\n"
-        "pattern write device/power/up/%u\n"
-    )
+    """Gateways publish only under their own id, in their format's topics; the collector only reads."""
+    return acl()
 
 
 def influxdb_conf(run_dir: Path, http_port: int, rpc_port: int) -> str:

@@ -15,11 +15,19 @@ from pathlib import Path
 
 import pandas as pd
 
+from park.measurements import (
+    ACTIVITY_MONTHLY,
+    CREDITS,
+    DATA_QUALITY,
+    EMISSIONS_MONTHLY,
+    NEAR_ZERO_PROGRESS,
+    Measurement,
+)
+from park.month import Month
 from park.registry import Registry, load_registry
 from park.settings import Settings
 from park.store import InfluxStore
-from pipeline.month import Month
-from pipeline.svg import bar_chart
+from reports.svg import bar_chart
 from scoring.factors import FactorSet, factor_set
 from scoring.policy import Policy, load_policy
 
@@ -30,7 +38,7 @@ table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding
 th{background:#f3f5f4}td.t,th.t{text-align:left}.note{color:#666;font-size:.9em}.neg{color:#b8433c}
 """
 UNITS = {"grid_electricity": "kWh", "natural_gas": "Nm³", "purchased_heat": "GJ", "pv_self_consumed": "kWh"}
-CARRIER_NAMES = {
+SOURCE_NAMES = {
     "grid_electricity": "电网电力 grid electricity",
     "pv_generation": "光伏发电 PV generation",
     "pv_self_consumed": "光伏自用 PV self-consumed",
@@ -95,24 +103,23 @@ def factor_lines(factors: FactorSet) -> list[list[str]]:
 class MonthData:
     """The month's measurements, read once for the park and all enterprise pages."""
 
-    def __init__(
-        self, settings: Settings, store: InfluxStore, month: Month, frames: Mapping[str, pd.DataFrame]
-    ) -> None:
-        """``frames``: the month's points per measurement, as :func:`pipeline.month.read_month` gives them."""
+    def __init__(self, store: InfluxStore, month: Month, frames: Mapping[Measurement, pd.DataFrame]) -> None:
+        """``frames``: the month's points per measurement, as :func:`park.month.read_month` gives them."""
         self.month = month
-        self.activity = frames["activity_monthly"].copy()
-        self.emissions = frames["emissions_monthly"].copy()
-        self.credits = frames["credits"]
-        self.near_zero = frames["near_zero_progress"].copy()
-        self.quality = frames["data_quality"]
-        january = Month.of(f"{month.year}-01", settings.timezone)
+        self.activity = frames[ACTIVITY_MONTHLY].copy()
+        self.emissions = frames[EMISSIONS_MONTHLY].copy()
+        self.credits = frames[CREDITS]
+        self.near_zero = frames[NEAR_ZERO_PROGRESS].copy()
+        self.quality = frames[DATA_QUALITY]
+        timezone = str(month.start.tzinfo)
+        january = Month.of(f"{month.year}-01", timezone)
         ytd = store.query(
-            'SELECT "tco2_location", "tco2_market" FROM "emissions_monthly" '
+            f'SELECT "tco2_location", "tco2_market" FROM {EMISSIONS_MONTHLY.q} '
             f"WHERE \"workshop\" = '' AND time >= {january.start_ns} AND time <= {month.start_ns} "
             'GROUP BY "enterprise", "scope"'
         )
         if len(ytd):
-            ytd["period"] = ytd["time"].dt.tz_convert(settings.timezone).dt.strftime("%Y-%m")
+            ytd["period"] = ytd["time"].dt.tz_convert(timezone).dt.strftime("%Y-%m")
         self.year_to_date = ytd
         for frame in (self.activity, self.emissions, self.near_zero):
             if len(frame) and "workshop" in frame:
@@ -148,7 +155,7 @@ def enterprise_page(registry: Registry, data: MonthData, enterprise_id: str, fac
     activity = data.enterprise_rows(data.activity, enterprise_id)
     rows = [
         [
-            escape(CARRIER_NAMES.get(r["carrier"], r["carrier"])),
+            escape(SOURCE_NAMES.get(r["source"], r["source"])),
             _num(r["quantity"]),
             escape(str(r.get("unit", ""))),
             escape(str(r.get("origin", ""))),
@@ -156,7 +163,7 @@ def enterprise_page(registry: Registry, data: MonthData, enterprise_id: str, fac
         ]
         for r in activity.to_dict("records")
     ]
-    parts.append(_table(["能源 carrier", "数量 quantity", "单位 unit", "来源 origin", "完整率 completeness"], rows))
+    parts.append(_table(["能源 source", "数量 quantity", "单位 unit", "来源 origin", "完整率 completeness"], rows))
 
     parts.append("<h2>排放 Emissions (GB/T 32150)</h2>")
     scope_rows = [
@@ -340,14 +347,14 @@ def park_page(registry: Registry, data: MonthData, factors: FactorSet) -> str:
 
 
 def write_html_reports(
-    settings: Settings, store: InfluxStore, month: Month, frames: Mapping[str, pd.DataFrame]
+    settings: Settings, store: InfluxStore, month: Month, frames: Mapping[Measurement, pd.DataFrame]
 ) -> Path:
     """Write ``index.html`` (the park) and ``enterprises/<id>.html`` from the month's ``frames`` (and the
     year's emissions, read here); return the park page's path."""
     registry = load_registry(settings.registry)
     out = settings.run_dir / "reports" / month.period
     (out / "enterprises").mkdir(parents=True, exist_ok=True)
-    data = MonthData(settings, store, month, frames)
+    data = MonthData(store, month, frames)
     used = str(data.emissions["factor_set"].iloc[0]) if len(data.emissions) else settings.factor_set
     factors = factor_set(used)
     policy = load_policy(settings.policy)

@@ -7,6 +7,9 @@ import os
 import sys
 from pathlib import Path
 
+from park.registry import park_timezone
+from park.settings import Settings
+
 TOKEN_ENV = "GRAFANA_TOKEN"
 
 
@@ -25,9 +28,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     push.set_defaults(handler=_push)
 
 
-def _build(args: argparse.Namespace) -> int:
+def _build(args: argparse.Namespace, settings: Settings) -> int:
     from dashboards.build import write_dashboards, write_docker_grafana
-    from park.settings import Settings
 
     if args.docker:
         written = write_docker_grafana()
@@ -35,14 +37,15 @@ def _build(args: argparse.Namespace) -> int:
         print("parkcarbon dashboards build: --out DIR or --docker", file=sys.stderr)
         return 2
     else:
-        settings = Settings()
-        written = write_dashboards(args.out, args.influx_url or settings.influx.url, settings.influx.database)
+        written = write_dashboards(
+            args.out, args.influx_url or settings.influx.url, settings.influx.database, park_timezone(settings.registry)
+        )
     for path in written:
         print(path)
     return 0
 
 
-def _push(args: argparse.Namespace) -> int:
+def _push(args: argparse.Namespace, settings: Settings) -> int:
     from dashboards.push import GrafanaError, push
 
     token = os.environ.get(TOKEN_ENV)
@@ -50,7 +53,7 @@ def _push(args: argparse.Namespace) -> int:
         print(f"parkcarbon dashboards push: set {TOKEN_ENV} to a Grafana service-account token", file=sys.stderr)
         return 2
     try:
-        pushed = push(args.url, token, args.folder, overwrite=not args.no_overwrite)
+        pushed = push(args.url, token, park_timezone(settings.registry), args.folder, overwrite=not args.no_overwrite)
     except (GrafanaError, OSError) as exc:
         print(f"parkcarbon dashboards push: {exc}", file=sys.stderr)
         return 1

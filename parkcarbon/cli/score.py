@@ -20,6 +20,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 from park.registry import NearZeroTarget, RegistryError, load_registry
+from park.settings import Settings
 from scoring.accounting import EMISSION_COLUMNS
 from scoring.audit import file_sha256
 from scoring.credits import CREDIT_COLUMNS, EXTRA_CREDIT_COLUMNS
@@ -52,7 +53,7 @@ def _fail(message: str) -> int:
     return 2
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, _settings: Settings) -> int:
     try:
         factors = factor_set(args.factor_set)
         policy = load_policy(args.policy)

@@ -1,14 +1,17 @@
-"""The ``parkcarbon`` command. Each subcommand lives beside the code it drives and registers itself
-through an ``add_parser(subparsers)`` function; heavy imports happen only when it runs."""
+"""``parkcarbon services`` (local Mosquitto and influxd) and ``parkcarbon registry check``."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 from park.settings import Settings
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    _services_parser(subparsers)
+    _registry_parser(subparsers)
 
 
 def _services_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -20,11 +23,17 @@ def _services_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
     p.set_defaults(handler=_services)
 
 
-def _services(args: argparse.Namespace) -> int:
+def _services(args: argparse.Namespace, settings: Settings) -> int:
     from park.registry import load_registry
-    from park.services import LocalServices, Ports, ServiceError, free_ports, rotate_password, write_docker_secrets
+    from parkcarbon.services import (
+        LocalServices,
+        Ports,
+        ServiceError,
+        free_ports,
+        rotate_password,
+        write_docker_secrets,
+    )
 
-    settings = Settings()
     services = LocalServices(settings.run_dir)
     try:
         if args.action == "up":
@@ -75,10 +84,10 @@ def _registry_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
     p.set_defaults(handler=_registry)
 
 
-def _registry(args: argparse.Namespace) -> int:
+def _registry(args: argparse.Namespace, settings: Settings) -> int:
     from park.registry import RegistryError, load_registry
 
-    path = args.file or Settings().registry
+    path = args.file or settings.registry
     try:
         registry = load_registry(path)
     except RegistryError as exc:
@@ -91,38 +100,3 @@ def _registry(args: argparse.Namespace) -> int:
         "replacements: valid"
     )
     return 0
-
-
-def build_parser() -> argparse.ArgumentParser:
-    from collectors.cli import add_parser as collect_parser
-    from dashboards.cli import add_parser as dashboards_parser
-    from ledger.cli import add_parser as ledger_parser
-    from pipeline.cli import add_parsers as pipeline_parsers
-    from scoring.cli import add_parser as score_parser
-    from simulators.cli import add_parser as simulate_parser
-
-    parser = argparse.ArgumentParser(
-        prog="parkcarbon",
-        description="Industrial-park carbon credits: meters over MQTT → InfluxDB → monthly accounting → credits.",
-    )
-    subparsers = parser.add_subparsers(dest="command", required=True)
-    _services_parser(subparsers)
-    _registry_parser(subparsers)
-    simulate_parser(subparsers)
-    collect_parser(subparsers)
-    score_parser(subparsers)
-    pipeline_parsers(subparsers)
-    ledger_parser(subparsers)
-    dashboards_parser(subparsers)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    handler = args.handler
-    code: int = handler(args)
-    return code
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -6,8 +6,9 @@ import os
 
 from pydantic import SecretStr
 
-from park.services import COLLECTOR_USER, LocalServices, load_credentials
 from park.settings import Settings
+from park.topics import COLLECTOR_USER
+from parkcarbon.services import LocalServices, load_credentials
 
 
 def settings_for_run_dir(settings: Settings) -> Settings:
@@ -30,7 +31,6 @@ def export_settings(settings: Settings) -> None:
         "PARKCARBON_RUN_DIR": str(settings.run_dir),
         "PARKCARBON_REGISTRY": str(settings.registry),
         "PARKCARBON_ENTERPRISES": str(settings.enterprises),
-        "PARKCARBON_TIMEZONE": settings.timezone,
         "PARKCARBON_FACTOR_SET": settings.factor_set,
         "PARKCARBON_MQTT__PORT": str(settings.mqtt.port),
         "PARKCARBON_INFLUX__PORT": str(settings.influx.port),

@@ -1,7 +1,7 @@
 """The ledger's side of a year: settled credits booked into the credit ledger, and compliance read
-back from it, written to InfluxDB (``compliance``) for the dashboards and fed to the rating.
+back from it, written to InfluxDB (the COMPLIANCE measurement) for the dashboards and fed to the rating.
 
-``compliance`` (tag enterprise), stamped at local midnight of 1 January of the obligation's year:
+COMPLIANCE (tag enterprise) is stamped at local midnight of 1 January of the obligation's year:
 due_tco2, surrendered_tco2 (by the deadline), status, score (absent while open), deadline.
 """
 
@@ -14,20 +14,20 @@ import pandas as pd
 
 from ledger.book import Ledger, SettledCredit, SettlementReport
 from park.lineprotocol import Point
+from park.measurements import COMPLIANCE
+from park.month import Month
 from park.registry import load_registry
 from park.settings import Settings
 from park.store import InfluxStore
-from pipeline.month import Month
-
-MEASUREMENT = "compliance"
 
 
 def open_ledger(settings: Settings) -> Ledger:
     """The ledger at ``settings.ledger_url``, migrated, with an account for every registry enterprise."""
     if settings.ledger.url is None:
         settings.run_dir.mkdir(parents=True, exist_ok=True)
-    ledger = Ledger.open(settings.ledger_url, settings.timezone)
-    ledger.open_accounts(e.id for e in load_registry(settings.registry).enterprises)
+    registry = load_registry(settings.registry)
+    ledger = Ledger.open(settings.ledger_url, registry.park.timezone)
+    ledger.open_accounts(e.id for e in registry.enterprises)
     return ledger
 
 
@@ -38,7 +38,7 @@ def operator(settings: Settings) -> str:
 def book_settlement(
     ledger: Ledger, year: int, credits: pd.DataFrame, deadline: date, requested_by: str
 ) -> SettlementReport:
-    """Book the settled ``credits`` (rows of ``credits_annual``) of ``year``; deficits due by ``deadline``."""
+    """Book the settled ``CREDITS`` (rows of CREDITS_ANNUAL) of ``year``; deficits due by ``deadline``."""
     settled = [
         SettledCredit(
             str(r["enterprise_id"]),
@@ -53,10 +53,10 @@ def book_settlement(
 
 
 def write_compliance(ledger: Ledger, store: InfluxStore, year: int, as_of: date) -> pd.DataFrame:
-    """Read the ledger's compliance for ``year`` as of ``as_of`` and replace its ``compliance`` points."""
+    """Read the ledger's compliance for ``year`` as of ``as_of`` and replace its COMPLIANCE points."""
     frame = ledger.compliance(year, as_of)
     january = Month.of(f"{year:04d}-01", ledger.tz.key)
-    points = []
+    points: list[Point] = []
     for r in frame.to_dict("records"):
         fields: dict[str, float | str] = {
             "due_tco2": float(r["due_t"]),
@@ -67,16 +67,22 @@ def write_compliance(ledger: Ledger, store: InfluxStore, year: int, as_of: date)
             fields["score"] = float(r["score"])
         if r["deadline"] is not None:
             fields["deadline"] = str(r["deadline"])
-        points.append(Point(MEASUREMENT, {"enterprise": str(r["enterprise_id"])}, fields, january.start_ns))
-    store.replace_at(MEASUREMENT, january.start_ns, points)
+        points.append(COMPLIANCE.point({"enterprise": str(r["enterprise_id"])}, fields, january.start_ns))
+    store.replace_at(COMPLIANCE, january.start_ns, points)
     return frame
 
 
-def compliance_scores(settings: Settings, year: int, as_of: date) -> pd.Series | None:
-    """The rating's compliance dimension from the ledger (None when it knows nothing of ``year``)."""
+def compliance_scores(settings: Settings, timezone: str, year: int, as_of: date) -> pd.Series | None:
+    """The rating's compliance dimension from the ledger (None when it knows nothing of ``year``).
+
+    A reader: the ledger is opened read-only, never migrated, and no account is opened.
+    """
     if settings.ledger.url is None and not settings.ledger_file.exists():
         return None
-    with open_ledger(settings) as ledger:
+    ledger = Ledger.open_read_only(settings.ledger_url, timezone)
+    if ledger is None:
+        return None
+    with ledger:
         frame = ledger.compliance(year, as_of)
     scores = frame.dropna(subset=["score"]).set_index("enterprise_id")["score"].astype(float)
     return scores if len(scores) else None

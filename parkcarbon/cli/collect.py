@@ -8,6 +8,8 @@ import signal
 import sys
 import threading
 
+from park.settings import Settings
+
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("collect", help="ingest MQTT readings into InfluxDB")
@@ -16,14 +18,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.set_defaults(handler=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, settings: Settings) -> int:
     from collectors.service import Collector
     from park.registry import load_registry
-    from park.settings import Settings
-    from pipeline.runtime import settings_for_run_dir
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = settings_for_run_dir(Settings())
     if (args.replicas > 1 or args.first_replica > 0) and not settings.collector.share_group:
         print(
             "parkcarbon collect: more than one replica needs a share group (PARKCARBON_COLLECTOR__SHARE_GROUP);"

@@ -71,8 +71,14 @@ def run_dag(name: str, start: datetime, end: datetime) -> Any:
 
 
 def run_month(period: str) -> Any:
-    """Run ``carbon_monthly`` for ``period`` with ``dag.test()``; return the DagRun."""
-    from pipeline.month import Month
+    """Run ``carbon_monthly`` for ``period`` with ``dag.test()``; return the DagRun.
 
-    month = Month.of(period, "Asia/Shanghai")
+    The month's bounds are in the time zone of the registry the DAG's tasks read (the environment's
+    settings, as :func:`parkcarbon.runtime.export_settings` put them there).
+    """
+    from park.month import Month
+    from park.registry import park_timezone
+    from park.settings import Settings
+
+    month = Month.of(period, park_timezone(Settings().registry))
     return run_dag("carbon_monthly", month.start, month.end)

@@ -7,6 +7,8 @@ import re
 import sys
 import time
 
+from park.settings import Settings
+
 
 def _period(text: str) -> str:
     if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", text):
@@ -14,7 +16,7 @@ def _period(text: str) -> str:
     return text
 
 
-def add_parsers(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     demo = subparsers.add_parser("demo", help="simulated park → MQTT → collector → InfluxDB → monthly DAG → credits")
     demo.add_argument("--month", type=_period, help="YYYY-MM (default: the previous month)")
     demo.add_argument("--seed", type=int, default=2026)
@@ -24,12 +26,10 @@ def add_parsers(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
     monthly.set_defaults(handler=_monthly)
 
 
-def _demo(args: argparse.Namespace) -> int:
-    from park.settings import Settings
-    from pipeline.demo import print_result, run_demo
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from parkcarbon.demo import print_result, run_demo
 
     started = time.monotonic()
-    settings = Settings()
     result = run_demo(settings, args.month, args.seed)
     print_result(result, settings)
     timings = ", ".join(f"{k} {v:.1f} s" for k, v in result.timings_s.items())
@@ -37,13 +37,11 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _monthly(args: argparse.Namespace) -> int:
-    from park.settings import Settings
-    from pipeline.airflow_env import prepare_airflow, run_month
-    from pipeline.report import enterprise_table, format_table
-    from pipeline.runtime import export_settings, settings_for_run_dir
+def _monthly(args: argparse.Namespace, settings: Settings) -> int:
+    from parkcarbon.airflow_env import prepare_airflow, run_month
+    from parkcarbon.runtime import export_settings
+    from reports.monthly import enterprise_table, format_table
 
-    settings = settings_for_run_dir(Settings())
     export_settings(settings)
     prepare_airflow(settings.run_dir)
     try:

@@ -6,25 +6,24 @@ from pathlib import Path
 
 import pandas as pd
 
-from park.registry import load_registry
+from park.measurements import ACTIVITY_MONTHLY, CREDITS, EMISSIONS_MONTHLY, MONTHLY_RESULTS
+from park.month import Month, read_month
+from park.registry import load_registry, park_timezone
 from park.settings import Settings
 from park.store import InfluxStore
-from pipeline.html_report import write_html_reports
-from pipeline.month import Month, read_month
-
-MEASUREMENTS = ["activity_monthly", "emissions_monthly", "credits", "near_zero_progress", "data_quality"]
+from reports.html import write_html_reports
 
 
 def enterprise_table(settings: Settings, period: str) -> pd.DataFrame:
     """Per enterprise: the month's grid kWh, gas Nm3 and tCO2, and the year-to-date credits and grade."""
     registry = load_registry(settings.registry)
-    month = Month.of(period, settings.timezone)
+    month = Month.of(period, registry.park.timezone)
     with InfluxStore(settings.influx) as store:
-        activity = read_month(store, "activity_monthly", month)
-        emissions = read_month(store, "emissions_monthly", month)
-        credits = read_month(store, "credits", month)
+        activity = read_month(store, ACTIVITY_MONTHLY, month)
+        emissions = read_month(store, EMISSIONS_MONTHLY, month)
+        credits = read_month(store, CREDITS, month)
     own = activity[activity["workshop"].fillna("") == ""] if len(activity) else activity
-    by_source = own.pivot_table(index="enterprise", columns="carrier", values="quantity", aggfunc="sum")
+    by_source = own.pivot_table(index="enterprise", columns="source", values="quantity", aggfunc="sum")
     totals = emissions[(emissions["scope"] == "total") & (emissions["workshop"].fillna("") == "")]
     table = pd.DataFrame(index=[e.id for e in registry.enterprises])
     table["name"] = [e.name for e in registry.enterprises]
@@ -61,13 +60,13 @@ def format_table(table: pd.DataFrame) -> str:
 
 def write_month_report(settings: Settings, period: str) -> Path:
     """Write the month's results as CSV files, HTML reports and a text summary under ``RUN/reports/YYYY-MM/``."""
-    month = Month.of(period, settings.timezone)
+    month = Month.of(period, park_timezone(settings.registry))
     out = settings.run_dir / "reports" / period
     out.mkdir(parents=True, exist_ok=True)
     with InfluxStore(settings.influx) as store:
-        frames = {measurement: read_month(store, measurement, month) for measurement in MEASUREMENTS}
+        frames = {measurement: read_month(store, measurement, month) for measurement in MONTHLY_RESULTS}
         for measurement, frame in frames.items():
-            frame.to_csv(out / f"{measurement}.csv", index=False)
+            frame.to_csv(out / f"{measurement.name}.csv", index=False)
         write_html_reports(settings, store, month, frames)
     table = enterprise_table(settings, period)
     table.to_csv(out / "enterprises.csv", index=False)
