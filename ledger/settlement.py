@@ -41,7 +41,7 @@ def book_settlement(
     """Book the settled ``CREDITS`` (rows of CREDITS_ANNUAL) of ``year``; deficits due by ``deadline``."""
     settled = [
         SettledCredit(
-            str(r["enterprise_id"]),
+            str(r["enterprise"]),
             float(r["credits_tco2"]),
             str(r["inputs_sha256"]),
             str(r["policy_version"]),

@@ -130,19 +130,19 @@ def compute_activity(settings: Settings, period: str) -> dict[str, object]:
         activity_points = [
             ACTIVITY_MONTHLY.point(
                 {
-                    "enterprise": r["enterprise_id"],
-                    "workshop": r["workshop_id"],
+                    "enterprise": r["enterprise"],
+                    "workshop": r["workshop"],
                     "source": r["source"],
                     "origin": "metered",
                 },
-                {"quantity": float(r["amount"])} | _fields(r, ["unit", "completeness"]),
+                {"quantity": float(r["quantity"])} | _fields(r, ["unit", "completeness"]),
                 month.start_ns,
             )
             for r in activity.to_dict("records")
         ]
         quality_points = [
             DATA_QUALITY.point(
-                {"enterprise": r["enterprise_id"], "meter": r["meter"], "register": r["register"]},
+                {"enterprise": r["enterprise"], "meter": r["meter"], "register": r["register"]},
                 _fields(r, QUALITY_FIELDS),
                 month.start_ns,
             )
@@ -177,16 +177,16 @@ def read_activity_between(store: InfluxStore, first: Month, last: Month) -> pd.D
         'GROUP BY "enterprise", "workshop", "source"'
     )
     if frame.empty:
-        return pd.DataFrame(columns=["enterprise_id", "workshop_id", "period", "source", "amount", "unit"])
+        return pd.DataFrame(columns=["enterprise", "workshop", "period", "source", "quantity", "unit"])
     if "workshop" not in frame:
         frame["workshop"] = ""
     return pd.DataFrame(
         {
-            "enterprise_id": frame["enterprise"],
-            "workshop_id": frame["workshop"].fillna(""),
+            "enterprise": frame["enterprise"],
+            "workshop": frame["workshop"].fillna(""),
             "period": frame["time"].dt.tz_convert(str(last.start.tzinfo)).dt.strftime("%Y-%m"),
             "source": frame["source"],
-            "amount": frame["quantity"].astype(float),
+            "quantity": frame["quantity"].astype(float),
             "unit": frame["unit"],
         }
     )
@@ -244,7 +244,7 @@ def score_through(settings: Settings, store: InfluxStore, month: Month) -> Score
 def credit_points(result: ScoreResult, measurement: Measurement, at_ns: int) -> list[Point]:
     return [
         measurement.point(
-            {"enterprise": r["enterprise_id"], "industry": r["industry"]},
+            {"enterprise": r["enterprise"], "industry": r["industry"]},
             _fields(r, CREDIT_FIELDS),
             at_ns,
         )
@@ -260,7 +260,7 @@ def compute_scores(settings: Settings, period: str) -> dict[str, object]:
         emissions = result.emissions[result.emissions["period"] == period]
         emission_points = []
         for r in emissions.to_dict("records"):
-            tags = {"enterprise": r["enterprise_id"], "workshop": r["workshop_id"]}
+            tags = {"enterprise": r["enterprise"], "workshop": r["workshop"]}
             meta = _fields(r, ["factor_set", "policy_version", "inputs_sha256"])
             for scope, location, market in (
                 ("scope1", r["scope1_tco2"], r["scope1_tco2"]),
@@ -276,7 +276,7 @@ def compute_scores(settings: Settings, period: str) -> dict[str, object]:
                 )
         progress_points = [
             NEAR_ZERO_PROGRESS.point(
-                {"enterprise": r["enterprise_id"], "workshop": r["workshop_id"]},
+                {"enterprise": r["enterprise"], "workshop": r["workshop"]},
                 _fields(
                     r,
                     [

@@ -1,7 +1,7 @@
 """Monthly CO2 accounting by GB/T 32150-2015: Scope 1 combustion, Scope 2 electricity and heat.
 
-Activity data come as rows ``enterprise_id, workshop_id, period, source, amount, unit``; rows with
-an empty ``workshop_id`` are the enterprise's own totals (from main meters or bills), rows with a
+Activity data come as rows ``enterprise, workshop, period, source, quantity, unit``; rows with
+an empty ``workshop`` are the enterprise's own totals (from main meters or bills), rows with a
 workshop are breakdowns of it (from sub-meters) and are accounted separately, never added.
 
 Scope 2 is reported both ways (GHG Protocol Scope 2 Guidance, 2015):
@@ -73,7 +73,7 @@ ACCOUNTING_UNIT: dict[Source, str] = {
 }
 KWH_PER_MWH = 1000.0
 
-KEYS = ["enterprise_id", "workshop_id", "period"]
+KEYS = ["enterprise", "workshop", "period"]
 EMISSION_COLUMNS = [
     "scope1_tco2",
     "scope2_location_tco2",
@@ -91,11 +91,11 @@ def quantity_column(source: Source) -> str:
 
 
 def to_accounting_units(activity: pd.DataFrame, m3_to_nm3: float | None = None) -> pd.DataFrame:
-    """Add ``quantity``: each row's amount in its source's accounting unit."""
+    """Add ``accounting_quantity``: each row's quantity in its source's accounting unit."""
     out = activity.copy()
-    out["quantity"] = [
-        convert(float(amount), unit, ACCOUNTING_UNIT[Source(source)], m3_to_nm3=m3_to_nm3)
-        for amount, unit, source in zip(out["amount"], out["unit"], out["source"], strict=True)
+    out["accounting_quantity"] = [
+        convert(float(quantity), unit, ACCOUNTING_UNIT[Source(source)], m3_to_nm3=m3_to_nm3)
+        for quantity, unit, source in zip(out["quantity"], out["unit"], out["source"], strict=True)
     ]
     return out
 
@@ -103,10 +103,10 @@ def to_accounting_units(activity: pd.DataFrame, m3_to_nm3: float | None = None) 
 def wide_activity(activity: pd.DataFrame, m3_to_nm3: float | None = None) -> pd.DataFrame:
     """One row per enterprise, workshop and period; one column per source in its accounting unit."""
     data = to_accounting_units(activity, m3_to_nm3)
-    if "workshop_id" not in data:
-        data["workshop_id"] = ""
-    data["workshop_id"] = data["workshop_id"].fillna("").astype(str)
-    wide = data.pivot_table(index=KEYS, columns="source", values="quantity", aggfunc="sum", fill_value=0.0)
+    if "workshop" not in data:
+        data["workshop"] = ""
+    data["workshop"] = data["workshop"].fillna("").astype(str)
+    wide = data.pivot_table(index=KEYS, columns="source", values="accounting_quantity", aggfunc="sum", fill_value=0.0)
     wide = wide.reindex(columns=[s.value for s in Source], fill_value=0.0)
     wide.columns = [quantity_column(Source(c)) for c in wide.columns]
     return wide.astype(float).reset_index()
@@ -118,7 +118,7 @@ def account(activity: pd.DataFrame, factors: FactorSet, m3_to_nm3: float | None 
     Parameters
     ----------
     activity : DataFrame
-        Columns ``enterprise_id, period, source, amount, unit`` and optionally ``workshop_id``.
+        Columns ``enterprise, period, source, quantity, unit`` and optionally ``workshop``.
     factors : FactorSet
         The electricity factor [t CO2/MWh], fuel defaults and heat factor [t CO2/GJ] to use.
     m3_to_nm3 : float, optional
@@ -134,8 +134,8 @@ def account(activity: pd.DataFrame, factors: FactorSet, m3_to_nm3: float | None 
     Examples
     --------
     >>> from scoring.factors import factor_set
-    >>> rows = pd.DataFrame({"enterprise_id": ["E1"], "period": ["2023-01"],
-    ...                      "source": ["grid_electricity"], "amount": [1000.0], "unit": ["kWh"]})
+    >>> rows = pd.DataFrame({"enterprise": ["E1"], "period": ["2023-01"],
+    ...                      "source": ["grid_electricity"], "quantity": [1000.0], "unit": ["kWh"]})
     >>> float(account(rows, factor_set("cn-national-2023"))["scope2_location_tco2"].iloc[0])
     0.5306
     """

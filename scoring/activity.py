@@ -22,9 +22,9 @@ from park.registry import Carrier, MeterRole, Register, Registry
 from scoring.accounting import Source
 from scoring.registers import WindowConsumption
 
-ACTIVITY_COLUMNS = ["enterprise_id", "workshop_id", "period", "source", "amount", "unit", "completeness"]
+ACTIVITY_COLUMNS = ["enterprise", "workshop", "period", "source", "quantity", "unit", "completeness"]
 QUALITY_COLUMNS = [
-    "enterprise_id",
+    "enterprise",
     "meter",
     "register",
     "completeness",
@@ -87,11 +87,11 @@ def activity_from_meters(
             workshop,
             period,
             source,
-            amount,
+            quantity,
             units[(enterprise, workshop, source)],
             completeness[(enterprise, workshop, source)],
         ]
-        for (enterprise, workshop, source), amount in sorted(amounts.items())
+        for (enterprise, workshop, source), quantity in sorted(amounts.items())
     ]
     return pd.DataFrame(rows, columns=ACTIVITY_COLUMNS), pd.DataFrame(quality, columns=QUALITY_COLUMNS)
 

@@ -27,7 +27,7 @@ import pandas as pd
 from scoring.policy import Policy
 
 CREDIT_COLUMNS = [
-    "enterprise_id",
+    "enterprise",
     "year",
     "industry",
     "emissions_tco2",
@@ -69,15 +69,15 @@ def grade_from_k(k_ratio: float, k_upper: list[float]) -> int | None:
 def annual_emissions(emissions: pd.DataFrame, basis: str) -> pd.DataFrame:
     """Enterprise totals per year from monthly emissions (enterprise-level rows only).
 
-    Returns columns ``enterprise_id, year, emissions_tco2, months`` and one row per enterprise-year,
+    Returns columns ``enterprise, year, emissions_tco2, months`` and one row per enterprise-year,
     plus ``months_covered``: the number of distinct months with data in the park that year.
     """
     column = f"total_{basis}_tco2"
-    own = emissions[emissions["workshop_id"].fillna("") == ""].copy()
+    own = emissions[emissions["workshop"].fillna("") == ""].copy()
     own["year"] = own["period"].str.slice(0, 4).astype(int)
     covered = own.groupby("year")["period"].nunique().rename("months_covered")
     yearly = (
-        own.groupby(["enterprise_id", "year"])
+        own.groupby(["enterprise", "year"])
         .agg(emissions_tco2=(column, "sum"), months=("period", "nunique"))
         .reset_index()
     )
@@ -86,10 +86,10 @@ def annual_emissions(emissions: pd.DataFrame, basis: str) -> pd.DataFrame:
 
 def year_table(yearly: pd.DataFrame, enterprises: pd.DataFrame, year: int) -> pd.DataFrame:
     """Enterprises of ``year`` with their emissions, value added (annual and prorated) and intensity."""
-    firms = enterprises[enterprises["year"] == year][["enterprise_id", "industry", "value_added_10k_cny"]]
+    firms = enterprises[enterprises["year"] == year][["enterprise", "industry", "value_added_10k_cny"]]
     merged = firms.merge(
-        yearly[yearly["year"] == year][["enterprise_id", "emissions_tco2", "months", "months_covered"]],
-        on="enterprise_id",
+        yearly[yearly["year"] == year][["enterprise", "emissions_tco2", "months", "months_covered"]],
+        on="enterprise",
         how="outer",
     )
     covered = yearly.loc[yearly["year"] == year, "months_covered"]
@@ -131,7 +131,7 @@ def score_credits(
     emissions : DataFrame
         Monthly emissions as returned by :func:`scoring.accounting.account` [t CO2].
     enterprises : DataFrame
-        ``enterprise_id, industry, year, value_added_10k_cny`` [10^4 CNY], one row per enterprise-year.
+        ``enterprise, industry, year, value_added_10k_cny`` [10^4 CNY], one row per enterprise-year.
     year, base_year : int
         The year scored and the benchmark's base year.
     policy : Policy
@@ -158,7 +158,7 @@ def score_credits(
     decline = (1.0 - policy.benchmark_decline_rate) ** (year - base_year)
 
     records = []
-    for row in table.sort_values("enterprise_id").itertuples(index=False):
+    for row in table.sort_values("enterprise").itertuples(index=False):
         notes = []
         industry = row.industry if isinstance(row.industry, str) else ""
         if not industry:
@@ -185,7 +185,7 @@ def score_credits(
             )
         records.append(
             {
-                "enterprise_id": row.enterprise_id,
+                "enterprise": row.enterprise,
                 "year": year,
                 "industry": industry,
                 "emissions_tco2": row.emissions_tco2,

@@ -21,8 +21,8 @@ from scoring.factors import FactorSet
 from scoring.policy import Policy
 from scoring.rating import rate
 
-ACTIVITY_HASH_COLUMNS = ["enterprise_id", "workshop_id", "period", "source", "amount", "unit"]
-ENTERPRISE_HASH_COLUMNS = ["enterprise_id", "industry", "year", "value_added_10k_cny"]
+ACTIVITY_HASH_COLUMNS = ["enterprise", "workshop", "period", "source", "quantity", "unit"]
+ENTERPRISE_HASH_COLUMNS = ["enterprise", "industry", "year", "value_added_10k_cny"]
 
 GRID = quantity_column(Source.GRID_ELECTRICITY)
 GREEN = quantity_column(Source.GREEN_ELECTRICITY_CERTIFIED)
@@ -40,19 +40,19 @@ class ScoreResult:
 def _with_activity_hashes(emissions: pd.DataFrame, activity: pd.DataFrame) -> pd.DataFrame:
     hashes = {
         key: rows_sha256(group, ACTIVITY_HASH_COLUMNS)
-        for key, group in activity.groupby(["enterprise_id", "workshop_id", "period"], sort=True)
+        for key, group in activity.groupby(["enterprise", "workshop", "period"], sort=True)
     }
     out = emissions.copy()
     out["inputs_sha256"] = [
-        hashes[(e, w, p)] for e, w, p in zip(out["enterprise_id"], out["workshop_id"], out["period"], strict=True)
+        hashes[(e, w, p)] for e, w, p in zip(out["enterprise"], out["workshop"], out["period"], strict=True)
     ]
     return out
 
 
 def green_shares(emissions: pd.DataFrame, year: int) -> pd.Series:
     """(certified green, at most the grid draw, + self-consumed PV) / (grid + self-consumed PV)."""
-    own = emissions[(emissions["workshop_id"] == "") & emissions["period"].str.startswith(f"{year}-")]
-    sums = own.groupby("enterprise_id")[[GRID, GREEN, PV_SELF]].sum()
+    own = emissions[(emissions["workshop"] == "") & emissions["period"].str.startswith(f"{year}-")]
+    sums = own.groupby("enterprise")[[GRID, GREEN, PV_SELF]].sum()
     denominator = sums[GRID] + sums[PV_SELF]
     share = (np.minimum(sums[GREEN], sums[GRID]) + sums[PV_SELF]) / denominator.where(denominator > 0)
     return share
@@ -66,7 +66,7 @@ def _near_zero(
     targets: Mapping[str, NearZeroTarget],
 ) -> pd.DataFrame:
     ytd = emissions[emissions["period"].str.startswith(f"{year}-")]
-    grouped = ytd.groupby(["enterprise_id", "workshop_id"], sort=True)[[GREEN, PV_SELF, "total_location_tco2"]].sum()
+    grouped = ytd.groupby(["enterprise", "workshop"], sort=True)[[GREEN, PV_SELF, "total_location_tco2"]].sum()
     rows = []
     for (enterprise, workshop), sums in grouped.iterrows():
         ratio = near_zero.offset_ratio(
@@ -84,11 +84,11 @@ def _near_zero(
         )
         rows.append(
             {
-                "enterprise_id": enterprise,
-                "workshop_id": workshop,
+                "enterprise": enterprise,
+                "workshop": workshop,
                 "year": year,
                 "months": int(
-                    ytd[(ytd["enterprise_id"] == enterprise) & (ytd["workshop_id"] == workshop)]["period"].nunique()
+                    ytd[(ytd["enterprise"] == enterprise) & (ytd["workshop"] == workshop)]["period"].nunique()
                 ),
                 "emissions_location_tco2": float(sums["total_location_tco2"]),
                 "offset_ratio": ratio,
@@ -119,13 +119,13 @@ def score(
     """Score ``year`` from activity data of any months (the base year's included).
 
     ``base_year`` defaults to the policy's, else the earliest year in ``enterprises``.
-    ``completeness`` and ``compliance_score`` are Series by enterprise_id; ``targets`` maps a
+    ``completeness`` and ``compliance_score`` are Series by enterprise; ``targets`` maps a
     workshop id (or an enterprise id, for a whole factory) to its near-zero target.
     """
     activity = activity.copy()
-    if "workshop_id" not in activity:
-        activity["workshop_id"] = ""
-    activity["workshop_id"] = activity["workshop_id"].fillna("").astype(str)
+    if "workshop" not in activity:
+        activity["workshop"] = ""
+    activity["workshop"] = activity["workshop"].fillna("").astype(str)
     base = base_year or policy.base_year or int(enterprises["year"].min())
 
     emissions = account(activity, factors, policy.gas_m3_to_nm3)
@@ -134,7 +134,7 @@ def score(
 
     credits = score_credits(emissions, enterprises, year, base, policy)
     yearly = annual_emissions(emissions, policy.credits_basis)
-    previous = year_table(yearly, enterprises, year - 1).set_index("enterprise_id")["intensity_t_per_10k_cny"]
+    previous = year_table(yearly, enterprises, year - 1).set_index("enterprise")["intensity_t_per_10k_cny"]
     credits = rate(
         credits,
         policy,

@@ -22,8 +22,11 @@ import pandas as pd
 from park.units import UnitError, convert, normalize_unit
 from scoring.accounting import ACCOUNTING_UNIT, Source
 
-ACTIVITY_COLUMNS = ["enterprise_id", "period", "source", "amount", "unit"]
-ENTERPRISE_COLUMNS = ["enterprise_id", "name", "industry", "year", "value_added_10k_cny"]
+ACTIVITY_COLUMNS = ["enterprise", "period", "source", "quantity", "unit"]
+# Headers of earlier versions of these files, still read: ``enterprise_id``, ``workshop_id`` and
+# ``amount`` were renamed to the InfluxDB contract's ``enterprise``, ``workshop`` and ``quantity``.
+HEADER_ALIASES = {"enterprise_id": "enterprise", "workshop_id": "workshop", "amount": "quantity"}
+ENTERPRISE_COLUMNS = ["enterprise", "name", "industry", "year", "value_added_10k_cny"]
 _PERIOD = re.compile(r"^(\d{4})-(\d{2})$")
 _INDUSTRY = re.compile(r"^[A-T]\d{2}$")
 
@@ -75,6 +78,7 @@ def read_table(path: Path) -> pd.DataFrame:
     else:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig", skipinitialspace=True)
         frame = frame.apply(lambda col: col.str.strip())
+    frame = frame.rename(columns=lambda header: HEADER_ALIASES.get(header, header))
     frame["_row"] = range(2, len(frame) + 2)
     blank = frame.drop(columns="_row").eq("").all(axis=1)
     return frame[~blank].reset_index(drop=True)
@@ -108,25 +112,25 @@ def _validate_activity_row(
     def bad(column: str, reason: str) -> None:
         errors.append(RowError(name, line, column, reason))
 
-    enterprise = row["enterprise_id"]
+    enterprise = row["enterprise"]
     if not enterprise:
-        bad("enterprise_id", "empty")
+        bad("enterprise", "empty")
     elif known is not None and enterprise not in known:
-        bad("enterprise_id", f"unknown enterprise {enterprise!r} (not in the enterprises file)")
+        bad("enterprise", f"unknown enterprise {enterprise!r} (not in the enterprises file)")
     match = _PERIOD.match(row["period"])
     if not match or not 1 <= int(match.group(2)) <= 12:
         bad("period", f"{row['period']!r} is not a month as YYYY-MM")
     source = row["source"]
     if source not in {s.value for s in Source}:
         bad("source", f"unknown source {source!r}; expected one of {', '.join(s.value for s in Source)}")
-    amount = _number(row["amount"])
-    if amount is None:
-        bad("amount", f"{row['amount']!r} is not a number")
-    elif not math.isfinite(amount):
-        bad("amount", f"{row['amount']!r} is not a finite number")
-    elif amount < 0:
+    quantity = _number(row["quantity"])
+    if quantity is None:
+        bad("quantity", f"{row['quantity']!r} is not a number")
+    elif not math.isfinite(quantity):
+        bad("quantity", f"{row['quantity']!r} is not a finite number")
+    elif quantity < 0:
         bad(
-            "amount",
+            "quantity",
             "negative; exports are their own sources (exported_electricity, exported_heat, pv_exported)",
         )
     try:
@@ -144,8 +148,8 @@ def _validate_activity_row(
 def _validate_enterprise_row(row: pd.Series, name: str) -> list[RowError]:
     errors = []
     line = int(row["_row"])
-    if not row["enterprise_id"]:
-        errors.append(RowError(name, line, "enterprise_id", "empty"))
+    if not row["enterprise"]:
+        errors.append(RowError(name, line, "enterprise", "empty"))
     if not _INDUSTRY.match(row["industry"]):
         errors.append(
             RowError(name, line, "industry", f"{row['industry']!r} is not a GB/T 4754 division code like C39")
@@ -184,18 +188,18 @@ def _validated(
 
 
 def read_enterprises(path: Path) -> tuple[pd.DataFrame, list[RowError]]:
-    """``enterprise_id,name,industry,year,value_added_10k_cny``; empty value added means unknown."""
+    """``enterprise,name,industry,year,value_added_10k_cny``; empty value added means unknown."""
     frame, errors = _validated(path, ENTERPRISE_COLUMNS, lambda row: _validate_enterprise_row(row, path.name))
     if frame.empty:
         return pd.DataFrame(columns=[*ENTERPRISE_COLUMNS, "_row"]), errors
-    dupes = frame[frame.duplicated(["enterprise_id", "year"], keep="first")]
+    dupes = frame[frame.duplicated(["enterprise", "year"], keep="first")]
     for _, row in dupes.iterrows():
         errors.append(
             RowError(
                 path.name,
                 int(row["_row"]),
-                "enterprise_id",
-                f"second row for {row['enterprise_id']} in {row['year']}",
+                "enterprise",
+                f"second row for {row['enterprise']} in {row['year']}",
             )
         )
     frame = frame.drop(index=dupes.index)
@@ -207,7 +211,7 @@ def read_enterprises(path: Path) -> tuple[pd.DataFrame, list[RowError]]:
 def read_activity(
     path: Path, known_enterprises: set[str] | None = None, m3_to_nm3: float | None = None
 ) -> tuple[pd.DataFrame, list[RowError]]:
-    """``enterprise_id,period,source,amount,unit`` and an optional ``workshop_id``."""
+    """``enterprise,period,source,quantity,unit`` and an optional ``workshop``."""
 
     def check(row: pd.Series) -> list[RowError]:
         row = row.copy()
@@ -216,10 +220,10 @@ def read_activity(
 
     frame, errors = _validated(path, ACTIVITY_COLUMNS, check)
     if frame.empty:
-        return pd.DataFrame(columns=[*ACTIVITY_COLUMNS, "workshop_id", "_row"]), errors
+        return pd.DataFrame(columns=[*ACTIVITY_COLUMNS, "workshop", "_row"]), errors
     frame["period"] = frame["period"].map(_period_text)
-    frame["amount"] = frame["amount"].str.replace(",", "").astype(float)
+    frame["quantity"] = frame["quantity"].str.replace(",", "").astype(float)
     frame["unit"] = frame["unit"].map(normalize_unit)
-    if "workshop_id" not in frame:
-        frame["workshop_id"] = ""
+    if "workshop" not in frame:
+        frame["workshop"] = ""
     return frame, errors

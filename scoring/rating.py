@@ -73,7 +73,7 @@ def rate(
     completeness: pd.Series | None = None,
     compliance_score: pd.Series | None = None,
 ) -> pd.DataFrame:
-    """Fill ``rating_score`` and ``rating`` of a credits table; the other Series are by enterprise_id.
+    """Fill ``rating_score`` and ``rating`` of a credits table; the other Series are by enterprise.
 
     An enterprise without a grade (no value added) gets no rating.
     """
@@ -81,7 +81,7 @@ def rate(
     out = credits.copy()
     scores, letters, reasons = [], [], []
     for row in out.itertuples(index=False):
-        ent = row.enterprise_id
+        ent = row.enterprise
         if pd.isna(row.grade):
             scores.append(math.nan)
             letters.append("")

@@ -105,12 +105,12 @@ def _settle(args: argparse.Namespace, settings: Settings) -> int:
         from park.store import InfluxStore
 
         if args.credits is not None:
-            credits = pd.read_csv(args.credits)
+            # A file written before the rename of enterprise_id to enterprise is read as well.
+            credits = pd.read_csv(args.credits).rename(columns={"enterprise_id": "enterprise"})
         else:
             with InfluxStore(settings.influx) as store:
                 january = Month.of(f"{args.year:04d}-01", park_timezone(settings.registry))
                 credits = store.query(f"SELECT * FROM {CREDITS_ANNUAL.q} WHERE time = {january.start_ns}")
-            credits = credits.rename(columns={"enterprise": "enterprise_id"})
         deadline = settings.ledger.deadline_for(args.year)
         with open_ledger(settings) as ledger:
             report = book_settlement(ledger, args.year, credits, deadline, by)

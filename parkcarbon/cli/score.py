@@ -29,15 +29,13 @@ from scoring.factors import FactorSet, UnknownFactorSetError, factor_set, factor
 from scoring.inputs import RowError, read_activity, read_enterprises
 from scoring.policy import Policy, PolicyError, load_policy
 
-EMISSION_FILE_COLUMNS = ["enterprise_id", "period", *EMISSION_COLUMNS, "factor_set", "policy_version", "inputs_sha256"]
+EMISSION_FILE_COLUMNS = ["enterprise", "period", *EMISSION_COLUMNS, "factor_set", "policy_version", "inputs_sha256"]
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("score", help="score a year from activity and enterprise files (CSV or Excel)")
-    p.add_argument("--activity", type=Path, required=True, help="enterprise_id,period,source,amount,unit[,workshop_id]")
-    p.add_argument(
-        "--enterprises", type=Path, required=True, help="enterprise_id,name,industry,year,value_added_10k_cny"
-    )
+    p.add_argument("--activity", type=Path, required=True, help="enterprise,period,source,quantity,unit[,workshop]")
+    p.add_argument("--enterprises", type=Path, required=True, help="enterprise,name,industry,year,value_added_10k_cny")
     p.add_argument("--year", type=int, required=True)
     p.add_argument("--factor-set", required=True, help=f"one of {', '.join(factor_set_ids())}")
     p.add_argument("--base-year", type=int, help="default: the policy's, else the earliest year in --enterprises")
@@ -65,7 +63,7 @@ def run(args: argparse.Namespace, _settings: Settings) -> int:
         return _fail(str(exc).strip("'\""))
 
     enterprises, errors = read_enterprises(args.enterprises)
-    known = set(enterprises["enterprise_id"]) if not enterprises.empty else None
+    known = set(enterprises["enterprise"]) if not enterprises.empty else None
     activity, activity_errors = read_activity(args.activity, known, policy.gas_m3_to_nm3)
     errors += activity_errors
     if errors and not args.skip_bad_rows:
@@ -85,17 +83,17 @@ def run(args: argparse.Namespace, _settings: Settings) -> int:
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     in_year = result.emissions["period"].str.startswith(f"{args.year}-")
-    own = result.emissions["workshop_id"] == ""
+    own = result.emissions["workshop"] == ""
     files = {
         "emissions.csv": result.emissions[in_year & own][EMISSION_FILE_COLUMNS],
-        "workshop_emissions.csv": result.emissions[in_year & ~own][["workshop_id", *EMISSION_FILE_COLUMNS]],
+        "workshop_emissions.csv": result.emissions[in_year & ~own][["workshop", *EMISSION_FILE_COLUMNS]],
         "credits.csv": result.credits[
             [*CREDIT_COLUMNS, *EXTRA_CREDIT_COLUMNS, "factor_set", "policy_version", "inputs_sha256"]
         ],
         "near_zero.csv": result.near_zero,
     }
     for name, frame in files.items():
-        sort_by = [c for c in ("enterprise_id", "workshop_id", "period") if c in frame]
+        sort_by = [c for c in ("enterprise", "workshop", "period") if c in frame]
         frame.sort_values(sort_by).to_csv(out / name, index=False, lineterminator="\n")
     _write_run_record(out, args, result.base_year, factors, policy, errors, list(files))
     print(f"scored {args.year}: {len(result.credits)} enterprises, {int(in_year.sum())} emission rows → {out}")

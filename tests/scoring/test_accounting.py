@@ -15,7 +15,7 @@ GAS_T_PER_10K_NM3 = 389.31 * 0.0153 * 0.99 * 44 / 12
 
 def activity(*rows: tuple[str, float, str], enterprise: str = "E1", period: str = "2023-05") -> pd.DataFrame:
     return pd.DataFrame(
-        [{"enterprise_id": enterprise, "period": period, "source": s, "amount": a, "unit": u} for s, a, u in rows]
+        [{"enterprise": enterprise, "period": period, "source": s, "quantity": a, "unit": u} for s, a, u in rows]
     )
 
 
@@ -89,8 +89,8 @@ class TestAccount:
     def test_workshops_are_separate_rows(self):
         """Workshop rows are breakdowns: accounted on their own rows, not added to the enterprise's."""
         rows = activity(("grid_electricity", 10.0, "MWh"))
-        ws = activity(("grid_electricity", 4.0, "MWh")).assign(workshop_id="W1")
-        result = account(pd.concat([rows.assign(workshop_id=""), ws]), NAT23).set_index("workshop_id")
+        ws = activity(("grid_electricity", 4.0, "MWh")).assign(workshop="W1")
+        result = account(pd.concat([rows.assign(workshop=""), ws]), NAT23).set_index("workshop")
         assert_allclose(result.loc["", "total_location_tco2"], 5.306, rtol=1e-12)
         assert_allclose(result.loc["W1", "total_location_tco2"], 4 * 0.5306, rtol=1e-12)
 
@@ -102,10 +102,10 @@ def test_steel_plant_monthly(steel):
     assert len(monthly) == 12 and len(steel) == 35_040
     rows = pd.DataFrame(
         {
-            "enterprise_id": "STEEL",
+            "enterprise": "STEEL",
             "period": monthly.index,
             "source": "grid_electricity",
-            "amount": monthly.values,
+            "quantity": monthly.values,
             "unit": "kWh",
         }
     )

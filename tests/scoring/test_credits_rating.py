@@ -22,8 +22,8 @@ def monthly(annual: dict[str, float], year: int, months: int = 12) -> pd.DataFra
         for m in range(1, months + 1):
             rows.append(
                 {
-                    "enterprise_id": ent,
-                    "workshop_id": "",
+                    "enterprise": ent,
+                    "workshop": "",
                     "period": f"{year}-{m:02d}",
                     "total_location_tco2": total / 12,
                     "total_market_tco2": 0.0,
@@ -33,7 +33,7 @@ def monthly(annual: dict[str, float], year: int, months: int = 12) -> pd.DataFra
 
 
 def firms(rows: list[tuple[str, str, int, float]]) -> pd.DataFrame:
-    return pd.DataFrame(rows, columns=["enterprise_id", "industry", "year", "value_added_10k_cny"])
+    return pd.DataFrame(rows, columns=["enterprise", "industry", "year", "value_added_10k_cny"])
 
 
 # C39 has 3 firms with value added (its own mean); C38 has 2 (park-wide mean); X39 has none.
@@ -53,7 +53,7 @@ FIRMS_2023 = firms(
 class TestCredits:
     def test_base_year(self):
         """Base year: C39 mean 600/400 = 1.5; C38 falls back to the park mean 800/600."""
-        result = score_credits(monthly(EMISSIONS_2023, 2023), FIRMS_2023, 2023, 2023, POLICY).set_index("enterprise_id")
+        result = score_credits(monthly(EMISSIONS_2023, 2023), FIRMS_2023, 2023, 2023, POLICY).set_index("enterprise")
         park = 800 / 600
         assert_allclose(result.loc[list("ABCDE"), "benchmark_t_per_10k_cny"], [1.5, 1.5, 1.5, park, park], rtol=1e-12)
         assert_allclose(result.loc[list("ABCDE"), "intensity_t_per_10k_cny"], [1.0, 2.0, 1.5, 0.5, 1.5], rtol=1e-12)
@@ -73,7 +73,7 @@ class TestCredits:
         """X has emissions but no value added: no intensity, credits or grade; left out of the means."""
         row = (
             score_credits(monthly(EMISSIONS_2023, 2023), FIRMS_2023, 2023, 2023, POLICY)
-            .set_index("enterprise_id")
+            .set_index("enterprise")
             .loc["X"]
         )
         assert math.isnan(row.intensity_t_per_10k_cny) and math.isnan(row.credits_tco2)
@@ -84,14 +84,14 @@ class TestCredits:
         """A year after the base: benchmark 1.5 x (1 - 0.0389) = 1.44165 for C39."""
         later = firms([(e, i, 2024, va) for e, i, _, va in FIRMS_2023.itertuples(index=False)])
         emissions = pd.concat([monthly(EMISSIONS_2023, 2023), monthly(EMISSIONS_2023, 2024)])
-        result = score_credits(emissions, pd.concat([FIRMS_2023, later]), 2024, 2023, POLICY).set_index("enterprise_id")
+        result = score_credits(emissions, pd.concat([FIRMS_2023, later]), 2024, 2023, POLICY).set_index("enterprise")
         assert_allclose(result.loc["A", "benchmark_t_per_10k_cny"], 1.44165, rtol=1e-12)
         assert_allclose(result.loc["A", "credits_tco2"], 1.44165 * 100 - 100, rtol=1e-12)
 
     def test_provisional_prorates_value_added(self):
         """With 3 months of data, value added counts 3/12: A's intensity stays 25/25 = 1.0."""
         result = score_credits(monthly(EMISSIONS_2023, 2023, months=3), FIRMS_2023, 2023, 2023, POLICY)
-        a = result.set_index("enterprise_id").loc["A"]
+        a = result.set_index("enterprise").loc["A"]
         assert a.months_covered == 3 and a.provisional
         assert_allclose([a.value_added_used_10k_cny, a.emissions_tco2, a.intensity_t_per_10k_cny], [25.0, 25.0, 1.0])
         assert_allclose(a.credits_tco2, 1.5 * 25 - 25, rtol=1e-12)
@@ -103,7 +103,7 @@ class TestRating:
         0.35 x 80 + 0.2 x 100 + 0.2 x 50 + 0.1 x 100 + 0.15 x 50 = 75.5 → B."""
         credits = pd.DataFrame(
             {
-                "enterprise_id": ["A"],
+                "enterprise": ["A"],
                 "grade": pd.array([2], dtype="Int64"),
                 "intensity_t_per_10k_cny": [0.95],
                 "rating_score": [math.nan],

@@ -10,7 +10,7 @@ from numpy.testing import assert_allclose
 
 from parkcarbon.cli import main
 
-ENTERPRISES = """enterprise_id,name,industry,year,value_added_10k_cny
+ENTERPRISES = """enterprise,name,industry,year,value_added_10k_cny
 E1,One,C39,2023,1000
 E2,Two,C39,2023,2000
 E3,Three,C39,2023,1500
@@ -19,7 +19,7 @@ E4,Four,C26,2023,800
 
 
 def write_activity(path: Path, extra: str = "") -> Path:
-    rows = ["enterprise_id,period,source,amount,unit,workshop_id"]
+    rows = ["enterprise,period,source,quantity,unit,workshop"]
     for m in (1, 2):
         rows += [
             f"E1,2023-0{m},grid_electricity,100,MWh,",
@@ -68,7 +68,7 @@ class TestScoreCommand:
         assert score(*inputs, out) == 0
         em = pd.read_csv(out / "emissions.csv")
         assert list(em.columns[:7]) == [
-            "enterprise_id",
+            "enterprise",
             "period",
             "scope1_tco2",
             "scope2_location_tco2",
@@ -76,13 +76,13 @@ class TestScoreCommand:
             "total_location_tco2",
             "total_market_tco2",
         ]
-        e1 = em[(em.enterprise_id == "E1") & (em.period == "2023-01")].iloc[0]
+        e1 = em[(em.enterprise == "E1") & (em.period == "2023-01")].iloc[0]
         assert_allclose(e1.scope2_location_tco2, 100 * 0.5306, rtol=1e-12)
         assert_allclose(e1.scope1_tco2, 389.31 * 0.0153 * 0.99 * 44 / 12, rtol=1e-12)
         assert sorted(em.period.unique()) == ["2023-01", "2023-02"]
         cr = pd.read_csv(out / "credits.csv", dtype={"policy_version": str})
         assert list(cr.columns[:12]) == [
-            "enterprise_id",
+            "enterprise",
             "year",
             "industry",
             "emissions_tco2",
@@ -97,7 +97,7 @@ class TestScoreCommand:
         ]
         assert set(cr.rating) <= set("ABCDE") and cr.grade.between(1, 5).all()
         assert (cr.policy_version == "2026.1").all() and (cr.factor_set == "cn-national-2023").all()
-        ws = pd.read_csv(out / "near_zero.csv").set_index("workshop_id", drop=False)
+        ws = pd.read_csv(out / "near_zero.csv").set_index("workshop", drop=False)
         # E1-W1: 40 MWh drawn, 50 MWh certified → offset (50 x 0.5306) / (40 x 0.5306) = 1.25
         assert_allclose(ws.loc["E1-W1", "offset_ratio"], 1.25, rtol=1e-12)
         assert ws.loc["E1-W1", "status"] == "zero-carbon"
@@ -122,11 +122,11 @@ class TestScoreCommand:
         err = capsys.readouterr().err
         for expected in (
             "A.csv: row 18: period: '2023-13' is not a month",
-            "row 19: enterprise_id: unknown enterprise 'E9'",
+            "row 19: enterprise: unknown enterprise 'E9'",
             "row 20: source: unknown source 'coal'",
-            "row 21: amount: negative",
+            "row 21: quantity: negative",
             "row 22: unit: cannot convert kWh",
-            "row 23: amount: 'abc' is not a number",
+            "row 23: quantity: 'abc' is not a number",
             "row 24: unit: gas in m3 as metered needs",
             "7 bad row(s)",
         ):
@@ -145,7 +145,7 @@ class TestScoreCommand:
         a, e = inputs
         frame = pd.read_csv(a, dtype=str, keep_default_na=False)
         frame["period"] = pd.to_datetime(frame["period"] + "-01")
-        frame["amount"] = frame["amount"].astype(float)
+        frame["quantity"] = frame["quantity"].astype(float)
         frame.to_excel(tmp_path / "A.xlsx", index=False)
         assert score(a, e, tmp_path / "csv") == 0
         assert score(tmp_path / "A.xlsx", e, tmp_path / "xlsx") == 0
@@ -174,9 +174,9 @@ class TestPolicy:
         policy.write_text(text.replace("credits_basis: location", "credits_basis: market").replace('"2026.1"', '"m-1"'))
         assert score(*inputs, tmp_path / "loc") == 0
         assert score(*inputs, tmp_path / "mkt", "--policy", str(policy)) == 0
-        em = pd.read_csv(tmp_path / "mkt" / "emissions.csv").set_index(["enterprise_id", "period"])
-        market = pd.read_csv(tmp_path / "mkt" / "credits.csv").set_index("enterprise_id")
-        location = pd.read_csv(tmp_path / "loc" / "credits.csv").set_index("enterprise_id")
+        em = pd.read_csv(tmp_path / "mkt" / "emissions.csv").set_index(["enterprise", "period"])
+        market = pd.read_csv(tmp_path / "mkt" / "credits.csv").set_index("enterprise")
+        location = pd.read_csv(tmp_path / "loc" / "credits.csv").set_index("enterprise")
         assert_allclose(market.loc["E1", "emissions_tco2"], em.loc["E1", "total_market_tco2"].sum(), rtol=1e-12)
         assert market.loc["E1", "emissions_tco2"] != location.loc["E1", "emissions_tco2"]
         assert (market["policy_version"].astype(str) == "m-1").all()
