@@ -130,3 +130,13 @@ def test_every_mounted_file_exists_and_is_the_tested_one(config, tmp_path):
             )
     # Mosquitto's files are checked against the local stack's code in tests/park/test_services.py.
     assert (DOCKER / "mosquitto" / "mosquitto.conf").exists() and (DOCKER / "mosquitto" / "acl").exists()
+
+
+def test_the_image_copies_every_package():
+    """The image installs the project: every package that pyproject.toml ships is copied into it."""
+    import tomllib
+
+    project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    packages = {p.rstrip("*") for p in project["tool"]["setuptools"]["packages"]["find"]["include"]}
+    dockerfile = (PROJECT_ROOT / "docker" / "Dockerfile").read_text(encoding="utf-8")
+    assert {p for p in packages if f"COPY --chown=airflow:root {p} /opt/parkcarbon/{p}" not in dockerfile} == set()

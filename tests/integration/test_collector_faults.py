@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import pytest
 
+from park.registry import DEFAULT_TIMEZONE
 from park.settings import InfluxSettings, Settings
 from park.store import InfluxStore
 from parkcarbon.runtime import settings_for_run_dir
@@ -30,10 +31,10 @@ from parkcarbon.services import LocalServices, free_ports, load_credentials
 from simulators.faults import FaultedRun
 from simulators.publisher import PublishStats, send_plan
 from simulators.run import simulate_run
-from tests.integration.helpers import wait_until
+from tests.integration.helpers import count_readings, wait_until
 
 pytestmark = pytest.mark.services
-TZ = ZoneInfo("Asia/Shanghai")
+TZ = ZoneInfo(DEFAULT_TIMEZONE)
 _names = itertools.count()
 
 
@@ -157,6 +158,20 @@ class Scenario:
             for m, r, t, v in zip(frame["meter"], frame["register"], frame["time"], frame["raw_value"], strict=True)
         }
 
+    def stored_count(self) -> int:
+        with InfluxStore(InfluxSettings(port=self.settings.influx.port, database=self.name)) as store:
+            return count_readings(store)
+
+    def at_mid_stream(self, fraction: float = 0.15) -> int:
+        """Wait until part of the day is stored while the publisher is still sending; return how many
+        readings were stored. The fault injected next lands mid-stream, not before or after it."""
+        total = len(self.expected())
+        assert wait_until(lambda: self.stored_count() >= fraction * total or self.publishing_done(), 60)
+        stored = self.stored_count()
+        assert not self.publishing_done(), "the publisher finished before the fault: nothing was mid-stream"
+        assert 0 < stored < total
+        return stored
+
     def assert_exact(
         self, timeout_s: float = 120, expected: dict[tuple[str, str, pd.Timestamp], float] | None = None
     ) -> None:
@@ -172,9 +187,9 @@ def test_a_kill9_and_restart(fault_services, demo_registry):
     with Scenario(fault_services, demo_registry, 2, shared=False).collectors_stopped_at_end() as s:
         s.start_collector()
         s.publish_over(10)
-        time.sleep(4)
+        s.at_mid_stream()
         s.kill9()
-        time.sleep(2)
+        time.sleep(2)  # the collector stays down for 2 s while the gateways go on publishing
         s.start_collector()
         s.wait_published()
         s.assert_exact()
@@ -185,12 +200,12 @@ def test_b_influxdb_down_60s(fault_services, demo_registry):
     with Scenario(fault_services, demo_registry, 3, shared=False).collectors_stopped_at_end() as s:
         s.start_collector()
         s.publish_over(20)
-        time.sleep(5)
+        s.at_mid_stream()
         fault_services.stop_one("influxd")
         down_since = time.monotonic()
         # Intake does not stall: every message is acknowledged while InfluxDB is still down.
         assert wait_until(s.publishing_done, 55)
-        time.sleep(max(0.0, 60 - (time.monotonic() - down_since)))
+        time.sleep(max(0.0, 60 - (time.monotonic() - down_since)))  # the outage lasts 60 s
         fault_services.start_one("influxd")
         s.wait_published()
         s.assert_exact(180)
@@ -202,9 +217,9 @@ def test_c_mosquitto_restart(fault_services, demo_registry):
     with Scenario(fault_services, demo_registry, 4, shared=False).collectors_stopped_at_end() as s:
         s.start_collector()
         s.publish_over(12)
-        time.sleep(4)
+        s.at_mid_stream()
         fault_services.stop_one("mosquitto")
-        time.sleep(2)
+        time.sleep(2)  # the broker stays down for 2 s
         fault_services.start_one("mosquitto")
         s.wait_published()
         s.assert_exact()
@@ -216,9 +231,9 @@ def test_d_two_replicas_one_killed(fault_services, demo_registry):
         s.start_collector(0)
         s.start_collector(1)
         s.publish_over(12)
-        time.sleep(4)
+        s.at_mid_stream()
         s.kill9(1)
-        time.sleep(3)
+        time.sleep(3)  # one replica stays down for 3 s
         s.start_collector(1)
         s.wait_published()
         s.assert_exact()
