@@ -21,8 +21,11 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 
 from dashboards import enterprise, near_zero, park_overview, quality
 from dashboards.common import DATASOURCE_UID
+from park.registry import park_timezone
+from park.settings import DEMO_REGISTRY
 
-BUILDERS: dict[str, Callable[[], dashboard.Dashboard]] = {
+# Each builder takes the park's time zone (the registry's), for the dashboard and its tz() clauses.
+BUILDERS: dict[str, Callable[[str], dashboard.Dashboard]] = {
     park_overview.UID: park_overview.build,
     enterprise.UID: enterprise.build,
     near_zero.UID: near_zero.build,
@@ -31,16 +34,16 @@ BUILDERS: dict[str, Callable[[], dashboard.Dashboard]] = {
 FOLDER = "parkcarbon"
 
 
-def dashboard_json(uid: str) -> dict[str, Any]:
-    """The dashboard ``uid`` as Grafana's dashboard JSON model."""
-    model: dict[str, Any] = json.loads(json.dumps(BUILDERS[uid]().build(), cls=JSONEncoder))
+def dashboard_json(uid: str, timezone: str) -> dict[str, Any]:
+    """The dashboard ``uid`` as Grafana's dashboard JSON model, in the park's ``timezone``."""
+    model: dict[str, Any] = json.loads(json.dumps(BUILDERS[uid](timezone).build(), cls=JSONEncoder))
     for number, panel in enumerate(model.get("panels", []), start=1):
         panel["id"] = number  # stable ids: links to a panel survive a rebuild
     return model
 
 
-def all_dashboards() -> dict[str, dict[str, Any]]:
-    return {uid: dashboard_json(uid) for uid in BUILDERS}
+def all_dashboards(timezone: str) -> dict[str, dict[str, Any]]:
+    return {uid: dashboard_json(uid, timezone) for uid in BUILDERS}
 
 
 def datasource_yaml(influx_url: str, database: str, user_env: str = "", password_env: str = "") -> str:
@@ -91,10 +94,12 @@ def write_dashboards(
     out: Path,
     influx_url: str,
     database: str,
+    timezone: str,
     dashboards_path: str | None = None,
     credentials_env: tuple[str, str] | None = None,
 ) -> list[Path]:
-    """Write every dashboard and the provisioning files under ``out``; return the paths written.
+    """Write every dashboard, in the park's ``timezone``, and the provisioning files under ``out``;
+    return the paths written.
 
     ``credentials_env`` names the environment variables (user, password) Grafana takes the
     datasource's InfluxDB account from, so no secret is written into the files.
@@ -102,7 +107,7 @@ def write_dashboards(
     written = []
     boards = out / "dashboards"
     boards.mkdir(parents=True, exist_ok=True)
-    for uid, model in all_dashboards().items():
+    for uid, model in all_dashboards(timezone).items():
         path = boards / f"{uid}.json"
         path.write_text(json.dumps(model, indent=2, ensure_ascii=False, sort_keys=True) + "\n", encoding="utf-8")
         written.append(path)
@@ -120,8 +125,14 @@ def write_dashboards(
 DOCKER_GRAFANA = Path(__file__).resolve().parent.parent / "docker" / "grafana"
 
 
-def write_docker_grafana(out: Path = DOCKER_GRAFANA) -> list[Path]:
-    """docker/grafana/: what the compose file mounts into Grafana (a test checks it is current)."""
+def write_docker_grafana(out: Path = DOCKER_GRAFANA, timezone: str | None = None) -> list[Path]:
+    """docker/grafana/: what the compose file mounts into Grafana (a test checks it is current); in
+    the demo registry's time zone, the registry the compose stack runs with, unless ``timezone``."""
     return write_dashboards(
-        out, "http://influxdb:8086", "carbon", "/var/lib/grafana/dashboards", ("INFLUX_USER", "INFLUX_PASSWORD")
+        out,
+        "http://influxdb:8086",
+        "carbon",
+        timezone or park_timezone(DEMO_REGISTRY),
+        "/var/lib/grafana/dashboards",
+        ("INFLUX_USER", "INFLUX_PASSWORD"),
     )

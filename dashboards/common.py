@@ -15,14 +15,19 @@ from grafana_foundation_sdk.cog import runtime as cogruntime
 from grafana_foundation_sdk.cog import variants as cogvariants
 from grafana_foundation_sdk.models import dashboard as dmodels
 
+from park.measurements import CREDITS, EMISSIONS_MONTHLY
+
 DATASOURCE_UID = "parkcarbon-influxdb"
 DATASOURCE = dmodels.DataSourceRef(type_val="influxdb", uid=DATASOURCE_UID)
-PARK_TZ = "Asia/Shanghai"
 TAGS = ["parkcarbon"]
 
 ENTERPRISE_LEVEL = "\"workshop\" = ''"  # enterprise totals; workshop rows are parts of them
-# Monthly results are stamped at local midnight of the month's first day: one point per month.
-MONTHLY = "GROUP BY time(1d) fill(none) tz('Asia/Shanghai')"
+
+
+def monthly(timezone: str) -> str:
+    """Monthly results are stamped at local midnight of the month's first day (in the park's
+    ``timezone``): one point per month."""
+    return f"GROUP BY time(1d) fill(none) tz('{timezone}')"
 
 
 @dataclass(frozen=True)
@@ -47,11 +52,13 @@ class InfluxQL(cogbuilder.Builder[cogvariants.Dataquery]):
         return cogruntime.UnknownDataquery(data)
 
 
-def scope_emissions(ref: str, field: str, scope: str, alias: str, where: str = ENTERPRISE_LEVEL) -> InfluxQL:
+def scope_emissions(
+    ref: str, field: str, scope: str, alias: str, timezone: str, where: str = ENTERPRISE_LEVEL
+) -> InfluxQL:
     """Monthly tCO2 of one scope (``field``: tco2_location or tco2_market); enterprise totals by default."""
     return InfluxQL(
-        f'SELECT sum("{field}") FROM "emissions_monthly" WHERE {where} AND "scope" = \'{scope}\' '
-        f"AND $timeFilter {MONTHLY}",
+        f'SELECT sum("{field}") FROM {EMISSIONS_MONTHLY.q} WHERE {where} AND "scope" = \'{scope}\' '
+        f"AND $timeFilter {monthly(timezone)}",
         ref,
         alias,
     )
@@ -62,7 +69,7 @@ def enterprise_variable() -> dash.QueryVariable:
         dash.QueryVariable("enterprise")
         .label("Enterprise 企业")
         .datasource(DATASOURCE)
-        .query('SHOW TAG VALUES FROM "credits" WITH KEY = "enterprise"')
+        .query(f'SHOW TAG VALUES FROM {CREDITS.q} WITH KEY = "enterprise"')
         .refresh(dmodels.VariableRefresh.ON_DASHBOARD_LOAD)
         .sort(dmodels.VariableSort.ALPHABETICAL_ASC)
     )
@@ -80,13 +87,13 @@ def reduce_last() -> common.ReduceDataOptions:
     return common.ReduceDataOptions().calcs(["lastNotNull"]).values(False)
 
 
-def new_dashboard(uid: str, title: str, description: str) -> dash.Dashboard:
+def new_dashboard(uid: str, title: str, description: str, timezone: str) -> dash.Dashboard:
     return (
         dash.Dashboard(title)
         .uid(uid)
         .description(description)
         .tags(TAGS)
-        .timezone(PARK_TZ)
+        .timezone(timezone)
         .time("now-1y", "now")
         .refresh("5m")
         .editable()

@@ -9,28 +9,36 @@ from grafana_foundation_sdk.models import common as cmodels
 from dashboards.common import (
     DATASOURCE,
     ENTERPRISE_LEVEL,
-    MONTHLY,
     InfluxQL,
     enterprise_variable,
+    monthly,
     new_dashboard,
     scope_emissions,
+)
+from park.measurements import (
+    ACTIVITY_MONTHLY,
+    COMPLIANCE,
+    CREDITS,
+    CREDITS_ANNUAL,
+    DATA_QUALITY,
+    METER_REGISTER,
 )
 
 UID = "parkcarbon-enterprise"
 ONE = 'enterprise" =~ /^$enterprise$/'  # the templated enterprise
 
 
-def activity_by_carrier() -> timeseries.Panel:
+def activity_by_source(timezone: str) -> timeseries.Panel:
     return (
         timeseries.Panel()
-        .title("Activity by carrier 分能源活动数据 (kWh, Nm³, GJ)")
+        .title("Activity by source 分能源活动数据 (kWh, Nm³, GJ)")
         .description("Enterprise totals from main meters; manual data (bills, certificates) included")
         .datasource(DATASOURCE)
         .with_target(
             InfluxQL(
-                f'SELECT sum("quantity") FROM "activity_monthly" WHERE "{ONE} AND "workshop" = \'\' AND $timeFilter '
-                "GROUP BY time(1d), \"carrier\" fill(none) tz('Asia/Shanghai')",
-                alias="$tag_carrier",
+                f'SELECT sum("quantity") FROM {ACTIVITY_MONTHLY.q} WHERE "{ONE} AND "workshop" = \'\' AND $timeFilter '
+                f"GROUP BY time(1d), \"source\" fill(none) tz('{timezone}')",
+                alias="$tag_source",
             )
         )
         .draw_style(cmodels.GraphDrawStyle.BARS)
@@ -46,7 +54,7 @@ def meter_consumption() -> timeseries.Panel:
         .datasource(DATASOURCE)
         .with_target(
             InfluxQL(
-                f'SELECT non_negative_difference(last("value")) FROM "meter_register" WHERE "{ONE} AND $timeFilter '
+                f'SELECT non_negative_difference(last("value")) FROM {METER_REGISTER.q} WHERE "{ONE} AND $timeFilter '
                 'GROUP BY time($__interval), "meter" fill(none)',
                 alias="$tag_meter",
             )
@@ -56,33 +64,35 @@ def meter_consumption() -> timeseries.Panel:
     )
 
 
-def emissions() -> timeseries.Panel:
+def emissions(timezone: str) -> timeseries.Panel:
     where = f'"{ONE} AND {ENTERPRISE_LEVEL}'
     return (
         timeseries.Panel()
         .title("Emissions 排放 (tCO2)")
         .datasource(DATASOURCE)
-        .with_target(scope_emissions("A", "tco2_location", "scope1", "Scope 1", where))
-        .with_target(scope_emissions("B", "tco2_location", "scope2", "Scope 2 location", where))
-        .with_target(scope_emissions("C", "tco2_market", "scope2", "Scope 2 market", where))
+        .with_target(scope_emissions("A", "tco2_location", "scope1", "Scope 1", timezone, where))
+        .with_target(scope_emissions("B", "tco2_location", "scope2", "Scope 2 location", timezone, where))
+        .with_target(scope_emissions("C", "tco2_market", "scope2", "Scope 2 market", timezone, where))
         .draw_style(cmodels.GraphDrawStyle.BARS)
         .height(8)
         .span(12)
     )
 
 
-def _last_credit(field: str, ref: str, alias: str) -> InfluxQL:
-    return InfluxQL(f'SELECT last("{field}") FROM "credits" WHERE "{ONE} AND $timeFilter {MONTHLY}', ref, alias)
+def _last_credit(field: str, ref: str, alias: str, timezone: str) -> InfluxQL:
+    return InfluxQL(
+        f'SELECT last("{field}") FROM {CREDITS.q} WHERE "{ONE} AND $timeFilter {monthly(timezone)}', ref, alias
+    )
 
 
-def credits_history() -> timeseries.Panel:
+def credits_history(timezone: str) -> timeseries.Panel:
     return (
         timeseries.Panel()
         .title("Credits, grade and rating score 积分、等级与信用分 (year to date)")
         .datasource(DATASOURCE)
-        .with_target(_last_credit("credits_tco2", "A", "credits"))
-        .with_target(_last_credit("grade", "B", "grade"))
-        .with_target(_last_credit("rating_score", "C", "rating score"))
+        .with_target(_last_credit("credits_tco2", "A", "credits tCO2", timezone))
+        .with_target(_last_credit("grade", "B", "grade", timezone))
+        .with_target(_last_credit("rating_score", "C", "rating score", timezone))
         .height(8)
         .span(12)
     )
@@ -96,7 +106,7 @@ def rating_and_compliance() -> table.Panel:
         .with_target(
             InfluxQL(
                 'SELECT "credits_tco2", "grade", "rating", "rating_score", "factor_set", "policy_version" '
-                f'FROM "credits_annual" WHERE "{ONE} AND $timeFilter',
+                f'FROM {CREDITS_ANNUAL.q} WHERE "{ONE} AND $timeFilter',
                 "A",
                 table=True,
             )
@@ -104,7 +114,7 @@ def rating_and_compliance() -> table.Panel:
         .with_target(
             InfluxQL(
                 'SELECT "status", "due_tco2", "surrendered_tco2", "deadline", "score" '
-                f'FROM "compliance" WHERE "{ONE} AND $timeFilter',
+                f'FROM {COMPLIANCE.q} WHERE "{ONE} AND $timeFilter',
                 "B",
                 table=True,
             )
@@ -123,7 +133,7 @@ def completeness() -> table.Panel:
             InfluxQL(
                 'SELECT last("completeness") AS "completeness", last("estimated_intervals") AS "estimated",'
                 ' last("gaps") AS "gaps", last("resets") AS "resets", last("rollovers") AS "rollovers"'
-                f' FROM "data_quality" WHERE "{ONE} AND $timeFilter GROUP BY "meter", "register"',
+                f' FROM {DATA_QUALITY.q} WHERE "{ONE} AND $timeFilter GROUP BY "meter", "register"',
                 table=True,
             )
         )
@@ -133,14 +143,16 @@ def completeness() -> table.Panel:
     )
 
 
-def build() -> dashboard.Dashboard:
+def build(timezone: str) -> dashboard.Dashboard:
     return (
-        new_dashboard(UID, "parkcarbon · Enterprise 企业详情", "One enterprise: activity, emissions, credits, quality")
+        new_dashboard(
+            UID, "parkcarbon · Enterprise 企业详情", "One enterprise: activity, emissions, credits, quality", timezone
+        )
         .with_variable(enterprise_variable())
-        .with_panel(activity_by_carrier())
+        .with_panel(activity_by_source(timezone))
         .with_panel(meter_consumption())
-        .with_panel(emissions())
-        .with_panel(credits_history())
+        .with_panel(emissions(timezone))
+        .with_panel(credits_history(timezone))
         .with_panel(rating_and_compliance())
         .with_panel(completeness())
     )

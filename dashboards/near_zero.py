@@ -7,11 +7,12 @@ from grafana_foundation_sdk.builders import common, dashboard, table, timeseries
 from grafana_foundation_sdk.models import common as cmodels
 
 from dashboards.common import DATASOURCE, InfluxQL, new_dashboard, thresholds
+from park.measurements import NEAR_ZERO_PROGRESS
 
 UID = "parkcarbon-near-zero"
 
 
-def offset_ratio() -> timeseries.Panel:
+def offset_ratio(timezone: str) -> timeseries.Panel:
     return (
         timeseries.Panel()
         .title("Offset ratio 抵消率 (green certificates + self-consumed PV + offsets) / (Scope 1 + Scope 2)")
@@ -19,8 +20,8 @@ def offset_ratio() -> timeseries.Panel:
         .datasource(DATASOURCE)
         .with_target(
             InfluxQL(
-                'SELECT last("offset_ratio") FROM "near_zero_progress" WHERE $timeFilter '
-                "GROUP BY time(1d), \"workshop\" fill(none) tz('Asia/Shanghai')",
+                f'SELECT last("offset_ratio") FROM {NEAR_ZERO_PROGRESS.q} WHERE $timeFilter '
+                f"GROUP BY time(1d), \"workshop\" fill(none) tz('{timezone}')",
                 "A",
                 "$tag_workshop",
             )
@@ -33,23 +34,23 @@ def offset_ratio() -> timeseries.Panel:
     )
 
 
-def trajectory() -> timeseries.Panel:
+def trajectory(timezone: str) -> timeseries.Panel:
     return (
         timeseries.Panel()
         .title("Trajectory to target 目标路径: required ratio by now vs achieved")
         .datasource(DATASOURCE)
         .with_target(
             InfluxQL(
-                'SELECT last("required_ratio") FROM "near_zero_progress" WHERE $timeFilter '
-                "GROUP BY time(1d), \"workshop\" fill(none) tz('Asia/Shanghai')",
+                f'SELECT last("required_ratio") FROM {NEAR_ZERO_PROGRESS.q} WHERE $timeFilter '
+                f"GROUP BY time(1d), \"workshop\" fill(none) tz('{timezone}')",
                 "A",
                 "required $tag_workshop",
             )
         )
         .with_target(
             InfluxQL(
-                'SELECT last("target") FROM "near_zero_progress" WHERE $timeFilter '
-                "GROUP BY time(1d), \"workshop\" fill(none) tz('Asia/Shanghai')",
+                f'SELECT last("target") FROM {NEAR_ZERO_PROGRESS.q} WHERE $timeFilter '
+                f"GROUP BY time(1d), \"workshop\" fill(none) tz('{timezone}')",
                 "B",
                 "target $tag_workshop",
             )
@@ -70,7 +71,7 @@ def status_table() -> table.Panel:
             InfluxQL(
                 'SELECT last("offset_ratio") AS "offset ratio", last("required_ratio") AS "required",'
                 ' last("target") AS "target", last("on_track") AS "on track", last("status") AS "status"'
-                ' FROM "near_zero_progress" WHERE $timeFilter GROUP BY "enterprise", "workshop"',
+                f' FROM {NEAR_ZERO_PROGRESS.q} WHERE $timeFilter GROUP BY "enterprise", "workshop"',
                 table=True,
             )
         )
@@ -79,10 +80,12 @@ def status_table() -> table.Panel:
     )
 
 
-def build() -> dashboard.Dashboard:
+def build(timezone: str) -> dashboard.Dashboard:
     return (
-        new_dashboard(UID, "parkcarbon · Near-zero-carbon 近零碳车间", "Workshops and factories toward their targets")
-        .with_panel(offset_ratio())
-        .with_panel(trajectory())
+        new_dashboard(
+            UID, "parkcarbon · Near-zero-carbon 近零碳车间", "Workshops and factories toward their targets", timezone
+        )
+        .with_panel(offset_ratio(timezone))
+        .with_panel(trajectory(timezone))
         .with_panel(status_table())
     )

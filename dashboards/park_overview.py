@@ -10,17 +10,18 @@ from grafana_foundation_sdk.models import dashboard as dmodels
 from dashboards.common import (
     DATASOURCE,
     ENTERPRISE_LEVEL,
-    MONTHLY,
     InfluxQL,
+    monthly,
     new_dashboard,
     scope_emissions,
     thresholds,
 )
+from park.measurements import ACTIVITY_MONTHLY, CREDITS
 
 UID = "parkcarbon-park"
 
 
-def emissions_by_month() -> timeseries.Panel:
+def emissions_by_month(timezone: str) -> timeseries.Panel:
     return (
         timeseries.Panel()
         .title("Emissions by month 月度排放 (tCO2)")
@@ -28,9 +29,9 @@ def emissions_by_month() -> timeseries.Panel:
             "GB/T 32150: Scope 1 combustion, Scope 2 purchased electricity and heat, location- and market-based"
         )
         .datasource(DATASOURCE)
-        .with_target(scope_emissions("A", "tco2_location", "scope1", "Scope 1 范围一"))
-        .with_target(scope_emissions("B", "tco2_location", "scope2", "Scope 2 location 范围二(位置法)"))
-        .with_target(scope_emissions("C", "tco2_market", "scope2", "Scope 2 market 范围二(市场法)"))
+        .with_target(scope_emissions("A", "tco2_location", "scope1", "Scope 1 范围一", timezone))
+        .with_target(scope_emissions("B", "tco2_location", "scope2", "Scope 2 location 范围二(位置法)", timezone))
+        .with_target(scope_emissions("C", "tco2_market", "scope2", "Scope 2 market 范围二(市场法)", timezone))
         .unit("short")
         .draw_style(cmodels.GraphDrawStyle.BARS)
         .fill_opacity(60)
@@ -46,7 +47,8 @@ def credits_leaderboard() -> barchart.Panel:
         .datasource(DATASOURCE)
         .with_target(
             InfluxQL(
-                'SELECT last("credits_tco2") AS "credits" FROM "credits" WHERE $timeFilter GROUP BY "enterprise"',
+                f'SELECT last("credits_tco2") AS "credits_tco2" FROM {CREDITS.q} '
+                'WHERE $timeFilter GROUP BY "enterprise"',
                 table=True,
             )
         )
@@ -78,7 +80,7 @@ def grade_distribution() -> barchart.Panel:
         .datasource(DATASOURCE)
         .with_target(
             InfluxQL(
-                'SELECT last("grade") AS "grade" FROM "credits" WHERE $timeFilter GROUP BY "enterprise"', table=True
+                f'SELECT last("grade") AS "grade" FROM {CREDITS.q} WHERE $timeFilter GROUP BY "enterprise"', table=True
             )
         )
         .with_transformation(count_per_grade)
@@ -89,16 +91,16 @@ def grade_distribution() -> barchart.Panel:
     )
 
 
-def green_power_share() -> timeseries.Panel:
+def green_power_share(timezone: str) -> timeseries.Panel:
     green = (
-        f'SELECT sum("quantity") FROM "activity_monthly" WHERE {ENTERPRISE_LEVEL} AND '
-        "(\"carrier\" = 'green_electricity_certified' OR \"carrier\" = 'pv_self_consumed') AND $timeFilter "
-        f"{MONTHLY}"
+        f'SELECT sum("quantity") FROM {ACTIVITY_MONTHLY.q} WHERE {ENTERPRISE_LEVEL} AND '
+        "(\"source\" = 'green_electricity_certified' OR \"source\" = 'pv_self_consumed') AND $timeFilter "
+        f"{monthly(timezone)}"
     )
     used = (
-        f'SELECT sum("quantity") FROM "activity_monthly" WHERE {ENTERPRISE_LEVEL} AND '
-        "(\"carrier\" = 'grid_electricity' OR \"carrier\" = 'pv_self_consumed') AND $timeFilter "
-        f"{MONTHLY}"
+        f'SELECT sum("quantity") FROM {ACTIVITY_MONTHLY.q} WHERE {ENTERPRISE_LEVEL} AND '
+        "(\"source\" = 'grid_electricity' OR \"source\" = 'pv_self_consumed') AND $timeFilter "
+        f"{monthly(timezone)}"
     )
     return (
         timeseries.Panel()
@@ -121,7 +123,7 @@ def intensity_vs_benchmark() -> table.Panel:
             InfluxQL(
                 'SELECT last("intensity_t_per_10k_cny") AS "intensity", last("benchmark_t_per_10k_cny") AS "benchmark",'
                 ' last("k_ratio") AS "K", last("grade") AS "grade", last("rating") AS "rating",'
-                ' last("months_covered") AS "months" FROM "credits" WHERE $timeFilter'
+                f' last("months_covered") AS "months" FROM {CREDITS.q} WHERE $timeFilter'
                 ' GROUP BY "enterprise", "industry"',
                 table=True,
             )
@@ -132,14 +134,17 @@ def intensity_vs_benchmark() -> table.Panel:
     )
 
 
-def build() -> dashboard.Dashboard:
+def build(timezone: str) -> dashboard.Dashboard:
     return (
         new_dashboard(
-            UID, "parkcarbon · Park overview 园区总览", "Emissions, credits, grades and green power of the park"
+            UID,
+            "parkcarbon · Park overview 园区总览",
+            "Emissions, credits, grades and green power of the park",
+            timezone,
         )
-        .with_panel(emissions_by_month())
+        .with_panel(emissions_by_month(timezone))
         .with_panel(credits_leaderboard())
         .with_panel(grade_distribution())
-        .with_panel(green_power_share())
+        .with_panel(green_power_share(timezone))
         .with_panel(intensity_vs_benchmark())
     )

@@ -41,13 +41,16 @@ def folder_uid(client: httpx.Client, title: str) -> str:
     return str(created["uid"])
 
 
-def push(url: str, token: str, folder: str = FOLDER, overwrite: bool = True, timeout_s: float = 30.0) -> list[Pushed]:
-    """Create or update every dashboard in ``folder``; ``overwrite`` False refuses to replace one changed in Grafana."""
+def push(
+    url: str, token: str, timezone: str, folder: str = FOLDER, overwrite: bool = True, timeout_s: float = 30.0
+) -> list[Pushed]:
+    """Create or update every dashboard, in the park's ``timezone``, in ``folder``; ``overwrite`` False
+    refuses to replace one changed in Grafana."""
     headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
     with httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout_s) as client:
         uid = folder_uid(client, folder)
         pushed = []
-        for dash_uid, model in all_dashboards().items():
+        for dash_uid, model in all_dashboards(timezone).items():
             body = {
                 "dashboard": model | {"id": None},
                 "folderUid": uid,

@@ -6,6 +6,14 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders import dashboard, stat, table, timeseries
 
 from dashboards.common import DATASOURCE, InfluxQL, new_dashboard, reduce_last, thresholds
+from park.measurements import (
+    COLLECTOR_STATS,
+    GATEWAY_QUALITY_DAILY,
+    GATEWAY_STATUS,
+    LATE_DATA,
+    METER_QUALITY_DAILY,
+    QUARANTINE,
+)
 
 UID = "parkcarbon-quality"
 
@@ -17,7 +25,7 @@ def gateways_online() -> stat.Panel:
         .datasource(DATASOURCE)
         .with_target(
             InfluxQL(
-                'SELECT sum("online") FROM (SELECT last("online") AS "online" FROM "gateway_status" '
+                f'SELECT sum("online") FROM (SELECT last("online") AS "online" FROM {GATEWAY_STATUS.q} '
                 'WHERE $timeFilter GROUP BY "gateway")',
                 alias="online",
             )
@@ -28,22 +36,22 @@ def gateways_online() -> stat.Panel:
     )
 
 
-def completeness_daily() -> timeseries.Panel:
+def completeness_daily(timezone: str) -> timeseries.Panel:
     return (
         timeseries.Panel()
         .title("Completeness per day 每日数据完整率 (mean over meter registers)")
         .datasource(DATASOURCE)
         .with_target(
             InfluxQL(
-                'SELECT mean("completeness") FROM "meter_quality_daily" WHERE $timeFilter '
-                "GROUP BY time(1d) fill(none) tz('Asia/Shanghai')",
+                f'SELECT mean("completeness") FROM {METER_QUALITY_DAILY.q} WHERE $timeFilter '
+                f"GROUP BY time(1d) fill(none) tz('{timezone}')",
                 alias="completeness",
             )
         )
         .with_target(
             InfluxQL(
-                'SELECT sum("meters_silent") FROM "gateway_quality_daily" WHERE $timeFilter '
-                "GROUP BY time(1d) fill(none) tz('Asia/Shanghai')",
+                f'SELECT sum("meters_silent") FROM {GATEWAY_QUALITY_DAILY.q} WHERE $timeFilter '
+                f"GROUP BY time(1d) fill(none) tz('{timezone}')",
                 "B",
                 "meters silent all day",
             )
@@ -62,7 +70,7 @@ def quarantine_by_reason() -> timeseries.Panel:
         .datasource(DATASOURCE)
         .with_target(
             InfluxQL(
-                'SELECT count("payload_bytes") FROM "quarantine" WHERE $timeFilter '
+                f'SELECT count("payload_bytes") FROM {QUARANTINE.q} WHERE $timeFilter '
                 'GROUP BY time($__interval), "reason" fill(none)',
                 alias="$tag_reason",
             )
@@ -72,15 +80,15 @@ def quarantine_by_reason() -> timeseries.Panel:
     )
 
 
-def late_data() -> table.Panel:
+def late_readings(timezone: str) -> table.Panel:
     return (
         table.Panel()
         .title("Late data 迟到数据: readings stored after their month ran (re-run the month)")
         .datasource(DATASOURCE)
         .with_target(
             InfluxQL(
-                'SELECT sum("late_readings") AS "late readings" FROM "late_data" WHERE $timeFilter '
-                "GROUP BY time(1d), \"enterprise\" fill(none) tz('Asia/Shanghai')",
+                f'SELECT sum("late_readings") AS "late readings" FROM {LATE_DATA.q} WHERE $timeFilter '
+                f"GROUP BY time(1d), \"enterprise\" fill(none) tz('{timezone}')",
                 table=True,
             )
         )
@@ -96,7 +104,7 @@ def collector_throughput() -> timeseries.Panel:
         .datasource(DATASOURCE)
         .with_target(
             InfluxQL(
-                'SELECT non_negative_derivative("readings_written", 1s) AS "readings/s" FROM "collector_stats" '
+                f'SELECT non_negative_derivative("readings_written", 1s) AS "readings/s" FROM {COLLECTOR_STATS.q} '
                 'WHERE $timeFilter GROUP BY "replica"',
                 alias="$tag_replica",
             )
@@ -114,7 +122,7 @@ def spool_and_lag() -> timeseries.Panel:
         .datasource(DATASOURCE)
         .with_target(
             InfluxQL(
-                'SELECT max("spool_depth_bytes") FROM "collector_stats" WHERE $timeFilter '
+                f'SELECT max("spool_depth_bytes") FROM {COLLECTOR_STATS.q} WHERE $timeFilter '
                 'GROUP BY time($__interval), "replica" fill(none)',
                 "A",
                 "spool $tag_replica",
@@ -122,7 +130,7 @@ def spool_and_lag() -> timeseries.Panel:
         )
         .with_target(
             InfluxQL(
-                'SELECT max("lag_s") FROM "collector_stats" WHERE $timeFilter '
+                f'SELECT max("lag_s") FROM {COLLECTOR_STATS.q} WHERE $timeFilter '
                 'GROUP BY time($__interval), "replica" fill(none)',
                 "B",
                 "lag s $tag_replica",
@@ -133,15 +141,17 @@ def spool_and_lag() -> timeseries.Panel:
     )
 
 
-def build() -> dashboard.Dashboard:
+def build(timezone: str) -> dashboard.Dashboard:
     return (
-        new_dashboard(UID, "parkcarbon · Data quality 数据质量", "Gateways, completeness, quarantine, collectors")
+        new_dashboard(
+            UID, "parkcarbon · Data quality 数据质量", "Gateways, completeness, quarantine, collectors", timezone
+        )
         .time("now-7d", "now")
         .refresh("1m")
         .with_panel(gateways_online())
-        .with_panel(completeness_daily())
+        .with_panel(completeness_daily(timezone))
         .with_panel(quarantine_by_reason())
-        .with_panel(late_data())
+        .with_panel(late_readings(timezone))
         .with_panel(collector_throughput())
         .with_panel(spool_and_lag())
     )

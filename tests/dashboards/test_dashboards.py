@@ -22,17 +22,18 @@ from pydantic import SecretStr
 from dashboards.build import BUILDERS, all_dashboards, write_dashboards
 from dashboards.common import DATASOURCE_UID
 from dashboards.push import GrafanaError, push
-from park.lineprotocol import Point
-from park.services import load_credentials
-from park.settings import InfluxSettings, LedgerSettings, MqttSettings, Settings
+from park.measurements import COLLECTOR_STATS, CREDITS, METER_REGISTER
+from park.registry import park_timezone
+from park.settings import DEMO_REGISTRY, InfluxSettings, LedgerSettings, MqttSettings, Settings
 from park.store import InfluxStore
+from parkcarbon.services import load_credentials
 from pipeline.annual import settle_year
 from pipeline.monthly import compute_activity, compute_scores
 from pipeline.quality import compute_day_quality, compute_late_data
-from simulators.cli import simulate_run
 from simulators.history import write_registers
 from simulators.park import simulate
 from simulators.publisher import send_plan
+from simulators.run import simulate_run
 from tests.integration.helpers import (
     clear_retained_status,
     count_readings,
@@ -44,11 +45,12 @@ from tests.integration.helpers import (
 
 
 def stats_points(store: InfluxStore) -> int:
-    frame = store.query('SELECT COUNT("received") FROM "collector_stats"')
+    frame = store.query(f'SELECT COUNT("received") FROM {COLLECTOR_STATS.q}')
     return int(frame["count"].iloc[0]) if len(frame) else 0
 
 
-TZ = ZoneInfo("Asia/Shanghai")
+TIMEZONE = park_timezone(DEMO_REGISTRY)  # the park's time zone, as the demo registry states it
+TZ = ZoneInfo(TIMEZONE)
 FROM = datetime(2025, 1, 1, tzinfo=TZ)
 TO = datetime(2026, 1, 3, tzinfo=TZ)
 # Collector stats, gateway status and quarantine are stamped when received: the panels look up to now.
@@ -58,7 +60,7 @@ UNTIL = datetime.now(TZ) + timedelta(hours=1)
 def targets() -> list[tuple[str, str, dict[str, Any]]]:
     return [
         (uid, panel["title"], target)
-        for uid, model in all_dashboards().items()
+        for uid, model in all_dashboards(TIMEZONE).items()
         for panel in model["panels"]
         for target in panel.get("targets", [])
     ]
@@ -67,7 +69,7 @@ def targets() -> list[tuple[str, str, dict[str, Any]]]:
 class TestBuild:
     def test_every_dashboard_is_valid_grafana_json(self):
         """Unique uids and panel ids, a grid position, and every target a raw InfluxQL query on our datasource."""
-        boards = all_dashboards()
+        boards = all_dashboards(TIMEZONE)
         assert set(boards) == set(BUILDERS) and len(boards) == 4
         for uid, model in boards.items():
             assert model["uid"] == uid and model["title"] and model["schemaVersion"] >= 39
@@ -85,8 +87,17 @@ class TestBuild:
         variables = boards["parkcarbon-enterprise"]["templating"]["list"]
         assert [v["name"] for v in variables] == ["enterprise"]
 
+    def test_the_park_time_zone_reaches_every_dashboard_and_query(self):
+        """The time zone given (the registry's) is the dashboards' and every tz() clause's; none is built in."""
+        boards = all_dashboards("Europe/Berlin")
+        assert "Asia/Shanghai" not in json.dumps(boards)
+        queries = [t["query"] for model in boards.values() for p in model["panels"] for t in p["targets"]]
+        zones = [zone for query in queries for zone in re.findall(r"tz\('([^']*)'\)", query)]
+        assert len(zones) >= 10 and set(zones) == {"Europe/Berlin"}
+        assert all(model["timezone"] == "Europe/Berlin" for model in boards.values())
+
     def test_build_writes_dashboards_and_provisioning(self, tmp_path):
-        written = write_dashboards(tmp_path, "http://influxdb:8086", "carbon", "/var/lib/grafana/dashboards")
+        written = write_dashboards(tmp_path, "http://influxdb:8086", "carbon", TIMEZONE, "/var/lib/grafana/dashboards")
         assert len(written) == 6
         for uid in BUILDERS:
             assert json.loads((tmp_path / "dashboards" / f"{uid}.json").read_text())["uid"] == uid
@@ -169,15 +180,15 @@ def grafana() -> Iterator[tuple[str, type[FakeGrafana]]]:
 
 def test_push_creates_the_folder_once_and_updates_dashboards(grafana):
     url, state = grafana
-    first = push(url, "glsa_test")
+    first = push(url, "glsa_test", TIMEZONE)
     assert [p.version for p in first] == [1, 1, 1, 1] and len(state.folders) == 1
-    second = push(url, "glsa_test")
+    second = push(url, "glsa_test", TIMEZONE)
     assert [p.version for p in second] == [2, 2, 2, 2] and len(state.folders) == 1
     assert state.boards["parkcarbon-park"]["model"]["title"].startswith("parkcarbon")
     with pytest.raises(GrafanaError, match="412"):
-        push(url, "glsa_test", overwrite=False)
+        push(url, "glsa_test", TIMEZONE, overwrite=False)
     with pytest.raises(GrafanaError, match="401"):
-        push(url, "wrong token")
+        push(url, "wrong token", TIMEZONE)
 
 
 # -- every panel's query on real data ------------------------------------------------------------
@@ -266,7 +277,7 @@ def filled(local_services, ports, run_dir, demo_registry, tmp_path_factory) -> I
             "register": column[1],
         }
         june = pd.Timestamp("2025-06-10 12:00", tz=TZ)
-        store.write([Point("meter_register", tags, {"raw_value": 1.0, "value": 1.0}, june.value)])  # stored late
+        store.write([METER_REGISTER.point(tags, {"raw_value": 1.0, "value": 1.0}, june.value)])  # stored late
         assert compute_late_data(settings, date(2026, 1, 2)) == {"2025-06": 1}
         yield settings
         store.drop_database()
@@ -277,7 +288,7 @@ def filled(local_services, ports, run_dir, demo_registry, tmp_path_factory) -> I
 def test_panel_query_returns_data(filled, uid, panel, target):
     """The panel's query, as Grafana would send it from 2025-01-01 until now, for enterprise E01."""
     with InfluxStore(filled.influx) as store:
-        choices = store.query('SHOW TAG VALUES FROM "credits" WITH KEY = "enterprise"')
+        choices = store.query(f'SHOW TAG VALUES FROM {CREDITS.q} WITH KEY = "enterprise"')
         assert "E01" in set(choices["value"])  # the enterprise variable's own query offers E01
         frame = store.query(substitute(target["query"], {"enterprise": "E01"}))
     assert len(frame) > 0, (uid, panel, target["query"])
