@@ -1,18 +1,20 @@
-"""Decoders of real gateway formats: payload → device readings, before any registry lookup.
+"""Decoders of the vendor gateway formats: payload → device readings, before any registry lookup.
 
 Each decoder is pure, never raises on bad input (it returns a reason instead) and keeps the vendor's
-own identifiers; ``collectors.decode`` maps them to registry meters and runs the common checks.
+own identifiers; ``collectors.decode`` maps them to registry meters and runs the common checks. The
+topics each format publishes on are in ``park.topics``. :func:`load_json` is the JSON rule every
+format shares, the native one (``collectors.native``) included.
 
-- **Tasmota** ``tele/<device>/SENSOR``: ``ENERGY.Total`` in kWh, a scalar (channel ``0``), a list
+- **Tasmota** SENSOR telemetry: ``ENERGY.Total`` in kWh, a scalar (channel ``0``), a list
   (channels ``0``, ``1`` …) or a dict (by phase name); ``TotalTariff`` summed when ``Total`` is
   absent; ``Time`` is device local time without zone (Tasmota#3629) → the park's time zone; the
   poll reply ``StatusSNS`` wrapper is unwrapped.
-- **Shelly Gen2** ``<device>/events/rpc``, RPC ``NotifyStatus``: ``emdata:N.total_act`` /
+- **Shelly Gen2** RPC event notifications, ``NotifyStatus``: ``emdata:N.total_act`` /
   ``total_act_ret`` and ``em1data:N.total_act_energy`` / ``total_act_ret_energy`` in Wh, keyed on
   the object key (its inner ``id`` can disagree); the reported total is used, never the sum of
   phases; ``switch:N.aenergy.total`` / ``ret_aenergy.total`` (Wh) for plugs and relays; ``params.ts``
   is Unix time (UTC). Power-only notifications carry no energy and are ignored.
-- **DL/T 645 gateway JSON** (EdgeLogger) ``device/power/up/<gateway>``: a batch of meters,
+- **DL/T 645 gateway JSON** (EdgeLogger) power uplink: a batch of meters,
   ``metrics.energy.active.value.forward`` / ``reverse`` cumulative kWh although labelled ``"kW"``;
   ``timestamp`` is local ``yyyyMMddHHmmssSSS`` without zone.
 """
@@ -21,44 +23,43 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from collectors.model import Reason
+from collectors.model import Decoded, DeviceReading, Reason
 from park.registry import Register
 
 IMPORT = Register.ACTIVE_ENERGY_IMPORT.value
 EXPORT = Register.ACTIVE_ENERGY_EXPORT.value
 
 
-@dataclass(frozen=True, slots=True)
-class DeviceReading:
-    device_ref: str
-    register: str
-    when: datetime | None
-    value: object  # checked later: a number, or whatever the device sent
-    unit: str
+class Unreadable(NamedTuple):
+    """Why a payload is no JSON document at all; usable as :attr:`Decoded.problem` as it is."""
+
+    reason: Reason
+    detail: str
 
 
-@dataclass
-class Decoded:
-    readings: list[DeviceReading] = field(default_factory=list)
-    problem: tuple[Reason, str] | None = None  # the whole message is bad
-
-
-def _json_object(payload: bytes) -> dict[str, Any] | tuple[Reason, str]:
+def load_json(payload: bytes) -> object:
+    """The payload's JSON document, or :class:`Unreadable`: UTF-8 only, and NaN or Infinity refused
+    (InfluxDB cannot store them, and they are not JSON)."""
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return Reason.NOT_UTF8, str(exc)
+        return Unreadable(Reason.NOT_UTF8, str(exc))
     try:
-        body = json.loads(text, parse_constant=_no_constants)
+        return json.loads(text, parse_constant=_no_constants)
     except ValueError as exc:
-        return Reason.MALFORMED_JSON, str(exc)
+        return Unreadable(Reason.MALFORMED_JSON, str(exc))
+
+
+def _json_object(payload: bytes) -> dict[str, Any] | Unreadable:
+    body = load_json(payload)
+    if isinstance(body, Unreadable):
+        return body
     if not isinstance(body, dict):
-        return Reason.SCHEMA, f"expected a JSON object, got {type(body).__name__}"
+        return Unreadable(Reason.SCHEMA, f"expected a JSON object, got {type(body).__name__}")
     return body
 
 
@@ -82,7 +83,7 @@ def _local(text: object, fmt: str | None, timezone: str) -> datetime | None:
 
 def decode_tasmota(payload: bytes, timezone: str) -> Decoded:
     body = _json_object(payload)
-    if isinstance(body, tuple):
+    if isinstance(body, Unreadable):
         return Decoded(problem=body)
     if isinstance(body.get("StatusSNS"), dict):
         body = body["StatusSNS"]
@@ -109,7 +110,7 @@ def decode_tasmota(payload: bytes, timezone: str) -> Decoded:
 
 def decode_shelly_gen2(payload: bytes) -> Decoded:
     body = _json_object(payload)
-    if isinstance(body, tuple):
+    if isinstance(body, Unreadable):
         return Decoded(problem=body)
     if body.get("method") != "NotifyStatus":
         return Decoded()  # other RPC notifications (events, full status) carry no counters to store
@@ -143,7 +144,7 @@ def decode_shelly_gen2(payload: bytes) -> Decoded:
 
 def decode_dlt645_json(payload: bytes, timezone: str) -> Decoded:
     body = _json_object(payload)
-    if isinstance(body, tuple):
+    if isinstance(body, Unreadable):
         return Decoded(problem=body)
     batch = body.get("batch")
     if not isinstance(batch, list):

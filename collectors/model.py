@@ -1,14 +1,17 @@
-"""What a payload becomes: typed readings, or typed rejections that go to quarantine."""
+"""What a payload becomes: a decoder's device readings, then typed readings, or typed rejections
+that go to quarantine."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Final
 
 
 class Reason(StrEnum):
-    """Why a message or a reading was quarantined; the tag value in ``quarantine``."""
+    """Why a message or a reading was quarantined: the reason tag of its :data:`~park.measurements.QUARANTINE` point."""
 
     NOT_UTF8 = "not_utf8"
     MALFORMED_JSON = "malformed_json"
@@ -58,3 +61,38 @@ class Rejection:
 class Parsed:
     readings: list[Reading]
     rejections: list[Rejection]
+
+
+# DeviceReading.sent when the decoder kept nothing: the quarantine gets the decoded fields instead.
+NOT_KEPT: Final = object()
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceReading:
+    """One register value as a decoder read it, in the gateway's own terms, before any registry lookup."""
+
+    device_ref: str  # the meter id (native) or the device's own id on its gateway (channel, emdata:0 …)
+    register: str
+    when: datetime | None
+    value: object  # checked later: a number, or whatever the device sent
+    unit: str
+    problem: tuple[Reason, str] | None = None  # the decoder already knows the reading is bad
+    sent: object = NOT_KEPT  # the reading as the payload had it, if the decoder kept it
+
+    def raw(self) -> str:
+        """The reading as JSON for its quarantine point: as sent if kept, else its decoded fields."""
+        body = self.sent
+        if body is NOT_KEPT:
+            when = self.when.isoformat() if self.when else None
+            body = {"device": self.device_ref, "register": self.register, "value": self.value, "time": when}
+        return json.dumps(body, default=str, ensure_ascii=False)
+
+
+@dataclass
+class Decoded:
+    """A decoder's result: device readings and what the message says about itself, or why it is bad."""
+
+    readings: list[DeviceReading] = field(default_factory=list)
+    problem: tuple[Reason, str] | None = None  # the whole message is bad
+    gateway: str | None = None  # the gateway the payload says it is from, where the format says one (native)
+    seq: int = 0  # the gateway's message counter, where the format has one (native)

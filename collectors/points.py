@@ -1,14 +1,14 @@
-"""Readings, rejections and statuses as InfluxDB points (DESIGN.md "InfluxDB contract")."""
+"""Readings and rejections as InfluxDB points of the contract in ``park.measurements``."""
 
 from __future__ import annotations
 
 import re
 import threading
 import time
-from datetime import datetime
 
 from collectors.model import Reading, Rejection
 from park.lineprotocol import Point, to_ns
+from park.measurements import METER_REGISTER, QUARANTINE
 
 # InfluxDB 1.x refuses string fields over 64 KiB.
 MAX_STRING_FIELD = 60_000
@@ -16,9 +16,13 @@ _SAFE_TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 
 
 def reading_point(reading: Reading) -> Point:
-    """``meter_register``: the point's time is the meter's, so a re-delivered reading overwrites itself."""
+    """A :data:`METER_REGISTER` point at the meter's time, so a re-delivered reading overwrites itself.
+
+    Built directly, not by ``METER_REGISTER.point``: this runs for every reading, and its tags and
+    fields are the contract's by construction.
+    """
     return Point(
-        "meter_register",
+        METER_REGISTER.name,
         {
             "enterprise": reading.enterprise,
             "workshop": reading.workshop,
@@ -58,7 +62,7 @@ def _clip(text: str) -> tuple[str, bool]:
 
 
 def quarantine_point(rejection: Rejection, topic: str, payload: bytes, received_ns: int) -> Point:
-    """``quarantine``: reason and what was known as tags; the raw payload and the detail as fields."""
+    """A :data:`QUARANTINE` point: reason and what was known as tags; the raw payload and the detail as fields."""
     if rejection.raw:
         text = rejection.raw
     else:
@@ -67,8 +71,7 @@ def quarantine_point(rejection: Rejection, topic: str, payload: bytes, received_
         except UnicodeDecodeError:
             text = payload.decode("utf-8", errors="backslashreplace")
     text, truncated = _clip(text)
-    return Point(
-        "quarantine",
+    return QUARANTINE.point(
         {
             "reason": rejection.reason.value,
             "enterprise": _tag(rejection.enterprise),
@@ -83,13 +86,4 @@ def quarantine_point(rejection: Rejection, topic: str, payload: bytes, received_
             "meter": _clip(rejection.meter)[0],
         },
         received_ns,
-    )
-
-
-def status_point(enterprise: str, gateway: str, state: str, at: datetime) -> Point:
-    return Point(
-        "gateway_status",
-        {"enterprise": enterprise, "gateway": gateway},
-        {"online": 1.0 if state == "online" else 0.0, "state": state},
-        to_ns(at),
     )

@@ -10,9 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collectors.decode import parse_message, status_state
+from collectors.decode import parse_message
 from collectors.formats import decode_dlt645_json, decode_shelly_gen2, decode_tasmota
 from collectors.model import Reason
+from collectors.status import status_state
 from park.registry import GatewayFormat, parse_registry
 from simulators.formats import encode
 from tests.conftest import DATA
@@ -102,7 +103,13 @@ def edge_registry(extra_gateway_format: str = "dlt645_json"):
     return parse_registry(
         {
             "version": "t",
-            "park": {"id": "p", "name": "p", "latitude_deg": 31.8, "longitude_deg": 117.1},
+            "park": {
+                "id": "p",
+                "name": "p",
+                "metering_start": "2025-01-01",
+                "latitude_deg": 31.8,
+                "longitude_deg": 117.1,
+            },
             "enterprises": [{"id": "X", "name": "x", "industry": "C39"}],
             "gateways": [{"id": "3-3-JC-1F", "enterprise": "X", "format": extra_gateway_format}],
             "meters": [

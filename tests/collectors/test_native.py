@@ -1,5 +1,6 @@
-"""The native parser on hand-built messages: good input passes, every kind of bad input is a typed
-rejection (the quarantine reason), and nothing raises."""
+"""The native format on hand-built messages, through the one path every format takes
+(``parse_message``): good input passes, every kind of bad input is a typed rejection (the quarantine
+reason), and nothing raises."""
 
 from __future__ import annotations
 
@@ -10,8 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from collectors.decode import parse_message
 from collectors.model import Reason
 from collectors.native import parse_native
+from park.registry import GatewayFormat
+from park.topics import layout
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 TOPIC = "carbon/v1/E01/gw-e01-1/readings"
@@ -39,7 +43,7 @@ def message(*readings: dict, gateway: str = "gw-e01-1", **extra) -> bytes:
 class TestGood:
     def test_reading(self, demo_registry):
         """A good reading carries the registry's enterprise, carrier and the multiplier (80) applied."""
-        parsed = parse_native(TOPIC, message(GOOD), demo_registry, NOW)
+        parsed = parse_message(TOPIC, message(GOOD), demo_registry, NOW)
         assert parsed.rejections == []
         (r,) = parsed.readings
         assert (r.enterprise, r.meter, r.carrier, r.seq) == ("E01", "E01-M-GRID", "grid_electricity", 7)
@@ -90,7 +94,7 @@ READING_LEVEL = [
 @pytest.mark.parametrize(("topic", "payload", "reason"), MESSAGE_LEVEL)
 def test_message_rejections(demo_registry, topic, payload, reason):
     """A message-level fault rejects the whole message with its reason."""
-    parsed = parse_native(topic, payload, demo_registry, NOW)
+    parsed = parse_message(topic, payload, demo_registry, NOW)
     assert parsed.readings == []
     assert [r.reason for r in parsed.rejections] == [reason]
 
@@ -99,10 +103,19 @@ def test_message_rejections(demo_registry, topic, payload, reason):
 def test_reading_rejections(demo_registry, reading, reason):
     """A bad reading is rejected alone, with its JSON kept; the good one beside it passes."""
     payload = message(GOOD, reading).replace(b'"__1e400__"', b"1e400")
-    parsed = parse_native(TOPIC, payload, demo_registry, NOW)
+    parsed = parse_message(TOPIC, payload, demo_registry, NOW)
     assert len(parsed.readings) == 1
     assert [r.reason for r in parsed.rejections] == [reason]
     assert parsed.rejections[0].raw
+
+
+def test_parse_native_is_parse_message_on_native_topics_only(demo_registry):
+    """parse_native (the simulator's fault tests use it) gives what the one path gives on a native
+    topic; another format's readings topic is a bad topic to it."""
+    for payload in (message(GOOD), message(GOOD, {**GOOD, "meter": "NOPE"}), b"{not json"):
+        assert parse_native(TOPIC, payload, demo_registry, NOW) == parse_message(TOPIC, payload, demo_registry, NOW)
+    other = layout(GatewayFormat.TASMOTA).readings_topic("E04", "tasmota-e04-lab")
+    assert [r.reason for r in parse_native(other, b"{}", demo_registry, NOW).rejections] == [Reason.BAD_TOPIC]
 
 
 def test_corpus_size():
@@ -122,5 +135,5 @@ def test_corpus_size():
 )
 def test_fuzz_never_raises(demo_registry, payload):
     """Any payload gives readings or reasoned rejections, never an exception or silence."""
-    parsed = parse_native(TOPIC, payload, demo_registry, NOW)
+    parsed = parse_message(TOPIC, payload, demo_registry, NOW)
     assert parsed.readings or parsed.rejections or json.loads(payload).get("readings") == []

@@ -12,7 +12,7 @@ import pytest
 from numpy.testing import assert_allclose
 from paho.mqtt.enums import CallbackAPIVersion
 
-from park.services import load_credentials
+from parkcarbon.services import load_credentials
 from tests.integration.helpers import (
     count_readings,
     publish,
