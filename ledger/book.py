@@ -6,14 +6,21 @@ transaction row are booked together or not at all. Holdings are changed by condi
 (``amount_kg >= x``) taken in a fixed order, so concurrent requests can neither overdraw an account
 nor deadlock each other; the CHECK on ``holdings`` stands behind them. A caller's reference makes a
 request idempotent: the same reference with the same content returns the first booking, with other
-content it is refused.
+content it is refused. References starting with ``settle:`` are the ledger's own.
+
+On PostgreSQL, where writers run side by side, every booking takes its locks in one order:
+1. the obligations it reads (an enterprise's year: surrender, settlement), in key order;
+2. the holdings it changes, in key order;
+3. the hash chains' head, to append its rows (``ledger.chain``), held until it commits.
+Nothing waits for an earlier step while holding a later one, so no two bookings deadlock.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -22,17 +29,19 @@ from typing import Any, Self
 from zoneinfo import ZoneInfo
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, and_, func, insert, select, update
+from sqlalchemy import Connection, Engine, Table, and_, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from ledger.amounts import credits_to_kg, kg_to_t, t_to_kg
-from ledger.db import current_revision, head_revision, make_engine, migrate
+from ledger.amounts import cny_to_fen, credits_to_kg, kg_to_t, t_to_kg
+from ledger.chain import CHAINED, link
+from ledger.db import current_revision, head_revision, lock, make_engine, migrate
 from ledger.errors import (
     DuplicateReferenceError,
     InsufficientBalanceError,
     LedgerError,
     NothingToSettleError,
+    ReservedReferenceError,
     UnknownEnterpriseError,
     WrongVintageError,
 )
@@ -41,6 +50,7 @@ from ledger.schema import (
     PARK_ACCOUNTS,
     RETIRED,
     SURRENDERED,
+    SYSTEM_REFERENCE_PREFIX,
     accounts,
     entries,
     holdings,
@@ -51,6 +61,7 @@ from ledger.schema import (
 
 RETRIES = 8  # a PostgreSQL deadlock or serialization failure is retried this many times
 RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
+CHAINS = (transactions, obligations, settlements)
 
 
 def enterprise_account(enterprise_id: str) -> str:
@@ -83,6 +94,18 @@ class SettlementReport:
     issued_kg: dict[str, int] = field(default_factory=dict)  # issued (+) or clawed back (−) by this settlement
     obligation_kg: dict[str, int] = field(default_factory=dict)  # change of what is owed
     unchanged: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _SettlementPlan:
+    """What settling one enterprise's year books (``Ledger._plan``)."""
+
+    number: int  # this enterprise's n-th settlement of the year
+    target_kg: int
+    change: int  # issued (+) or clawed back (−)
+    moves: list[tuple[str, int, int]]
+    owed_change: int
+    over_issued: bool
 
 
 def _sha256(content: dict[str, Any]) -> str:
@@ -139,6 +162,11 @@ class Ledger:
         with self.engine.begin() as conn:
             yield conn
 
+    def _now(self) -> datetime:
+        """The booking time in UTC: SQLite keeps no offset, and the chains hash what is kept."""
+        now = self.clock()
+        return now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
+
     def _retrying(self, work: Callable[[Connection], Any]) -> Any:
         """Run ``work`` in a transaction, again after a deadlock or serialization failure."""
         for attempt in range(RETRIES):
@@ -189,7 +217,22 @@ class Ledger:
             else:
                 self._upsert_holding(conn, account, vintage, delta)
 
-    def _insert(
+    def _lock_obligations(self, conn: Connection, year: int, enterprise_ids: Iterable[str]) -> None:
+        """Lock what the enterprises owe for ``year`` until the transaction ends: what is owed and
+        what was surrendered against it are read and then booked against, which must not interleave."""
+        lock(conn, *(f"obligations:{enterprise_id}:{year}" for enterprise_id in enterprise_ids))
+
+    def _append(
+        self, conn: Connection, table: Table, values: Mapping[str, Any], lines: Sequence[tuple[str, int, int]] = ()
+    ) -> int:
+        """Insert a row into a chained table, carrying the next link of its chain; return its id."""
+        lock(conn, "chains")  # one writer at a time extends the chains, or two would follow the same row
+        previous = conn.execute(select(table.c.chain_sha256).order_by(table.c.id.desc()).limit(1)).scalar()
+        row = {name: None for name in CHAINED[table.name]} | dict(values)  # exactly what is hashed is stored
+        digest = link(previous, table.name, row, lines)
+        return int(conn.execute(insert(table).values(**row, chain_sha256=digest).returning(table.c.id)).scalar_one())
+
+    def _record(
         self,
         conn: Connection,
         kind: str,
@@ -199,26 +242,22 @@ class Ledger:
         changes: Sequence[tuple[str, int, int]],
         **columns: Any,
     ) -> int:
-        """Insert a transaction row, change the holdings and insert its entries; return its id."""
+        """Insert a transaction row and its entries (the holdings are changed already); return its id."""
         assert sum(d for _a, _v, d in changes) == 0, "a transaction's entries must sum to zero"
-        txn_id = conn.execute(
-            insert(transactions)
-            .values(
-                kind=kind,
-                reference=reference,
-                content_sha256=digest,
-                requested_by=requested_by,
-                requested_at=self.clock(),
-                **columns,
-            )
-            .returning(transactions.c.id)
-        ).scalar_one()
-        self._apply(conn, changes)
+        values = {
+            "kind": kind,
+            "reference": reference,
+            "content_sha256": digest,
+            "requested_by": requested_by,
+            "requested_at": self._now(),
+            **columns,
+        }
+        txn_id = self._append(conn, transactions, values, changes)
         conn.execute(
             insert(entries),
             [{"transaction_id": txn_id, "account_id": a, "vintage": v, "amount_kg": d} for a, v, d in changes],
         )
-        return int(txn_id)
+        return txn_id
 
     def _book(
         self,
@@ -232,6 +271,12 @@ class Ledger:
         """Book one request: its transaction row, its holdings and entries, or nothing."""
         if not reference or len(reference) > 200:
             raise LedgerError("a reference of 1 to 200 characters is required: it makes a retried request safe")
+        if reference.startswith(SYSTEM_REFERENCE_PREFIX):
+            # Settlements book under references of this form; a caller's would make them collide.
+            raise ReservedReferenceError(
+                f"reference {reference!r}: references starting with {SYSTEM_REFERENCE_PREFIX!r} are reserved "
+                "for the ledger's own bookings (settlements); choose another"
+            )
         if not requested_by:
             raise LedgerError("who asked for it (requested_by) is required")
         digest = _sha256({"kind": kind} | content)
@@ -252,15 +297,21 @@ class Ledger:
         def work(conn: Connection) -> Booked:
             if (done := previous(conn)) is not None:
                 return done
-            txn_id = self._insert(
-                conn, kind, reference, digest, requested_by, moves(conn), memo=str(content.get("memo", "")), **columns
+            changes = moves(conn)
+            self._apply(conn, changes)
+            memo = str(content.get("memo", ""))
+            return Booked(
+                self._record(conn, kind, reference, digest, requested_by, changes, memo=memo, **columns), reference
             )
-            return Booked(int(txn_id), reference)
 
         try:
             result: Booked = self._retrying(work)
-        except IntegrityError:
-            # Another request with this reference committed first: answer as a retry of it would be.
+        except DuplicateReferenceError:
+            raise
+        except (IntegrityError, LedgerError):
+            # The same request, sent again by a client retrying, may have been booked meanwhile: its
+            # reference is taken, or it used up the balance or obligation this one needed. Answer as a
+            # retry of it would be.
             with self._transaction() as conn:
                 done = previous(conn)
             if done is None:
@@ -314,12 +365,7 @@ class Ledger:
         amount_kg = t_to_kg(amount_t)
         if source == target:
             raise LedgerError(f"a transfer needs two enterprises, not {source!r} twice")
-        price_fen = None
-        if price_cny_per_t is not None:
-            price = Decimal(str(price_cny_per_t)) * 100
-            if price < 0 or price != price.to_integral_value():
-                raise LedgerError(f"price {price_cny_per_t} CNY/t must be ≥ 0 with at most 2 decimals")
-            price_fen = int(price)
+        price_fen = None if price_cny_per_t is None else cny_to_fen(price_cny_per_t)
         content = {
             "source": source,
             "target": target,
@@ -354,6 +400,7 @@ class Ledger:
         def moves(conn: Connection) -> list[tuple[str, int, int]]:
             account = self._account(conn, enterprise_id)
             self._vintage_exists(conn, vintage)
+            self._lock_obligations(conn, year, [enterprise_id])  # before reading what is owed
             due, surrendered = self._due_kg(conn, enterprise_id, year), self._surrendered_kg(conn, enterprise_id, year)
             if due - surrendered < amount_kg:
                 raise LedgerError(
@@ -424,6 +471,39 @@ class Ledger:
             ).scalar_one()
         )
 
+    def _plan(self, conn: Connection, year: int, credit: SettledCredit, account: str) -> _SettlementPlan | None:
+        """What settling ``credit`` books (the holding a clawback takes from stays locked); None: as
+        settled last time."""
+        target_kg = credits_to_kg(credit.credits_t)
+        last = conn.execute(
+            select(settlements.c.credits_kg, settlements.c.inputs_sha256)
+            .where(settlements.c.year == year, settlements.c.enterprise_id == credit.enterprise_id)
+            .order_by(settlements.c.id.desc())
+            .limit(1)
+        ).first()
+        if last is not None and (last.credits_kg, last.inputs_sha256) == (target_kg, credit.inputs_sha256):
+            return None
+        number = 1 + int(
+            conn.execute(
+                select(func.count()).where(
+                    settlements.c.year == year, settlements.c.enterprise_id == credit.enterprise_id
+                )
+            ).scalar_one()
+        )
+        issued = self._issued_kg(conn, credit.enterprise_id, year)
+        change = max(target_kg, 0) - issued
+        if change < 0:  # over-issued before: take back what the enterprise still holds of the vintage
+            change = -min(self._holding_kg(conn, account, year, lock=True), -change)
+        due = self._due_kg(conn, credit.enterprise_id, year)
+        return _SettlementPlan(
+            number=number,
+            target_kg=target_kg,
+            change=change,
+            moves=[(ISSUING, year, -change), (account, year, change)] if change else [],
+            owed_change=(issued + change - target_kg) - due,
+            over_issued=issued + change > max(target_kg, 0),
+        )
+
     def settle(
         self, year: int, credits: Sequence[SettledCredit], deadline: date, requested_by: str
     ) -> SettlementReport:
@@ -435,78 +515,77 @@ class Ledger:
         """
         if not credits:
             raise NothingToSettleError(f"no settled credits for {year}: has carbon_annual run for it?")
-        report = SettlementReport(year)
+        ordered = sorted(credits, key=lambda c: c.enterprise_id)
+        # Each enterprise is planned from the book as it was before this settlement: once, then.
+        twice = sorted(e for e, n in Counter(c.enterprise_id for c in credits).items() if n > 1)
+        if twice:
+            raise LedgerError(f"the settlement of {year} names {', '.join(twice)} more than once: nothing was booked")
 
         def work(conn: Connection) -> SettlementReport:
-            now = self.clock()
-            for credit in sorted(credits, key=lambda c: c.enterprise_id):
-                account = self._account(conn, credit.enterprise_id)
-                target_kg = credits_to_kg(credit.credits_t)
-                last = conn.execute(
-                    select(settlements.c.credits_kg, settlements.c.inputs_sha256)
-                    .where(settlements.c.year == year, settlements.c.enterprise_id == credit.enterprise_id)
-                    .order_by(settlements.c.id.desc())
-                    .limit(1)
-                ).first()
-                if last is not None and (last.credits_kg, last.inputs_sha256) == (target_kg, credit.inputs_sha256):
+            report = SettlementReport(year)
+            now = self._now()
+            account_of = {c.enterprise_id: self._account(conn, c.enterprise_id) for c in ordered}
+            # The locks in the order every booking takes them (see the module's docstring): first what
+            # the enterprises owe; then their holdings in key order (enterprise order, each changed as
+            # it is planned) and the issuing account's last ("ent:…" < "park:…"); the chains at the end.
+            self._lock_obligations(conn, year, account_of.keys())
+            plans = []
+            for credit in ordered:
+                plan = self._plan(conn, year, credit, account_of[credit.enterprise_id])
+                if plan is not None:
+                    self._apply(conn, [move for move in plan.moves if move[0] != ISSUING])
+                plans.append(plan)
+            self._apply(conn, [move for plan in plans if plan is not None for move in plan.moves if move[0] == ISSUING])
+            for credit, plan in zip(ordered, plans, strict=True):
+                if plan is None:
                     report.unchanged.append(credit.enterprise_id)
                     continue
-                number = 1 + int(
-                    conn.execute(
-                        select(func.count()).where(
-                            settlements.c.year == year, settlements.c.enterprise_id == credit.enterprise_id
-                        )
-                    ).scalar_one()
-                )
-                stem = f"settle:{year}:{credit.enterprise_id}:{number}"
-                issued = self._issued_kg(conn, credit.enterprise_id, year)
-                change = max(target_kg, 0) - issued
-                if change < 0:  # over-issued before: take back what the enterprise still holds of the vintage
-                    change = -min(self._holding_kg(conn, account, year, lock=True), -change)
-                if change:
-                    kind = "issue" if change > 0 else "clawback"
-                    self._insert(
+                stem = f"{SYSTEM_REFERENCE_PREFIX}{year}:{credit.enterprise_id}:{plan.number}"
+                if plan.change:
+                    kind = "issue" if plan.change > 0 else "clawback"
+                    self._record(
                         conn,
                         kind,
                         f"{stem}:{kind}",
-                        _sha256({"kind": kind, "enterprise": credit.enterprise_id, "kg": change}),
+                        _sha256({"kind": kind, "enterprise": credit.enterprise_id, "kg": plan.change}),
                         requested_by,
-                        [(ISSUING, year, -change), (account, year, change)],
+                        plan.moves,
                         settlement_year=year,
-                        memo=f"settlement {number} of {year}: inputs {credit.inputs_sha256[:12]}",
+                        memo=f"settlement {plan.number} of {year}: inputs {credit.inputs_sha256[:12]}",
                     )
-                    report.issued_kg[credit.enterprise_id] = change
-                due = self._due_kg(conn, credit.enterprise_id, year)
-                owed_change = (issued + change - target_kg) - due
-                over_issued = issued + change > max(target_kg, 0)
-                if owed_change:
-                    conn.execute(
-                        insert(obligations).values(
-                            enterprise_id=credit.enterprise_id,
-                            year=year,
-                            delta_kg=owed_change,
-                            deadline=deadline,
-                            reason=(
-                                f"settlement {number} of {year}: credits {kg_to_t(target_kg)} t"
-                                + (" (over-issued credits no longer held)" if over_issued else "")
+                    report.issued_kg[credit.enterprise_id] = plan.change
+                if plan.owed_change:
+                    self._append(
+                        conn,
+                        obligations,
+                        {
+                            "enterprise_id": credit.enterprise_id,
+                            "year": year,
+                            "delta_kg": plan.owed_change,
+                            "deadline": deadline,
+                            "reason": (
+                                f"settlement {plan.number} of {year}: credits {kg_to_t(plan.target_kg)} t"
+                                + (" (over-issued credits no longer held)" if plan.over_issued else "")
                             ),
-                            reference=f"{stem}:obligation",
-                            requested_by=requested_by,
-                            requested_at=now,
-                        )
+                            "reference": f"{stem}:obligation",
+                            "requested_by": requested_by,
+                            "requested_at": now,
+                        },
                     )
-                    report.obligation_kg[credit.enterprise_id] = owed_change
-                conn.execute(
-                    insert(settlements).values(
-                        year=year,
-                        enterprise_id=credit.enterprise_id,
-                        credits_kg=target_kg,
-                        inputs_sha256=credit.inputs_sha256,
-                        policy_version=credit.policy_version,
-                        factor_set=credit.factor_set,
-                        requested_by=requested_by,
-                        requested_at=now,
-                    )
+                    report.obligation_kg[credit.enterprise_id] = plan.owed_change
+                self._append(
+                    conn,
+                    settlements,
+                    {
+                        "year": year,
+                        "enterprise_id": credit.enterprise_id,
+                        "credits_kg": plan.target_kg,
+                        "inputs_sha256": credit.inputs_sha256,
+                        "policy_version": credit.policy_version,
+                        "factor_set": credit.factor_set,
+                        "requested_by": requested_by,
+                        "requested_at": now,
+                    },
                 )
             return report
 
@@ -627,14 +706,37 @@ class Ledger:
         )
 
     def check(self) -> list[str]:
-        """The book's invariants; returns what is wrong (nothing, always, unless the database was edited).
+        """The book's invariants; returns what is wrong, the first broken row first (nothing, always,
+        unless the database was edited behind the ledger's back).
 
-        - every transaction's entries sum to zero;
+        - every row of transactions (with its entries), obligations and settlements carries the hash
+          its chain gives it: nothing booked was edited, moved or deleted, even with the triggers off;
+        - every entry belongs to a transaction, and every transaction's entries sum to zero;
         - every holding equals the sum of its entries, and none but the issuing account is negative;
-        - all credits ever issued are held, surrendered or retired.
+        - all credits ever issued are held, surrendered or retired;
+        - no caller's transaction took a reference of the ledger's own (booked before they were refused).
         """
         problems = []
         with self.engine.connect() as conn:
+            lines: dict[int, list[tuple[int, str, int, int]]] = defaultdict(list)
+            for entry_id, txn_id, account, vintage, kg in conn.execute(
+                select(
+                    entries.c.id, entries.c.transaction_id, entries.c.account_id, entries.c.vintage, entries.c.amount_kg
+                )
+            ):
+                lines[int(txn_id)].append((int(entry_id), account, int(vintage), int(kg)))
+            for table in CHAINS:
+                previous = None
+                for row in conn.execute(select(table).order_by(table.c.id)).mappings():
+                    own = lines.pop(int(row["id"]), []) if table is transactions else []
+                    if row["chain_sha256"] != link(previous, table.name, row, [(a, v, kg) for _e, a, v, kg in own]):
+                        problems.append(
+                            f"{_describe(table, row)}: not as booked (its chain hash differs): it, its entries or "
+                            f"the {table.name[:-1]} before it were changed after booking"
+                        )
+                    previous = row["chain_sha256"]
+            for txn_id, orphans in sorted(lines.items()):
+                problems += [f"entry {e} belongs to transaction {txn_id}, which does not exist" for e, *_ in orphans]
             unbalanced = conn.execute(
                 select(entries.c.transaction_id)
                 .group_by(entries.c.transaction_id)
@@ -659,4 +761,40 @@ class Ledger:
             rest = sum(v for (a, _v), v in held.items() if a != ISSUING)
             if issued != rest:
                 problems.append(f"{issued} kg issued but {rest} kg held, surrendered or retired")
+            squatted = conn.execute(
+                select(transactions.c.id, transactions.c.reference)
+                .where(
+                    transactions.c.reference.startswith(SYSTEM_REFERENCE_PREFIX, autoescape=True),
+                    transactions.c.kind.notin_(["issue", "clawback"]),
+                )
+                .order_by(transactions.c.id)
+            ).all()
+            problems += [
+                f"transaction {t} (reference {r!r}) is a caller's under a reference reserved for settlements: "
+                "settling its year again may fail on it"
+                for t, r in squatted
+            ]
         return problems
+
+    def summary(self) -> str:
+        """How much the book holds and the head (last row and hash) of each chain: one line, worth
+        keeping outside the database, where a rewrite of the chains from some row on would show."""
+        with self.engine.connect() as conn:
+            n_entries = conn.execute(select(func.count()).select_from(entries)).scalar_one()
+            counts, heads = [], []
+            for table in CHAINS:
+                counts.append(f"{conn.execute(select(func.count()).select_from(table)).scalar_one()} {table.name}")
+                head = conn.execute(
+                    select(table.c.id, table.c.chain_sha256).order_by(table.c.id.desc()).limit(1)
+                ).first()
+                if head is not None:
+                    heads.append(f"{table.name[:-1]} {head.id} {head.chain_sha256}")
+        counts[0] += f" ({n_entries} entries)"
+        return f"{', '.join(counts)}; chain heads: {', '.join(heads) or 'none (empty book)'}"
+
+
+def _describe(table: Table, row: Mapping[Any, Any]) -> str:
+    """A booked row as an operator finds it again: its table, id and reference (or whose and which year)."""
+    if table is settlements:
+        return f"settlement {row['id']} ({row['enterprise_id']}, {row['year']})"
+    return f"{table.name[:-1]} {row['id']} (reference {row['reference']!r})"

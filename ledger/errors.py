@@ -23,5 +23,9 @@ class DuplicateReferenceError(LedgerError):
     """A reference already used by a request with other content: a retry must repeat the request exactly."""
 
 
+class ReservedReferenceError(LedgerError):
+    """A caller's reference in the namespace of the ledger's own bookings (settlements)."""
+
+
 class NothingToSettleError(LedgerError):
     pass

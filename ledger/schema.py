@@ -13,6 +13,11 @@ schema (a test compares them), plus triggers that refuse UPDATE and DELETE on th
   corrections after a re-settlement); what it owes is their sum.
 - ``settlements``: the settled credits of each enterprise and year, with the inputs' hash, policy
   and factor set they came from; a re-settlement adds rows, never edits one.
+
+Transactions (with their entries), obligations and settlements each form a hash chain
+(``chain_sha256``, see ``ledger.chain``), so that an edit behind the triggers' back shows. The column
+may be NULL only because SQLite cannot make a column added to a filled table NOT NULL;
+``Ledger.check`` reports a missing hash like a wrong one.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ SURRENDERED = "park:surrendered"
 RETIRED = "park:retired"
 PARK_ACCOUNTS = {ISSUING: "issuing", SURRENDERED: "surrendered", RETIRED: "retired"}
 IMMUTABLE_TABLES = ("transactions", "entries", "obligations", "settlements")
+SYSTEM_REFERENCE_PREFIX = "settle:"  # the ledger's own bookings; refused as a caller's reference
 
 metadata = MetaData()
 
@@ -62,6 +68,7 @@ transactions = Table(
     Column("obligation_year", Integer, nullable=True),  # surrender: the year's obligation it covers
     Column("price_fen_per_t", BigInteger, nullable=True),  # transfer: price per credit in CNY fen (0.01 CNY)
     Column("memo", Text, nullable=False, default=""),
+    Column("chain_sha256", String(64), nullable=True),
 )
 
 entries = Table(
@@ -98,6 +105,7 @@ obligations = Table(
     Column("reference", String(200), nullable=False, unique=True),
     Column("requested_by", String(120), nullable=False),
     Column("requested_at", DateTime(timezone=True), nullable=False),
+    Column("chain_sha256", String(64), nullable=True),
     Index("ix_obligations_enterprise_year", "enterprise_id", "year"),
 )
 
@@ -113,5 +121,6 @@ settlements = Table(
     Column("factor_set", String(64), nullable=False),
     Column("requested_by", String(120), nullable=False),
     Column("requested_at", DateTime(timezone=True), nullable=False),
+    Column("chain_sha256", String(64), nullable=True),
     Index("ix_settlements_year_enterprise", "year", "enterprise_id"),
 )

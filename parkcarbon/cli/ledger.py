@@ -1,7 +1,9 @@
-"""``parkcarbon ledger``: settle a year, transfer, surrender, retire, balances, statements, compliance.
+"""``parkcarbon ledger``: settle a year, transfer, surrender, retire, balances, statements, compliance,
+and check the book.
 
 Every refusal (insufficient balance, unknown enterprise, wrong vintage, a reference reused with
-other content) is printed with its reason and exits 1; nothing of a refused request is booked.
+other content or reserved for settlements, an amount or price that is no finite number) is printed
+with its reason in one line and exits 1; nothing of a refused request is booked.
 """
 
 from __future__ import annotations
@@ -71,6 +73,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     compliance.add_argument("--as-of", type=date.fromisoformat, default=date.today(), help="YYYY-MM-DD")
     compliance.add_argument("--write", action="store_true", help="also write it to InfluxDB (measurement compliance)")
     compliance.set_defaults(handler=_compliance)
+
+    check = commands.add_parser(
+        "check", help="verify the book: hash chains, every transaction summing to zero, holdings equal to entries"
+    )
+    check.set_defaults(handler=_check)
 
     for command in (settle, transfer, surrender, retire, balance, statement, compliance):
         command.add_argument("--by", help="who asks (default: PARKCARBON_LEDGER__OPERATOR or the system user)")
@@ -201,6 +208,21 @@ def _statement(args: argparse.Namespace, settings: Settings) -> int:
         return 0
 
     return _run(args, settings, work)
+
+
+def _check(_args: argparse.Namespace, settings: Settings) -> int:
+    """Exit 0 with a summary (counts, chain heads worth keeping elsewhere), 1 naming the first broken row."""
+    from ledger.settlement import open_ledger
+
+    with open_ledger(settings) as ledger:
+        problems = ledger.check()
+        summary = ledger.summary()
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        print(f"parkcarbon ledger check: broken: {problems[0]}{more}", file=sys.stderr)
+        return 1
+    print(f"parkcarbon ledger check: intact: {summary}")
+    return 0
 
 
 def _compliance(args: argparse.Namespace, settings: Settings) -> int:

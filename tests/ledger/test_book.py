@@ -6,6 +6,7 @@ booked in whole kg)."""
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -85,7 +86,7 @@ class TestAmounts:
 class TestSchema:
     def test_migrations_build_exactly_the_models(self, ledger):
         """Alembic's head and ledger.schema agree: autogenerate finds nothing to change."""
-        assert current_revision(ledger.engine) == "0001"
+        assert current_revision(ledger.engine) == "0002"
         with ledger.engine.connect() as conn:
             assert compare_metadata(MigrationContext.configure(conn), metadata) == []
 
@@ -246,3 +247,90 @@ def pd_isna(value: object) -> bool:
     import pandas as pd
 
     return bool(pd.isna(value))
+
+
+# Client input that is no amount: text, NaN, infinities, a number too large for any column.
+NOT_FINITE = ["NaN", "nan", "sNaN", "inf", "-Infinity", "abc", "", float("nan"), float("inf")]
+TOO_LARGE = ["1e30", "1e999999"]
+
+
+class TestNumbers:
+    """A faulty or hostile client's numbers: every one is refused with its reason, nothing is booked."""
+
+    @pytest.fixture
+    def settled(self, ledger):
+        ledger.settle(2026, [credit("E01", 100), credit("E02", -30)], DEADLINE, "op")
+        return ledger
+
+    @pytest.mark.parametrize(
+        ("price", "reason"),
+        [(p, "is not a finite number") for p in NOT_FINITE]
+        + [(p, "is more than") for p in TOO_LARGE]
+        + [(p, "must be ≥ 0 with at most 2 decimals") for p in ("-1", "-0.01", "1.001")],
+        ids=repr,
+    )
+    def test_price_is_a_finite_non_negative_cny_amount(self, settled, price, reason):
+        before = count_transactions(settled)
+        with pytest.raises(LedgerError, match=rf"^price .*{reason}"):
+            settled.transfer("E01", "E02", "1", 2026, "p-1", "x", price_cny_per_t=price)
+        assert count_transactions(settled) == before
+
+    @pytest.mark.parametrize(
+        ("amount", "reason"),
+        [(a, "is not a finite number") for a in NOT_FINITE]
+        + [(a, "is more than") for a in TOO_LARGE]
+        + [(a, "must be positive") for a in ("-1", "-0.001", "0", "-1e30")],
+        ids=repr,
+    )
+    @pytest.mark.parametrize("request_kind", ["transfer", "surrender", "retire"])
+    def test_amount_is_a_finite_positive_tonnage(self, settled, amount, reason, request_kind):
+        before = count_transactions(settled)
+        with pytest.raises(LedgerError, match=rf"^amount .*{reason}"):
+            if request_kind == "transfer":
+                settled.transfer("E01", "E02", amount, 2026, "a-1", "x")
+            elif request_kind == "surrender":
+                settled.surrender("E02", 2026, amount, 2026, "a-1", "x")
+            else:
+                settled.retire("E01", amount, 2026, "a-1", "x")
+        assert count_transactions(settled) == before
+
+
+SETTLEMENT_REFERENCES = [
+    "settle:2026:E01:2:issue",
+    "settle:2026:E01:2:clawback",
+    "settle:2026:E02:2:obligation",
+    "settle:2027:E01:1:issue",
+]
+
+
+class TestReferences:
+    """The settlement books under references of its own; a caller can neither take nor spoil them."""
+
+    @pytest.mark.parametrize("reference", [*SETTLEMENT_REFERENCES, "settle:", "settle:anything"])
+    @pytest.mark.parametrize("request_kind", ["transfer", "surrender", "retire"])
+    def test_a_system_reference_is_refused_to_callers(self, ledger, reference, request_kind):
+        ledger.settle(2026, [credit("E01", 100), credit("E02", -30)], DEADLINE, "op")
+        ledger.transfer("E01", "E02", "30", 2026, "stock", "x")
+        before = count_transactions(ledger)
+        with pytest.raises(LedgerError, match=r"reserved for the ledger's own bookings"):
+            if request_kind == "transfer":
+                ledger.transfer("E01", "E02", "1", 2026, reference, "x")
+            elif request_kind == "surrender":
+                ledger.surrender("E02", 2026, "1", 2026, reference, "x")
+            else:
+                ledger.retire("E01", "1", 2026, reference, "x")
+        assert count_transactions(ledger) == before
+
+    def test_settlement_still_works_after_a_caller_tried_its_references(self, ledger):
+        """E01 settled at 100 t, then corrected to 60 t (40 t clawed back); E02 owes 30 t, then 20 t."""
+        ledger.settle(2026, [credit("E01", 100), credit("E02", -30)], DEADLINE, "op")
+        for reference in SETTLEMENT_REFERENCES:
+            with contextlib.suppress(LedgerError):
+                ledger.transfer("E01", "E02", "0.001", 2026, reference, "mallory")
+        report = ledger.settle(2026, [credit("E01", 60, "b" * 64), credit("E02", -20, "b" * 64)], DEADLINE, "op")
+        assert report.issued_kg == {"E01": -40_000}
+        assert report.obligation_kg == {"E02": -10_000}
+        report = ledger.settle(2027, [credit("E01", 5)], date(2028, 6, 30), "op")
+        assert report.issued_kg == {"E01": 5_000}
+        assert holding(ledger, "E01") == 60.0 and holding(ledger, "E01", 2027) == 5.0
+        assert ledger.check() == []

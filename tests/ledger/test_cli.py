@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
 from datetime import date
 
 import pandas as pd
@@ -79,3 +81,53 @@ def test_reference_reused_with_other_content(office, capsys):
     assert main([*base, "--amount", "10"]) == 0
     assert main([*base, "--amount", "11"]) == 1
     assert "reference 'deal-9' was booked as transaction" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("option", "reason"),
+    [
+        ("--price-cny=NaN", "price 'NaN' is not a finite number of CNY per t"),
+        ("--price-cny=inf", "price 'inf' is not a finite number of CNY per t"),
+        ("--price-cny=-Infinity", "price '-Infinity' is not a finite number of CNY per t"),
+        ("--price-cny=abc", "price 'abc' is not a finite number of CNY per t"),
+        ("--price-cny=-5", "price -5 CNY/t must be ≥ 0"),
+        ("--amount=NaN", "amount 'NaN' is not a finite number of t CO2"),
+        ("--amount=-inf", "amount '-inf' is not a finite number of t CO2"),
+        ("--amount=-1", "amount -1 t must be positive"),
+        ("--amount=1e30", "amount 1e30 t is more than"),
+    ],
+)
+def test_numbers_that_are_no_amounts_are_refused_in_one_line(office, capsys, option, reason):
+    args = ["ledger", "transfer", "--from", "E01", "--to", "E02", "--vintage", "2026", "--reference", "n-1"]
+    if not option.startswith("--amount"):
+        args += ["--amount", "1"]
+    assert main([*args, option]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("parkcarbon ledger transfer: refused:") and reason in err, err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_a_system_reference_is_refused(office, capsys):
+    transfer = ["ledger", "transfer", "--from", "E01", "--to", "E02", "--amount", "1", "--vintage", "2026"]
+    assert main([*transfer, "--reference", "settle:2026:E01:2:clawback"]) == 1
+    assert "reserved for the ledger's own bookings" in capsys.readouterr().err
+
+
+def test_check_says_intact_or_names_the_first_broken_transaction(office, capsys, tmp_path):
+    transfer = ["ledger", "transfer", "--from", "E01", "--to", "E02", "--amount", "10", "--vintage", "2026"]
+    assert main([*transfer, "--reference", "deal-1"]) == 0
+    capsys.readouterr()
+    assert main(["ledger", "check"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("parkcarbon ledger check: intact: 3 transactions (6 entries)") and out.count("\n") == 1
+
+    # The owner of the SQLite file drops a trigger and moves the 10 t bought to E05, holdings and all.
+    with closing(sqlite3.connect(tmp_path / "ledger.sqlite")) as db, db:
+        db.execute("DROP TRIGGER entries_no_update")
+        db.execute("UPDATE entries SET account_id = 'ent:E05' WHERE transaction_id = 3 AND account_id = 'ent:E02'")
+        db.execute("UPDATE holdings SET amount_kg = amount_kg - 10000 WHERE account_id = 'ent:E02'")
+        db.execute("UPDATE holdings SET amount_kg = amount_kg + 10000 WHERE account_id = 'ent:E05'")
+    assert main(["ledger", "check"]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith("parkcarbon ledger check: broken: transaction 3 (reference 'deal-1')")
+    assert captured.err.count("\n") == 1 and captured.out == ""

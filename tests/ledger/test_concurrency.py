@@ -3,11 +3,15 @@
 300 requests (transfers among four enterprises, some retirements) are each sent twice, by two
 different threads racing each other, as a client retrying after a timeout would. Afterwards the
 book must be exactly what applying each accepted request once gives, computed here independently.
+
+Surrenders are bounded by what is owed as well as by what is held: clients surrendering against one
+obligation at the same instant get exactly as many bookings as the obligation has room for.
 """
 
 from __future__ import annotations
 
 import random
+import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -17,7 +21,7 @@ import pytest
 from sqlalchemy import func, select
 
 from ledger.book import Booked, Ledger, SettledCredit
-from ledger.errors import InsufficientBalanceError
+from ledger.errors import InsufficientBalanceError, LedgerError
 from ledger.schema import transactions
 from park.registry import DEFAULT_TIMEZONE
 
@@ -100,4 +104,44 @@ def test_parallel_clients_never_overdraw_and_apply_retries_once(ledger_url, seed
     with ledger.engine.connect() as conn:
         count = conn.execute(select(func.count()).select_from(transactions)).scalar_one()
     assert count == len(START_T) + len(accepted)  # settlement issues + one per accepted request
+    ledger.close()
+
+
+ROUNDS = 10
+
+
+@pytest.mark.parametrize(("clients", "amount_t", "fit"), [(4, "40", 1), (6, "20", 2)])
+def test_concurrent_surrenders_never_exceed_the_obligation(ledger_url, clients, amount_t, fit):
+    """Each round E02 owes 50 t for a year of its own and holds 120 t of that vintage; ``clients``
+    surrender ``amount_t`` at the same instant. Only ``fit`` of them fit into the 50 t owed (4 × 40 t:
+    one; 6 × 20 t: two), in every round, and the book balances afterwards."""
+    ledger = Ledger.open(ledger_url, DEFAULT_TIMEZONE)
+    ledger.open_accounts(["E01", "E02"])
+    booked_per_round = []
+    for year in range(2026, 2026 + ROUNDS):
+        credits = [SettledCredit(e, t, "c" * 64, "2026.1", "cn-national-2023") for e, t in (("E01", 120), ("E02", -50))]
+        ledger.settle(year, credits, date(year + 1, 6, 30), "park office")
+        ledger.transfer("E01", "E02", "120", year, f"stock-{year}", "E01 trader")
+        start = threading.Barrier(clients)
+
+        def surrender(client: int, year: int = year, start: threading.Barrier = start) -> bool:
+            start.wait()  # all clients ask at once
+            try:
+                ledger.surrender("E02", year, amount_t, year, f"s-{year}-{client}", "E02 office")
+            except LedgerError:
+                return False
+            return True
+
+        with ThreadPoolExecutor(clients) as pool:
+            booked_per_round.append(sum(pool.map(surrender, range(clients))))
+
+    assert booked_per_round == [fit] * ROUNDS
+    fit_t = fit * float(amount_t)
+    for year in range(2026, 2026 + ROUNDS):
+        row = ledger.compliance(year, date(year + 1, 1, 1)).set_index("enterprise_id").loc["E02"]
+        assert (row["due_t"], row["surrendered_t"]) == (50.0, fit_t), year
+    held = ledger.balances().groupby("account")["amount_t"].sum()
+    assert held["park:surrendered"] == fit_t * ROUNDS
+    assert held["ent:E02"] == (120 - fit_t) * ROUNDS
+    assert ledger.check() == []
     ledger.close()
