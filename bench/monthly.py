@@ -32,7 +32,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
-TZ = "Asia/Shanghai"
+from park.registry import DEFAULT_TIMEZONE
+
+TZ = DEFAULT_TIMEZONE
 PERIOD = "2026-03"
 METERS_PER_ENTERPRISE = 100
 WRITE_CHUNK_METERS = 500
@@ -59,7 +61,14 @@ def registry_data(n_meters: int) -> dict[str, object]:
                     "rollover_at": 1_000_000.0,
                 }
             )
-    park = {"id": "bench", "name": "Bench park", "timezone": TZ, "latitude_deg": 31.8, "longitude_deg": 117.1}
+    park = {
+        "id": "bench",
+        "name": "Bench park",
+        "timezone": TZ,
+        "metering_start": "2026-01-01",
+        "latitude_deg": 31.8,
+        "longitude_deg": 117.1,
+    }
     return {
         "version": f"bench-{n_meters}",
         "park": park,

@@ -1,13 +1,17 @@
 """
 ### carbon_monthly
 
-One run per calendar month in the park's time zone (the registry's `park.timezone`), for the month that just ended.
+One run per calendar month in the park's time zone (the registry's `park.timezone`), for the month
+that just ended, from the month the park's metering started (`park.metering_start`). A month that
+has not ended, or lies before the metering start, fails at once; so does a wrong input (a bad file,
+an unknown factor set): retries are for transient faults.
 
 1. **activity**: cumulative registers from InfluxDB (with the readings around the month) → per-meter
-   consumption with rollover, reset, gap and month-boundary handling → `ACTIVITY_MONTHLY`, `DATA_QUALITY`.
+   consumption with rollover, reset, gap and month-boundary handling → `ACTIVITY_MONTHLY`, `DATA_QUALITY`,
+   and `MONTH_COVERAGE`: an enterprise without readings has no data that month, never zeros.
 2. **scores**: metered plus manual activity → `EMISSIONS_MONTHLY` (GB/T 32150), year-to-date
    `CREDITS`, grades and ratings (compliance with last year's obligation from the credit ledger),
-   `NEAR_ZERO_PROGRESS`.
+   `NEAR_ZERO_PROGRESS`; a month in which the park has no data writes none of them.
 3. **report**: `RUN/reports/YYYY-MM/`: the park's and each enterprise's HTML report (bilingual,
    with charts, factors and their sources), CSV files per measurement, a text summary.
 
@@ -23,11 +27,15 @@ import pendulum
 from airflow.sdk import dag, get_current_context, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-from park.registry import park_timezone
+from park.registry import park_of
 from park.settings import Settings
 
-# The registry is the one source of the park's time zone; reading its file is local and cheap.
-PARK_TZ = park_timezone(Settings().registry)
+# The registry is the one source of the park's time zone and of the day its metering started (the
+# first data interval); reading its file is local and cheap.
+PARK = park_of(Settings().registry)
+PARK_TZ = PARK.timezone
+# The first interval is the month the park's metering started in.
+START = pendulum.datetime(PARK.metering_start.year, PARK.metering_start.month, 1, tz=PARK_TZ)
 
 
 def _period() -> str:
@@ -39,7 +47,7 @@ def _period() -> str:
 
 @dag(
     schedule=CronDataIntervalTimetable("0 0 1 * *", timezone=PARK_TZ),
-    start_date=pendulum.datetime(2025, 1, 1, tz=PARK_TZ),
+    start_date=START,
     catchup=True,
     max_active_runs=1,
     default_args={"retries": 2, "retry_delay": timedelta(minutes=5)},
@@ -49,21 +57,27 @@ def _period() -> str:
 def carbon_monthly() -> None:
     @task
     def activity() -> dict[str, object]:
+        from pipeline.checks import failing_fast
         from pipeline.monthly import compute_activity
 
-        return compute_activity(Settings(), _period())
+        with failing_fast():
+            return compute_activity(Settings(), _period())
 
     @task
     def scores(summary: dict[str, object]) -> dict[str, object]:
+        from pipeline.checks import failing_fast
         from pipeline.monthly import compute_scores
 
-        return compute_scores(Settings(), str(summary["period"]))
+        with failing_fast():
+            return compute_scores(Settings(), str(summary["period"]))
 
     @task
     def report(summary: dict[str, object]) -> str:
+        from pipeline.checks import failing_fast
         from reports.monthly import write_month_report
 
-        return str(write_month_report(Settings(), str(summary["period"])))
+        with failing_fast():
+            return str(write_month_report(Settings(), str(summary["period"])))
 
     # TaskFlow calls pass XComArgs that Airflow resolves to the upstream task's dict at run time.
     report(scores(activity()))  # type: ignore[arg-type]

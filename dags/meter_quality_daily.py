@@ -16,22 +16,26 @@ No catchup: a new installation starts from today. Task bodies live in `pipeline.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 
 import pendulum
 from airflow.sdk import dag, get_current_context, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-from park.registry import park_timezone
+from park.registry import park_of
 from park.settings import Settings
 
-# The registry is the one source of the park's time zone; reading its file is local and cheap.
-PARK_TZ = park_timezone(Settings().registry)
+# The registry is the one source of the park's time zone and of the day its metering started (the
+# first data interval); reading its file is local and cheap.
+PARK = park_of(Settings().registry)
+PARK_TZ = PARK.timezone
+# The first interval is the day the park's metering started.
+START = pendulum.instance(datetime.combine(PARK.metering_start, time()), tz=PARK_TZ)
 
 
 @dag(
     schedule=CronDataIntervalTimetable("0 0 * * *", timezone=PARK_TZ),
-    start_date=pendulum.datetime(2025, 1, 1, tz=PARK_TZ),
+    start_date=START,
     catchup=False,
     max_active_runs=1,
     default_args={"retries": 2, "retry_delay": timedelta(minutes=10)},

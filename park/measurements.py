@@ -68,6 +68,8 @@ COLLECTOR_STATS = Measurement(
         "spool_depth_bytes",
         "lag_s",
         "write_failures",
+        "quarantine_dropped",
+        "thread_restarts",
     ),
     "report time",
 )
@@ -129,6 +131,12 @@ DATA_QUALITY = Measurement(
     ),
     "month start",
 )
+MONTH_COVERAGE = Measurement(
+    "month_coverage",
+    ("enterprise",),
+    ("status", "meters", "meters_with_data", "readings"),
+    "month start; status is data or no_data: a month without readings is no data, never zeros",
+)
 LATE_DATA = Measurement(
     "late_data",
     ("enterprise", "meter", "register"),
@@ -164,6 +172,7 @@ ALL: tuple[Measurement, ...] = (
     CREDITS,
     NEAR_ZERO_PROGRESS,
     DATA_QUALITY,
+    MONTH_COVERAGE,
     LATE_DATA,
     CREDITS_ANNUAL,
     COMPLIANCE,
@@ -172,6 +181,7 @@ ALL: tuple[Measurement, ...] = (
 )
 # The monthly results the report and the demo read back, in the order the report files list them.
 MONTHLY_RESULTS: tuple[Measurement, ...] = (
+    MONTH_COVERAGE,
     ACTIVITY_MONTHLY,
     EMISSIONS_MONTHLY,
     CREDITS,

@@ -50,35 +50,65 @@ def load_dag_module(name: str) -> ModuleType:
     return module
 
 
-def run_dag(name: str, start: datetime, end: datetime) -> Any:
+def run_dag(name: str, start: datetime, end: datetime, conf: dict[str, Any] | None = None) -> Any:
     """Run the DAG ``dags/<name>.py`` with ``dag.test()`` for the data interval [start, end); return the DagRun.
 
-    Raises if Airflow ran another interval or the run did not succeed.
+    Raises RuntimeError, with one line saying why, if the interval lies before the DAG's start date,
+    Airflow ran another interval, a task did not run, or the run did not succeed.
     """
     import pendulum
 
     # Airflow 3.3's in-process execution API uses starlette's TestClient, which warns about httpx.
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
     dag = getattr(load_dag_module(name), f"{name}_dag")
+    if dag.start_date is not None and pendulum.instance(start) < pendulum.instance(dag.start_date):
+        raise RuntimeError(
+            f"{name}: the interval from {start.isoformat()} is before the DAG's start date "
+            f"{pendulum.instance(dag.start_date).isoformat()} (the registry's park.metering_start)"
+        )
     # A data-interval timetable's run for an interval is the one made at the interval's end.
-    run = dag.test(logical_date=pendulum.instance(end))
+    run = dag.test(logical_date=pendulum.instance(end), run_conf=conf)
     ran_from = pendulum.instance(run.data_interval_start)
     if ran_from != pendulum.instance(start):
         raise RuntimeError(f"{name} ran for the interval from {ran_from}, not from {start}")
-    if run.state != "success":
-        raise RuntimeError(f"{name} for the interval from {start} ended {run.state}")
+    states = _task_states(name, run.run_id)
+    failed = sorted(t for t, state in states.items() if state != "success")
+    if failed or not states:
+        reason = ", ".join(f"{t}: {states[t]}" for t in failed) or "no task ran"
+        raise RuntimeError(f"{name} for the interval from {start.isoformat()} did not succeed: {reason}")
+    never_ran = sorted({t.task_id for t in dag.tasks} - set(states))
+    if never_ran or run.state != "success":
+        raise RuntimeError(f"{name} for {start.isoformat()} ended {run.state}; tasks that never ran: {never_ran}")
     return run
+
+
+def _task_states(dag_id: str, run_id: str) -> dict[str, str]:
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        rows = session.query(TaskInstance.task_id, TaskInstance.state).filter(
+            TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id
+        )
+        return {str(task_id): str(state) for task_id, state in rows}
 
 
 def run_month(period: str) -> Any:
     """Run ``carbon_monthly`` for ``period`` with ``dag.test()``; return the DagRun.
 
     The month's bounds are in the time zone of the registry the DAG's tasks read (the environment's
-    settings, as :func:`parkcarbon.runtime.export_settings` put them there).
+    settings, as :func:`parkcarbon.runtime.export_settings` put them there). A month that has not
+    ended, or lies before the park's metering start, is refused before Airflow runs anything.
     """
     from park.month import Month
-    from park.registry import park_timezone
+    from park.registry import load_registry
     from park.settings import Settings
+    from pipeline.checks import WrongInputError, check_month
 
-    month = Month.of(period, park_timezone(Settings().registry))
+    registry = load_registry(Settings().registry)
+    month = Month.of(period, registry.park.timezone)
+    try:
+        check_month(registry, month)
+    except WrongInputError as exc:
+        raise RuntimeError(str(exc)) from None
     return run_dag("carbon_monthly", month.start, month.end)

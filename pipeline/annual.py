@@ -4,27 +4,33 @@ them into the credit ledger (surplus issued, deficit owed by the deadline).
 Monthly results are year-to-date and provisional. Settlement scores the whole year once every one
 of its twelve months has run and no month has readings that arrived after it ran (``LATE_DATA``);
 otherwise it refuses and names the months to run again, so a settled figure never rests on a month
-that the data has since moved under.
+that the data has since moved under. A month without data for an enterprise (``MONTH_COVERAGE``) is
+refused too, unless the operator settles the year with that month explicitly accepted as missing;
+a year without any data is never settled.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import replace
 from datetime import date
 
+import numpy as np
 import pandas as pd
 
 from ledger.settlement import book_settlement, open_ledger, operator, write_compliance
-from park.measurements import CREDITS_ANNUAL, DATA_QUALITY, LATE_DATA, Measurement
+from park.measurements import CREDITS_ANNUAL, DATA_QUALITY, LATE_DATA, MONTH_COVERAGE, Measurement
 from park.month import Month
-from park.registry import park_timezone
+from park.registry import Registry, load_registry
 from park.settings import Settings
 from park.store import InfluxStore
+from pipeline.checks import WrongInputError
 from pipeline.monthly import credit_points, score_through
 from reports.annual import write_year_report
 
 
-class SettlementError(RuntimeError):
-    pass
+class SettlementError(WrongInputError):
+    """The year cannot be settled as it stands; the message says what to run or decide first."""
 
 
 def months_of(year: int, timezone: str) -> list[Month]:
@@ -45,46 +51,103 @@ def _sum_by_month(
     return {int(t): float(v) for t, v in sums.items()}
 
 
-def check_year(store: InfluxStore, year: int, timezone: str) -> None:
-    """Raise :class:`SettlementError` unless every month of ``year`` ran and none has late data."""
+def months_without_data(store: InfluxStore, year: int, timezone: str) -> dict[str, list[str]]:
+    """Per month of ``year`` that ran: the enterprises without data in it (``MONTH_COVERAGE``)."""
     months = months_of(year, timezone)
+    frame = store.query(
+        f'SELECT "status" FROM {MONTH_COVERAGE.q} WHERE time >= {months[0].start_ns} '
+        f'AND time <= {months[-1].start_ns} GROUP BY "enterprise"'
+    )
+    lacking: dict[str, list[str]] = {}
+    for when, enterprise, status in zip(
+        frame.get("time", []), frame.get("enterprise", []), frame.get("status", []), strict=True
+    ):
+        if status == "no_data":
+            lacking.setdefault(when.tz_convert(timezone).strftime("%Y-%m"), []).append(str(enterprise))
+    return {period: sorted(names) for period, names in sorted(lacking.items())}
+
+
+def check_year(
+    store: InfluxStore, registry: Registry, year: int, accept_missing: Sequence[str] = ()
+) -> dict[str, list[str]]:
+    """Raise :class:`SettlementError` unless every month of ``year`` from the park's metering start ran,
+    none has late data, and every month without data for an enterprise (months before the metering
+    start included) is one the operator accepted as missing. Returns the months without data, each
+    with its enterprises."""
+    timezone = registry.park.timezone
+    metered = [m for m in months_of(year, timezone) if m.end.date() > registry.park.metering_start]
     ran = _sum_by_month(store, DATA_QUALITY, "readings", year, timezone)
     late = _sum_by_month(store, LATE_DATA, "late_readings", year, timezone)
-    missing = [m.period for m in months if m.start_ns not in ran]
-    stale = [f"{m.period} ({late[m.start_ns]:.0f} late readings)" for m in months if late.get(m.start_ns, 0) > 0]
+    missing = [m.period for m in metered if m.start_ns not in ran]
+    stale = [f"{m.period} ({late[m.start_ns]:.0f} late readings)" for m in metered if late.get(m.start_ns, 0) > 0]
+    everyone = sorted(registry.enterprise_by_id)
+    unmetered = {m.period: everyone for m in months_of(year, timezone) if m not in metered}
+    lacking = dict(sorted((unmetered | months_without_data(store, year, timezone)).items()))
+    if not missing and len(lacking) == 12 and all(names == everyone for names in lacking.values()):
+        raise SettlementError(f"cannot settle {year}: the park has no data for any month of it; nothing to settle")
     problems = []
     if missing:
         problems.append(f"carbon_monthly has not run for {', '.join(missing)}")
     if stale:
         problems.append(f"readings arrived after these months ran; clear and re-run them: {', '.join(stale)}")
+    unaccepted = [
+        f"{period} ({'all enterprises' if names == everyone else ', '.join(names)})"
+        for period, names in lacking.items()
+        if period not in accept_missing
+    ]
+    if unaccepted:
+        problems.append(
+            f"no data for {'; '.join(unaccepted)}: collect it and re-run those months, or settle with them accepted "
+            'as missing (trigger carbon_annual with {"accept_missing_months": ["YYYY-MM", ...]})'
+        )
     if problems:
         raise SettlementError(f"cannot settle {year}: " + "; ".join(problems))
+    return lacking
 
 
-def settle_year(settings: Settings, year: int) -> dict[str, object]:
-    """Check the year, score it through December and write ``CREDITS_ANNUAL`` at the year's start."""
-    timezone = park_timezone(settings.registry)
+def settle_year(settings: Settings, year: int, accept_missing: Sequence[str] = ()) -> dict[str, object]:
+    """Check the year, score it through December, write ``CREDITS_ANNUAL`` at the year's start and book
+    it. ``accept_missing`` lists the months (``YYYY-MM``) the operator settles without data: the
+    enterprises lacking them are scored on the months they have, value added prorated."""
+    registry = load_registry(settings.registry)
+    timezone = registry.park.timezone
     december = Month.of(f"{year:04d}-12", timezone)
     january = Month.of(f"{year:04d}-01", timezone)
     with InfluxStore(settings.influx) as store, open_ledger(settings) as ledger:
-        check_year(store, year, timezone)
+        lacking = check_year(store, registry, year, accept_missing)
         result = score_through(settings, store, december)
-        if len(result.credits) and result.credits["provisional"].astype(bool).any():
+        if result is None:
+            raise SettlementError(f"cannot settle {year}: no data for {december.period}")
+        credits = result.credits.copy()
+        accepted = {e: [p for p, names in lacking.items() if e in names] for e in credits["enterprise"]}
+        unexplained = credits[
+            credits["provisional"].astype(bool)
+            & (credits["months_covered"] + credits["enterprise"].map(lambda e: len(accepted[e])) < 12)
+        ]
+        if len(unexplained):
             raise SettlementError(
-                f"cannot settle {year}: the park has data for {int(result.credits['months_covered'].iloc[0])} "
-                "months of it, not 12"
+                f"cannot settle {year}: data for fewer than 12 months: "
+                + ", ".join(f"{r.enterprise} ({int(r.months_covered)})" for r in unexplained.itertuples())
             )
+        for index, enterprise in credits["enterprise"].items():
+            if accepted[enterprise]:
+                note = f"settled without data for {', '.join(accepted[enterprise])} (accepted by the operator)"
+                credits.at[index, "note"] = "; ".join(n for n in (str(credits.at[index, "note"] or ""), note) if n)
+        result = replace(result, credits=credits)
         store.replace_at(CREDITS_ANNUAL, january.start_ns, credit_points(result, CREDITS_ANNUAL, january.start_ns))
-        booked = book_settlement(ledger, year, result.credits, settings.ledger.deadline_for(year), operator(settings))
+        # An enterprise without value added has no credits: nothing of it is booked.
+        bookable = credits[np.isfinite(credits["credits_tco2"].astype(float))]
+        booked = book_settlement(ledger, year, bookable, settings.ledger.deadline_for(year), operator(settings))
         # The new year's obligations are open; last year's deadline has passed: its compliance is final.
         as_of = date(year + 1, 1, 1)
         compliance = pd.concat([write_compliance(ledger, store, y, as_of) for y in (year - 1, year)])
-    report = write_year_report(settings.run_dir, year, result.credits)
+    report = write_year_report(settings.run_dir, year, credits)
     return {
         "year": year,
-        "enterprises": len(result.credits),
+        "enterprises": len(credits),
         "base_year": result.base_year,
-        "credits_tco2": float(result.credits["credits_tco2"].sum()) if len(result.credits) else 0.0,
+        "months_accepted_without_data": sorted(p for p in lacking if p in accept_missing),
+        "credits_tco2": float(bookable["credits_tco2"].sum()) if len(bookable) else 0.0,
         "issued_tco2": sum(booked.issued_kg.values()) / 1000,
         "obligations_tco2": sum(booked.obligation_kg.values()) / 1000,
         "compliance": {f"{y} {s}": int(n) for (y, s), n in compliance.groupby(["year", "status"]).size().items()},

@@ -21,6 +21,7 @@ from park.measurements import (
     EMISSIONS_MONTHLY,
     LATE_DATA,
     METER_REGISTER,
+    MONTH_COVERAGE,
     NEAR_ZERO_PROGRESS,
     Measurement,
 )
@@ -28,11 +29,12 @@ from park.month import Month, rfc3339
 from park.registry import Registry, load_registry, park_timezone
 from park.settings import Settings
 from park.store import InfluxStore, quote_literal
+from pipeline.checks import WrongInputError, check_month
 from scoring.activity import QUALITY_COLUMNS, activity_from_meters
-from scoring.credits import CREDIT_COLUMNS, EXTRA_CREDIT_COLUMNS
+from scoring.credits import CREDIT_COLUMNS, EXTRA_CREDIT_COLUMNS, base_year_of
 from scoring.engine import ScoreResult, score
 from scoring.factors import factor_set
-from scoring.inputs import InputError, read_activity, read_enterprises
+from scoring.inputs import InputError, RowError, read_activity, read_enterprises
 from scoring.policy import load_policy
 from scoring.registers import WindowConsumption, meter_window
 
@@ -119,14 +121,52 @@ def _fields(row: Mapping[str, object], names: Iterable[str]) -> dict[str, FieldV
     return fields
 
 
+def _has_data(window: WindowConsumption) -> bool:
+    """Whether two consecutive readings span part of the month, so that some of its consumption is
+    known: two readings inside it, one inside with one before, or a pair around it apportioned to it.
+    A lone first reading at the month's last instant measures nothing yet."""
+    return window.readings >= 2 or (window.readings == 1 and window.has_start) or window.apportioned > 0
+
+
+def coverage_points(
+    registry: Registry, consumption: Mapping[tuple[str, str], WindowConsumption], at_ns: int
+) -> tuple[list[Point], set[str]]:
+    """``MONTH_COVERAGE`` per enterprise, and the enterprises with data: an enterprise none of whose
+    meters has a reading in (or around) the month has no data, which is not the same as zero."""
+    points, with_data = [], set()
+    for enterprise in registry.enterprises:
+        meters = [m for m in registry.meters if m.enterprise == enterprise.id]
+        windows = [consumption[(m.id, r.value)] for m in meters for r in m.registers if (m.id, r.value) in consumption]
+        meters_with_data = sum(
+            any(_has_data(consumption[(m.id, r.value)]) for r in m.registers if (m.id, r.value) in consumption)
+            for m in meters
+        )
+        status = "data" if meters_with_data else "no_data"
+        if meters_with_data:
+            with_data.add(enterprise.id)
+        fields: dict[str, FieldValue] = {
+            "status": status,
+            "meters": float(len(meters)),
+            "meters_with_data": float(meters_with_data),
+            "readings": float(sum(w.readings for w in windows)),
+        }
+        points.append(MONTH_COVERAGE.point({"enterprise": enterprise.id}, fields, at_ns))
+    return points, with_data
+
+
 def compute_activity(settings: Settings, period: str) -> dict[str, object]:
-    """Registers → per-meter consumption → ``ACTIVITY_MONTHLY`` and ``DATA_QUALITY`` of the month."""
+    """Registers → per-meter consumption → ``ACTIVITY_MONTHLY``, ``DATA_QUALITY`` and
+    ``MONTH_COVERAGE`` of the month. An enterprise without any reading in the month gets no activity
+    (its month is recorded as no data, not as zeros)."""
     registry = load_registry(settings.registry)
     month = Month.of(period, registry.park.timezone)
+    check_month(registry, month)
     with InfluxStore(settings.influx) as store:
         store.create_database()
         consumption = meter_consumption(registry, store, month)
         activity, quality = activity_from_meters(registry, consumption, period)
+        coverage, with_data = coverage_points(registry, consumption, month.start_ns)
+        activity = activity[activity["enterprise"].isin(with_data)]
         activity_points = [
             ACTIVITY_MONTHLY.point(
                 {
@@ -150,9 +190,12 @@ def compute_activity(settings: Settings, period: str) -> dict[str, object]:
         ]
         store.replace_at(ACTIVITY_MONTHLY, month.start_ns, activity_points)
         store.replace_at(DATA_QUALITY, month.start_ns, quality_points)
+        store.replace_at(MONTH_COVERAGE, month.start_ns, coverage)
         store.replace_at(LATE_DATA, month.start_ns, [])  # this run counted every reading stored so far
     return {
         "period": period,
+        "status": "data" if with_data else "no_data",
+        "enterprises_without_data": sorted(set(registry.enterprise_by_id) - with_data),
         "meters_with_readings": int(sum(1 for w in consumption.values() if w.readings)),
         "registers": len(consumption),
         "activity_rows": len(activity),
@@ -192,53 +235,94 @@ def read_activity_between(store: InfluxStore, first: Month, last: Month) -> pd.D
     )
 
 
-def score_through(settings: Settings, store: InfluxStore, month: Month) -> ScoreResult:
-    """Score the year of ``month`` with the activity (metered + manual) up to and including it."""
+def year_completeness(store: InfluxStore, january: Month, month: Month) -> pd.Series | None:
+    """Mean completeness of each enterprise's meters over its months with data, January to ``month``
+    (the rating's data-quality dimension): a month without data enters no rating."""
+    where = f"WHERE time >= {january.start_ns} AND time <= {month.start_ns}"
+    quality = store.query(f'SELECT "completeness" FROM {DATA_QUALITY.q} {where} GROUP BY "enterprise", "meter"')
+    coverage = store.query(f'SELECT "status" FROM {MONTH_COVERAGE.q} {where} GROUP BY "enterprise"')
+    if quality.empty or coverage.empty:
+        return None
+    with_data = coverage.loc[coverage["status"] == "data", ["enterprise", "time"]]
+    quality = quality.merge(with_data, on=["enterprise", "time"])
+    return quality.groupby("enterprise")["completeness"].mean() if len(quality) else None
+
+
+def read_manual_activity(
+    settings: Settings, registry: Registry, metered: pd.DataFrame, m3_to_nm3: float | None
+) -> pd.DataFrame:
+    """The manual activity file's rows (bills, certificates), checked against the metered activity:
+    a bill for a source and month that is also metered is an error, unless the enterprise's registry
+    entry says its bills win for that source (``bills_override``); then the metered rows give way."""
+    if settings.manual_activity is None:
+        return metered
+    table = read_activity(settings.manual_activity, set(registry.enterprise_by_id), m3_to_nm3)
+    if table.errors:
+        raise InputError(table.errors)
+    manual = table.frame
+    keys = ["enterprise", "workshop", "period", "source"]
+    both = manual.merge(metered[keys], on=keys)
+    overrides = {(e.id, source) for e in registry.enterprises for source in e.bills_override}
+    clashes = [
+        RowError(
+            settings.manual_activity.name,
+            int(r["_row"]),
+            "source",
+            f"{r['source']} of {r['enterprise']} in {r['period']} is also metered; a bill is never added to the"
+            " meters: remove the row, or list the source in the enterprise's bills_override in the registry",
+        )
+        for r in both.to_dict("records")
+        if (r["enterprise"], r["source"]) not in overrides
+    ]
+    if clashes:
+        raise InputError(clashes)
+    replaced = metered.merge(both[keys], on=keys, how="left", indicator=True)["_merge"] == "both"
+    return pd.concat([metered[~replaced.to_numpy()], manual[metered.columns]], ignore_index=True)
+
+
+def score_through(settings: Settings, store: InfluxStore, month: Month) -> ScoreResult | None:
+    """Score the year of ``month`` with the activity (metered + manual) up to and including it; None
+    when the park has no data for ``month`` (a month without data writes no results)."""
     registry = load_registry(settings.registry)
     policy = load_policy(settings.policy)
     factors = factor_set(settings.factor_set)
-    enterprises, errors = read_enterprises(settings.enterprises)
-    if errors:
-        raise InputError(errors)
-    # Base year: the policy's, else the earliest year with both metered data and value added.
+    firms = read_enterprises(settings.enterprises)
+    if firms.errors:
+        raise InputError(firms.errors)
+    enterprises = firms.frame
     timezone = registry.park.timezone
-    first_year = first_activity_year(store, timezone) or month.year
-    with_value_added = sorted(y for y in enterprises["year"].unique() if y >= first_year)
-    base_year = policy.base_year or (int(with_value_added[0]) if with_value_added else month.year)
-    # The base year (benchmark), last year (trend) and this year to date.
-    first = Month.of(f"{min(base_year, month.year - 1)}-01", timezone)
-    activity = read_activity_between(store, first, month)
-    if settings.manual_activity is not None:
-        manual, manual_errors = read_activity(
-            settings.manual_activity, set(registry.enterprise_by_id), policy.gas_m3_to_nm3
-        )
-        if manual_errors:
-            raise InputError(manual_errors)
-        manual = manual[(manual["period"] >= first.period) & (manual["period"] <= month.period)]
-        activity = pd.concat([activity, manual[activity.columns]], ignore_index=True)
-    if activity.empty:
-        raise ValueError(f"no activity data for {month.period}: has the month been collected?")
-    # Data quality of the year to date (the rating's data-quality dimension).
-    january = Month.of(f"{month.year}-01", timezone)
-    quality = store.query(
-        f'SELECT "completeness" FROM {DATA_QUALITY.q} WHERE time >= {january.start_ns} AND time <= {month.start_ns} '
-        'GROUP BY "enterprise", "meter"'
+    # All activity from the first year with data: the base year's, last year's and this year's.
+    first = Month.of(f"{min(first_activity_year(store, timezone) or month.year, month.year - 1)}-01", timezone)
+    activity = read_manual_activity(
+        settings, registry, read_activity_between(store, first, month), policy.gas_m3_to_nm3
     )
-    completeness = quality.groupby("enterprise")["completeness"].mean() if len(quality) else None
+    activity = activity[(activity["period"] >= first.period) & (activity["period"] <= month.period)]
+    if not (activity["period"] == month.period).any():
+        return None
+    base_year = base_year_of(activity, enterprises, policy.base_year)
+    if base_year is None:
+        raise WrongInputError(
+            f"no year up to {month.period} has both activity data and value added for an enterprise: no base "
+            f"year (value added comes from {settings.enterprises.name})"
+        )
+    completeness = year_completeness(store, Month.of(f"{month.year}-01", timezone), month)
     # Compliance with last year's obligation, as the ledger knows it at the month's end.
     compliance = compliance_scores(settings, timezone, month.year - 1, month.end.date())
     targets = {w.id: w.near_zero for w in registry.workshops if w.near_zero is not None}
-    return score(
-        activity,
-        enterprises,
-        month.year,
-        factors,
-        policy,
-        base_year,
-        completeness=completeness,
-        compliance_score=compliance,
-        targets=targets,
-    )
+    try:
+        return score(
+            activity,
+            enterprises,
+            month.year,
+            factors,
+            policy,
+            base_year,
+            completeness=completeness,
+            compliance_score=compliance,
+            targets=targets,
+        )
+    except ValueError as exc:  # a year before the base year, a base year without data
+        raise WrongInputError(f"{month.period}: {exc}") from None
 
 
 def credit_points(result: ScoreResult, measurement: Measurement, at_ns: int) -> list[Point]:
@@ -253,10 +337,17 @@ def credit_points(result: ScoreResult, measurement: Measurement, at_ns: int) -> 
 
 
 def compute_scores(settings: Settings, period: str) -> dict[str, object]:
-    """Activity (metered + manual) → ``EMISSIONS_MONTHLY``, year-to-date ``CREDITS`` and ``NEAR_ZERO_PROGRESS``."""
+    """Activity (metered + manual) → ``EMISSIONS_MONTHLY``, year-to-date ``CREDITS`` and ``NEAR_ZERO_PROGRESS``.
+
+    A month in which the park has no data writes none of them (and removes what an earlier run wrote).
+    """
     month = Month.of(period, park_timezone(settings.registry))
     with InfluxStore(settings.influx) as store:
         result = score_through(settings, store, month)
+        if result is None:
+            for measurement in (EMISSIONS_MONTHLY, CREDITS, NEAR_ZERO_PROGRESS):
+                store.replace_at(measurement, month.start_ns, [])
+            return {"period": period, "status": "no_data", "enterprises": 0}
         emissions = result.emissions[result.emissions["period"] == period]
         emission_points = []
         for r in emissions.to_dict("records"):
@@ -298,6 +389,7 @@ def compute_scores(settings: Settings, period: str) -> dict[str, object]:
         store.replace_at(NEAR_ZERO_PROGRESS, month.start_ns, progress_points)
     return {
         "period": period,
+        "status": "data",
         "enterprises": len(result.credits),
         "base_year": result.base_year,
         "factor_set": str(result.credits["factor_set"].iloc[0]) if len(result.credits) else settings.factor_set,

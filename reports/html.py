@@ -20,6 +20,7 @@ from park.measurements import (
     CREDITS,
     DATA_QUALITY,
     EMISSIONS_MONTHLY,
+    MONTH_COVERAGE,
     NEAR_ZERO_PROGRESS,
     Measurement,
 )
@@ -35,7 +36,7 @@ STYLE = """
 body{font-family:"Noto Sans CJK SC","Microsoft YaHei",Arial,sans-serif;margin:2em auto;max-width:60em;color:#222}
 h1{font-size:1.6em}h2{font-size:1.2em;border-bottom:1px solid #ccc;margin-top:1.6em}
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}
-th{background:#f3f5f4}td.t,th.t{text-align:left}.note{color:#666;font-size:.9em}.neg{color:#b8433c}
+th{background:#f3f5f4}td.t,th.t{text-align:left}.note{color:#666;font-size:.9em}.neg{color:#b8433c}.nodata{color:#8a6d00;font-style:italic}
 """
 UNITS = {"grid_electricity": "kWh", "natural_gas": "Nm³", "purchased_heat": "GJ", "pv_self_consumed": "kWh"}
 SOURCE_NAMES = {
@@ -47,6 +48,9 @@ SOURCE_NAMES = {
     "purchased_heat": "外购热力 purchased heat",
     "green_electricity_certified": "绿证电量 certified green power",
 }
+
+
+NO_DATA = '<span class="nodata">无数据 no data</span>'
 
 
 def _num(value: object, digits: int = 1) -> str:
@@ -86,7 +90,7 @@ def factor_lines(factors: FactorSet) -> list[list[str]]:
         [
             "电网电力 grid electricity (market, residual)",
             f"{grid.residual_t_per_mwh} tCO2/MWh",
-            escape(grid.residual_source),
+            escape(grid.residual_source + (f". {grid.residual_note}" if grid.residual_note else "")),
         ],
         [
             "天然气 natural gas",
@@ -111,6 +115,8 @@ class MonthData:
         self.credits = frames[CREDITS]
         self.near_zero = frames[NEAR_ZERO_PROGRESS].copy()
         self.quality = frames[DATA_QUALITY]
+        coverage = frames.get(MONTH_COVERAGE, pd.DataFrame())
+        self.without_data = set(coverage.loc[coverage["status"] == "no_data", "enterprise"]) if len(coverage) else set()
         timezone = str(month.start.tzinfo)
         january = Month.of(f"{month.year}-01", timezone)
         ytd = store.query(
@@ -137,7 +143,14 @@ class MonthData:
         rows = self.rows_of(frame, enterprise)
         return rows[rows["workshop"] == ""] if "workshop" in rows else rows
 
+    def has_data(self, enterprise: str) -> bool:
+        """False for an enterprise none of whose meters sent a reading this month ("no data", not zero)."""
+        return enterprise not in self.without_data
+
     def total(self, enterprise: str, scope: str, field: str = "tco2_location") -> float:
+        """The month's tCO2 of ``scope``; NaN for an enterprise without data this month."""
+        if not self.has_data(enterprise):
+            return math.nan
         rows = self.enterprise_rows(self.emissions, enterprise)
         rows = rows[rows["scope"] == scope] if len(rows) else rows
         return float(rows[field].sum()) if len(rows) else 0.0
@@ -150,6 +163,13 @@ def enterprise_page(registry: Registry, data: MonthData, enterprise_id: str, fac
         f"<h1>{escape(enterprise.name)}</h1>",
         f"<p>碳排放月报 Monthly carbon report <b>{period}</b> · 行业 industry {enterprise.industry} · "
         f'<a href="../index.html">园区 park report</a></p>',
+    ]
+    if not data.has_data(enterprise_id):
+        parts.append(
+            '<p class="neg nodata">本月无数据 No data this month: none of the enterprise\'s meters sent a reading. '
+            "Its figures are missing, not zero; its year-to-date results rest on the months with data.</p>"
+        )
+    parts += [
         "<h2>活动数据 Activity data</h2>",
     ]
     activity = data.enterprise_rows(data.activity, enterprise_id)
@@ -272,17 +292,19 @@ def park_page(registry: Registry, data: MonthData, factors: FactorSet) -> str:
             [
                 f'<a href="enterprises/{escape(e.id)}.html">{escape(e.id)}</a> {escape(e.name)}',
                 e.industry,
-                _num(data.total(e.id, "total")),
+                _num(data.total(e.id, "total")) if data.has_data(e.id) else NO_DATA,
                 _num(c.get("credits_tco2") if len(c) else None),
                 "–" if grade is None or pd.isna(grade) else str(int(grade)),
                 escape(str(c.get("rating", "–") if len(c) else "–")),
             ]
         )
-    total_t = sum(data.total(i, "total") for i in ids)
+    total_t = sum(data.total(i, "total") for i in ids if data.has_data(i))
     parts = [
         f"<h1>{escape(registry.park.name)}</h1>",
         f"<p>园区碳排放月报 Park monthly carbon report <b>{period}</b> · factor set <b>{escape(factors.id)}</b> · "
-        f"{len(ids)} enterprises · total {_num(total_t)} tCO2 (location-based)</p>",
+        f"{len(ids)} enterprises · total {_num(total_t)} tCO2 (location-based)"
+        + (f" · 无数据 no data this month: {escape(', '.join(sorted(data.without_data)))}" if data.without_data else "")
+        + "</p>",
         "<h2>企业 Enterprises</h2>",
         _table(
             ["企业 enterprise", "行业 industry", "排放 tCO2", "积分 credits (YTD)", "等级 grade", "评级 rating"],

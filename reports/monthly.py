@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from park.measurements import ACTIVITY_MONTHLY, CREDITS, EMISSIONS_MONTHLY, MONTHLY_RESULTS
+from park.measurements import ACTIVITY_MONTHLY, CREDITS, EMISSIONS_MONTHLY, MONTH_COVERAGE, MONTHLY_RESULTS
 from park.month import Month, read_month
 from park.registry import load_registry, park_timezone
 from park.settings import Settings
@@ -15,31 +15,47 @@ from reports.html import write_html_reports
 
 
 def enterprise_table(settings: Settings, period: str) -> pd.DataFrame:
-    """Per enterprise: the month's grid kWh, gas Nm3 and tCO2, and the year-to-date credits and grade."""
+    """Per enterprise: whether it has data this month, the month's grid kWh, gas Nm3 and tCO2, and the
+    year-to-date credits and grade. An enterprise without data has NaN (shown as "no data"), never 0."""
     registry = load_registry(settings.registry)
     month = Month.of(period, registry.park.timezone)
     with InfluxStore(settings.influx) as store:
         activity = read_month(store, ACTIVITY_MONTHLY, month)
         emissions = read_month(store, EMISSIONS_MONTHLY, month)
         credits = read_month(store, CREDITS, month)
-    own = activity[activity["workshop"].fillna("") == ""] if len(activity) else activity
-    by_source = own.pivot_table(index="enterprise", columns="source", values="quantity", aggfunc="sum")
-    totals = emissions[(emissions["scope"] == "total") & (emissions["workshop"].fillna("") == "")]
+        coverage = read_month(store, MONTH_COVERAGE, month)
     table = pd.DataFrame(index=[e.id for e in registry.enterprises])
     table["name"] = [e.name for e in registry.enterprises]
     table["industry"] = [e.industry for e in registry.enterprises]
+    status = coverage.set_index("enterprise")["status"] if len(coverage) else pd.Series(dtype=str)
+    table["has_data"] = status.reindex(table.index).eq("data")
+    own = activity[activity["workshop"].fillna("") == ""] if len(activity) else activity
+    by_source = (
+        own.pivot_table(index="enterprise", columns="source", values="quantity", aggfunc="sum")
+        if len(own)
+        else pd.DataFrame()
+    )
     for source, column in (
         ("grid_electricity", "grid_kwh"),
         ("natural_gas", "gas_nm3"),
         ("pv_self_consumed", "pv_self_kwh"),
     ):
-        table[column] = (by_source[source] if source in by_source else pd.Series(dtype=float)).reindex(table.index)
-        table[column] = table[column].fillna(0.0)
-    table["tco2_month"] = totals.set_index("enterprise")["tco2_location"]
-    indexed = credits.set_index("enterprise")
+        values = (by_source[source] if source in by_source else pd.Series(dtype=float)).reindex(table.index)
+        table[column] = values.where(~table["has_data"], values.fillna(0.0))  # no meter of that kind: 0
+    totals = (
+        emissions[(emissions["scope"] == "total") & (emissions["workshop"].fillna("") == "")]
+        if len(emissions)
+        else pd.DataFrame(columns=["enterprise", "tco2_location"])
+    )
+    table["tco2_month"] = totals.set_index("enterprise")["tco2_location"].reindex(table.index).astype(float)
+    indexed = credits.set_index("enterprise") if len(credits) else pd.DataFrame()
     for column in ("credits_tco2", "grade", "rating", "rating_score", "intensity_t_per_10k_cny"):
-        table[column] = indexed.get(column, pd.NA)
+        table[column] = indexed[column].reindex(table.index) if column in indexed else pd.NA
     return table.rename_axis("enterprise").reset_index()
+
+
+def _figure(value: object, spec: str) -> str:
+    return "no data" if value is None or value is pd.NA or pd.isna(value) else format(value, spec)
 
 
 def format_table(table: pd.DataFrame) -> str:
@@ -52,8 +68,9 @@ def format_table(table: pd.DataFrame) -> str:
         grade = "" if pd.isna(r.grade) else f"{int(r.grade)}"
         rating = r.rating if isinstance(r.rating, str) else ""
         lines.append(
-            f"{r.enterprise:<10} {name:<28} {r.industry:<4} {r.grid_kwh:>12,.0f} {r.gas_nm3:>10,.0f} "
-            f"{r.tco2_month:>10,.1f} {r.credits_tco2:>13,.1f} {grade:>5} {rating:>6}"
+            f"{r.enterprise:<10} {name:<28} {r.industry:<4} {_figure(r.grid_kwh, ',.0f'):>12} "
+            f"{_figure(r.gas_nm3, ',.0f'):>10} {_figure(r.tco2_month, ',.1f'):>10} "
+            f"{_figure(r.credits_tco2, ',.1f'):>13} {grade:>5} {rating:>6}"
         )
     return "\n".join(lines)
 

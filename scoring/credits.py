@@ -7,9 +7,14 @@
 - Credits = benchmark x VA - E [t CO2]: positive is a surplus, negative a deficit.
 - Grade 1-5 from K = L / industry mean of the same year (Zhejiang carbon-efficiency method).
 
-Before the year is complete, results are year-to-date and provisional: value added is prorated by
-the months covered (months with activity data in the park that year, out of 12), so intensities
-stay comparable between enterprises and with full years.
+Before the year is complete, results are year-to-date and provisional: each enterprise's value added
+is prorated by the months it has activity data for that year (out of 12), so intensities stay
+comparable between enterprises and with full years. A month without data is not a month of zeros:
+an enterprise missing months is scored on the months it has, marked provisional and says which
+months it lacks. Without value added (missing or 0) an enterprise gets no intensity, credits or
+grade (never credits = -E). The base year is the policy's, else the earliest year in which an
+enterprise has both activity data and value added (:func:`base_year_of`); scoring a year before it
+is an error.
 
 References
 ----------
@@ -66,37 +71,63 @@ def grade_from_k(k_ratio: float, k_upper: list[float]) -> int | None:
     return len(k_upper) + 1
 
 
+def base_year_of(activity: pd.DataFrame, enterprises: pd.DataFrame, policy_base_year: int | None) -> int | None:
+    """The benchmark's base year: the policy's, else the earliest year in which an enterprise has both
+    activity data and value added; None when no year has both.
+
+    Examples
+    --------
+    >>> activity = pd.DataFrame({"enterprise": ["E1", "E2"], "period": ["2024-05", "2025-01"]})
+    >>> firms = pd.DataFrame({"enterprise": ["E1", "E1", "E2"], "year": [2023, 2024, 2025],
+    ...                       "value_added_10k_cny": [10.0, 0.0, 5.0]})
+    >>> base_year_of(activity, firms, None), base_year_of(activity, firms, 2020)
+    (2025, 2020)
+    """
+    if policy_base_year is not None:
+        return policy_base_year
+    active = {(str(e), int(p[:4])) for e, p in zip(activity["enterprise"], activity["period"], strict=True)}
+    with_value = enterprises[enterprises["value_added_10k_cny"] > 0]
+    years = [
+        int(y) for e, y in zip(with_value["enterprise"], with_value["year"], strict=True) if (str(e), int(y)) in active
+    ]
+    return min(years) if years else None
+
+
 def annual_emissions(emissions: pd.DataFrame, basis: str) -> pd.DataFrame:
     """Enterprise totals per year from monthly emissions (enterprise-level rows only).
 
-    Returns columns ``enterprise, year, emissions_tco2, months`` and one row per enterprise-year,
-    plus ``months_covered``: the number of distinct months with data in the park that year.
+    Returns columns ``enterprise, year, emissions_tco2, months`` (the enterprise's months with data)
+    and ``park_months`` (the months with data anywhere in the park that year, as ``YYYY-MM`` texts),
+    one row per enterprise-year.
     """
     column = f"total_{basis}_tco2"
     own = emissions[emissions["workshop"].fillna("") == ""].copy()
     own["year"] = own["period"].str.slice(0, 4).astype(int)
-    covered = own.groupby("year")["period"].nunique().rename("months_covered")
+    park_months = own.groupby("year")["period"].agg(lambda p: tuple(sorted(set(p)))).rename("park_months")
     yearly = (
         own.groupby(["enterprise", "year"])
-        .agg(emissions_tco2=(column, "sum"), months=("period", "nunique"))
+        .agg(
+            emissions_tco2=(column, "sum"),
+            months=("period", "nunique"),
+            periods=("period", lambda p: tuple(sorted(set(p)))),
+        )
         .reset_index()
     )
-    return yearly.merge(covered, left_on="year", right_index=True)
+    return yearly.merge(park_months, left_on="year", right_index=True)
 
 
 def year_table(yearly: pd.DataFrame, enterprises: pd.DataFrame, year: int) -> pd.DataFrame:
-    """Enterprises of ``year`` with their emissions, value added (annual and prorated) and intensity."""
+    """Enterprises of ``year`` with their emissions, value added (annual and prorated by their own
+    months with data) and intensity."""
     firms = enterprises[enterprises["year"] == year][["enterprise", "industry", "value_added_10k_cny"]]
     merged = firms.merge(
-        yearly[yearly["year"] == year][["enterprise", "emissions_tco2", "months", "months_covered"]],
+        yearly[yearly["year"] == year][["enterprise", "emissions_tco2", "months", "periods", "park_months"]],
         on="enterprise",
         how="outer",
     )
-    covered = yearly.loc[yearly["year"] == year, "months_covered"]
-    months_covered = int(covered.iloc[0]) if len(covered) else 0
     merged["year"] = year
-    merged["months_covered"] = months_covered
-    merged["value_added_used_10k_cny"] = merged["value_added_10k_cny"] * months_covered / 12.0
+    merged["months_covered"] = merged["months"].fillna(0).astype(int)
+    merged["value_added_used_10k_cny"] = merged["value_added_10k_cny"] * merged["months_covered"] / 12.0
     va = merged["value_added_used_10k_cny"]
     merged["intensity_t_per_10k_cny"] = np.where(va > 0, merged["emissions_tco2"] / va.where(va > 0), np.nan)
     return merged
@@ -143,6 +174,8 @@ def score_credits(
         :data:`CREDIT_COLUMNS` plus :data:`EXTRA_CREDIT_COLUMNS`, one row per enterprise, unrounded;
         ``rating_score`` and ``rating`` are left empty for :mod:`scoring.rating`.
     """
+    if year < base_year:
+        raise ValueError(f"{year} is before the base year {base_year}: benchmarks start at the base year")
     yearly = annual_emissions(emissions, policy.credits_basis)
     table = year_table(yearly, enterprises, year)
     base = table if base_year == year else year_table(yearly, enterprises, base_year)
@@ -172,11 +205,20 @@ def score_credits(
         benchmark = base_mean * decline
         mean_now = current.at[industry, "mean_t_per_10k_cny"] if industry in current.index else np.nan
         intensity = row.intensity_t_per_10k_cny
-        if not (row.value_added_10k_cny > 0):
-            notes.append(f"no value added for {year}: no intensity, credits or grade")
+        has_value_added = bool(row.value_added_10k_cny > 0)
+        if not has_value_added:
+            what = "it is 0" if row.value_added_10k_cny == 0 else "missing"
+            notes.append(f"no value added for {year} ({what}): no intensity, credits or grade")
         if not np.isfinite(row.emissions_tco2):
             notes.append(f"no activity data for {year}")
-        credits = benchmark * row.value_added_used_10k_cny - row.emissions_tco2
+        elif isinstance(row.park_months, tuple):
+            lacking = sorted(set(row.park_months) - set(row.periods))
+            if lacking:
+                notes.append(
+                    f"no data for {', '.join(lacking)}: scored on {row.months_covered} months, value added "
+                    f"prorated to {row.months_covered}/12"
+                )
+        credits = benchmark * row.value_added_used_10k_cny - row.emissions_tco2 if has_value_added else np.nan
         k_ratio = intensity / mean_now if np.isfinite(intensity) and mean_now > 0 else np.nan
         if scope == "park":
             notes.append(

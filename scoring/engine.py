@@ -16,7 +16,7 @@ from park.registry import NearZeroTarget
 from scoring import near_zero
 from scoring.accounting import Source, account, quantity_column
 from scoring.audit import rows_sha256
-from scoring.credits import annual_emissions, score_credits, year_table
+from scoring.credits import annual_emissions, base_year_of, score_credits, year_table
 from scoring.factors import FactorSet
 from scoring.policy import Policy
 from scoring.rating import rate
@@ -118,7 +118,8 @@ def score(
 ) -> ScoreResult:
     """Score ``year`` from activity data of any months (the base year's included).
 
-    ``base_year`` defaults to the policy's, else the earliest year in ``enterprises``.
+    ``base_year`` defaults to the policy's, else the earliest year in which an enterprise has both
+    activity data and value added (:func:`scoring.credits.base_year_of`).
     ``completeness`` and ``compliance_score`` are Series by enterprise; ``targets`` maps a
     workshop id (or an enterprise id, for a whole factory) to its near-zero target.
     """
@@ -126,7 +127,9 @@ def score(
     if "workshop" not in activity:
         activity["workshop"] = ""
     activity["workshop"] = activity["workshop"].fillna("").astype(str)
-    base = base_year or policy.base_year or int(enterprises["year"].min())
+    base = base_year or base_year_of(activity, enterprises, policy.base_year)
+    if base is None:
+        raise ValueError("no year has both activity data and value added for an enterprise: no base year")
 
     emissions = account(activity, factors, policy.gas_m3_to_nm3)
     emissions["policy_version"] = policy.version

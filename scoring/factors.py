@@ -35,6 +35,20 @@ class ElectricityFactor(_Frozen):
     location_source: str = Field(min_length=10)
     residual_t_per_mwh: float = Field(gt=0, lt=2)
     residual_source: str = Field(min_length=10)
+    residual_note: str = Field(
+        "",
+        description="which residual a regional or provincial set uses and why; required when it lies below the"
+        " location factor (market-based Scope 2 would then be lower than location-based without certificates)",
+    )
+
+    @model_validator(mode="after")
+    def _residual_explained(self) -> ElectricityFactor:
+        if self.residual_t_per_mwh < self.location_t_per_mwh and len(self.residual_note) < 20:
+            raise ValueError(
+                f"residual {self.residual_t_per_mwh} < location {self.location_t_per_mwh}: residual_note must say"
+                " which residual the set uses and why"
+            )
+        return self
 
 
 class FuelDefault(_Frozen):

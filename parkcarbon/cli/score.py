@@ -34,14 +34,35 @@ EMISSION_FILE_COLUMNS = ["enterprise", "period", *EMISSION_COLUMNS, "factor_set"
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("score", help="score a year from activity and enterprise files (CSV or Excel)")
-    p.add_argument("--activity", type=Path, required=True, help="enterprise,period,source,quantity,unit[,workshop]")
-    p.add_argument("--enterprises", type=Path, required=True, help="enterprise,name,industry,year,value_added_10k_cny")
+    p.add_argument(
+        "--activity",
+        type=Path,
+        required=True,
+        help="CSV (UTF-8 or GBK), .xlsx or .xls: enterprise, period, source, quantity, unit [, workshop]"
+        " (or the Chinese headers)",
+    )
+    p.add_argument(
+        "--enterprises",
+        type=Path,
+        required=True,
+        help="CSV, .xlsx or .xls: enterprise, name, industry, year, value_added_10k_cny (or the Chinese headers)",
+    )
     p.add_argument("--year", type=int, required=True)
     p.add_argument("--factor-set", required=True, help=f"one of {', '.join(factor_set_ids())}")
-    p.add_argument("--base-year", type=int, help="default: the policy's, else the earliest year in --enterprises")
+    p.add_argument(
+        "--base-year",
+        type=int,
+        help="default: the policy's, else the earliest year in which an enterprise has activity data and value added",
+    )
     p.add_argument("--policy", type=Path, help="policy YAML (default: the packaged policy)")
     p.add_argument("--registry", type=Path, help="registry YAML, for workshops' near-zero targets")
     p.add_argument("--skip-bad-rows", action="store_true", help="score the good rows; bad ones go to run.json")
+    p.add_argument(
+        "--later-row-wins",
+        action="store_true",
+        help="a row repeating an earlier one (same enterprise, workshop, month, source) replaces it;"
+        " run.json lists each replacement",
+    )
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(handler=run)
 
@@ -62,10 +83,15 @@ def run(args: argparse.Namespace, _settings: Settings) -> int:
     except (UnknownFactorSetError, PolicyError, RegistryError, OSError) as exc:
         return _fail(str(exc).strip("'\""))
 
-    enterprises, errors = read_enterprises(args.enterprises)
+    firms = read_enterprises(args.enterprises, later_wins=args.later_row_wins)
+    enterprises = firms.frame
     known = set(enterprises["enterprise"]) if not enterprises.empty else None
-    activity, activity_errors = read_activity(args.activity, known, policy.gas_m3_to_nm3)
-    errors += activity_errors
+    rows = read_activity(args.activity, known, policy.gas_m3_to_nm3, later_wins=args.later_row_wins)
+    activity = rows.frame
+    errors = firms.errors + rows.errors
+    notes = firms.notes + rows.notes
+    for note in notes:
+        print(note, file=sys.stderr)
     if errors and not args.skip_bad_rows:
         for error in sorted(errors):
             print(error, file=sys.stderr)
@@ -95,7 +121,7 @@ def run(args: argparse.Namespace, _settings: Settings) -> int:
     for name, frame in files.items():
         sort_by = [c for c in ("enterprise", "workshop", "period") if c in frame]
         frame.sort_values(sort_by).to_csv(out / name, index=False, lineterminator="\n")
-    _write_run_record(out, args, result.base_year, factors, policy, errors, list(files))
+    _write_run_record(out, args, result.base_year, factors, policy, errors, notes, list(files))
     print(f"scored {args.year}: {len(result.credits)} enterprises, {int(in_year.sum())} emission rows → {out}")
     if errors:
         print(f"skipped {len(errors)} bad row(s), listed in {out / 'run.json'}", file=sys.stderr)
@@ -109,6 +135,7 @@ def _write_run_record(
     factors: FactorSet,
     policy: Policy,
     skipped: list[RowError],
+    notes: list[str],
     outputs: list[str],
 ) -> None:
     record = {
@@ -132,6 +159,7 @@ def _write_run_record(
             "enterprises": {"file": args.enterprises.name, "sha256": file_sha256(args.enterprises)},
         },
         "skipped_rows": [str(e) for e in sorted(skipped)],
+        "replaced_rows": notes,
         "outputs": {name: file_sha256(out / name) for name in outputs},
     }
     (out / "run.json").write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n")

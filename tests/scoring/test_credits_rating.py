@@ -126,3 +126,40 @@ class TestRating:
         from scoring.rating import trend_score
 
         assert_allclose(trend_score(intensity, 1.0, POLICY), expected, atol=1e-9)
+
+
+class TestNoSilentWrongNumber:
+    """A month without data, value added 0 and a year before the base year, against hand computation."""
+
+    def test_an_enterprise_missing_a_month_is_scored_on_its_months(self):
+        """B has data for 11 months (no March): its value added is prorated to 11/12, its credits use
+        the emissions of its 11 months, it is provisional and says which month it lacks; the others
+        keep 12/12. Hand computation: C39 with A (100 t, VA 100), B (11/12 x 200 t, VA 100 x 11/12),
+        C (300 t, VA 200): mean = (100 + 183.33 + 300) / (100 + 91.67 + 200)."""
+        emissions = monthly(EMISSIONS_2023, 2023)
+        emissions = emissions[~((emissions["enterprise"] == "B") & (emissions["period"] == "2023-03"))]
+        result = score_credits(emissions, FIRMS_2023, 2023, 2023, POLICY).set_index("enterprise")
+        e_b, va_b = 200.0 * 11 / 12, 100.0 * 11 / 12
+        mean = (100.0 + e_b + 300.0) / (100.0 + va_b + 200.0)
+        assert result.loc["B", "months_covered"] == 11 and result.loc["A", "months_covered"] == 12
+        assert bool(result.loc["B", "provisional"]) and not bool(result.loc["A", "provisional"])
+        assert_allclose(result.loc["B", "value_added_used_10k_cny"], va_b, rtol=1e-12)
+        assert_allclose(result.loc["B", "credits_tco2"], mean * va_b - e_b, rtol=1e-12)
+        assert_allclose(result.loc["A", "credits_tco2"], mean * 100.0 - 100.0, rtol=1e-12)
+        assert "no data for 2023-03: scored on 11 months, value added prorated to 11/12" in result.loc["B", "note"]
+
+    @pytest.mark.parametrize("value_added", [0.0, math.nan], ids=["zero", "missing"])
+    def test_no_value_added_gives_no_credits(self, value_added):
+        """Credits are never -E: without value added there is no intensity, no credits and no grade."""
+        rows = FIRMS_2023.copy()
+        rows.loc[rows["enterprise"] == "A", "value_added_10k_cny"] = value_added
+        result = score_credits(monthly(EMISSIONS_2023, 2023), rows, 2023, 2023, POLICY).set_index("enterprise")
+        assert math.isnan(result.loc["A", "credits_tco2"])
+        assert pd.isna(result.loc["A", "grade"])
+        assert "no value added for 2023" in result.loc["A", "note"]
+
+    def test_a_year_before_the_base_year_is_an_error(self):
+        emissions = pd.concat([monthly(EMISSIONS_2023, 2022), monthly(EMISSIONS_2023, 2023)])
+        both = pd.concat([FIRMS_2023.assign(year=2022), FIRMS_2023])
+        with pytest.raises(ValueError, match=r"^2022 is before the base year 2023: benchmarks start at the base year$"):
+            score_credits(emissions, both, 2022, 2023, POLICY)

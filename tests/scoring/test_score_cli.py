@@ -187,3 +187,22 @@ class TestPolicy:
         policy.write_text("version: x\nbenchmark_decline_rate: 0.03\n")
         assert score(*inputs, tmp_path / "o", "--policy", str(policy)) == 2
         assert "invalid policy" in capsys.readouterr().err
+
+
+class TestOneBaseYearRule:
+    def test_base_year_is_the_first_year_with_activity_and_value_added(self, inputs, tmp_path):
+        """Value added from 2021 on, activity only in 2023: the base year is 2023, as in the pipeline
+        (scoring.credits.base_year_of), not the earliest year of the enterprises file."""
+        import json
+
+        activity, enterprises = inputs
+        earlier = "".join(line.replace(",2023,", ",2021,") + "\n" for line in ENTERPRISES.splitlines()[1:])
+        enterprises.write_text(ENTERPRISES + earlier)
+        assert score(activity, enterprises, tmp_path / "out") == 0
+        assert json.loads((tmp_path / "out" / "run.json").read_text())["base_year"] == 2023
+
+    def test_a_year_before_the_base_year_is_refused(self, inputs, tmp_path, capsys):
+        activity, enterprises = inputs
+        code = score(activity, enterprises, tmp_path / "out", "--base-year", "2024")
+        assert code == 2
+        assert "2023 is before the base year 2024" in capsys.readouterr().err

@@ -94,3 +94,25 @@ class TestFactorSets:
         """An unknown id names the known ones."""
         with pytest.raises(KeyError, match="cn-national-2023"):
             factor_set("cn-mars-2023")
+
+
+class TestResidualExplained:
+    def test_a_residual_below_the_location_factor_must_say_why(self):
+        """cn-anhui-2022 uses the national residual (0.5856) below Anhui's 0.6782: the set says so, and a
+        set that does not is refused."""
+        from pydantic import ValidationError
+
+        from scoring.factors import ElectricityFactor
+
+        anhui = factor_set("cn-anhui-2022").electricity
+        assert anhui.residual_t_per_mwh < anhui.location_t_per_mwh
+        assert "national" in anhui.residual_note and "lower than location-based" in anhui.residual_note
+        fields = anhui.model_dump() | {"residual_note": ""}
+        with pytest.raises(ValidationError, match="residual_note must say which residual the set uses and why"):
+            ElectricityFactor(**fields)
+
+    def test_the_report_names_the_residual_and_why(self):
+        from reports.html import factor_lines
+
+        text = " ".join(" ".join(line) for line in factor_lines(factor_set("cn-anhui-2022")))
+        assert "No provincial residual mix is published" in text
