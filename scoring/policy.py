@@ -30,6 +30,34 @@ class RatingWeights(_Frozen):
         return self
 
 
+class GreenFactoryBonus(_Frozen):
+    national: float = Field(ge=0)
+    provincial: float = Field(ge=0)
+    city: float = Field(ge=0)
+
+
+class RatingAdjustments(_Frozen):
+    """Points added to or taken from the rating score for reviewed facts, and a forced rating.
+
+    ``sources`` says for each item where it was published, or that it is the park's own choice.
+    """
+
+    green_factory_bonus: GreenFactoryBonus
+    energy_audit_bonus: float = Field(ge=0)
+    bonus_cap: float = Field(ge=0)
+    major_incident_deduction: float = Field(ge=0)
+    falsified_data_rating: Literal["A", "B", "C", "D", "E"]
+    sources: dict[str, str]
+
+    @model_validator(mode="after")
+    def _every_item_sourced(self) -> RatingAdjustments:
+        items = {"green_factory_bonus", "energy_audit_bonus", "bonus_cap", "major_incident_deduction"}
+        missing = sorted((items | {"falsified_data_rating"}) - set(self.sources))
+        if missing:
+            raise ValueError(f"adjustments without a source (cited, or the park's own choice): {missing}")
+        return self
+
+
 class RatingPolicy(_Frozen):
     weights: RatingWeights
     grade_scores: dict[int, float]
@@ -39,6 +67,7 @@ class RatingPolicy(_Frozen):
     completeness_zero_score: float = Field(ge=0, lt=1)
     compliance_default_score: float = Field(ge=0, le=100)
     cutoffs: dict[Literal["A", "B", "C", "D"], float]
+    adjustments: RatingAdjustments | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> RatingPolicy:
@@ -57,6 +86,16 @@ class NearZeroPolicy(_Frozen):
     zero_carbon_offset_ratio: float = Field(gt=0)
 
 
+class LedgerPolicy(_Frozen):
+    """What the credit ledger is told: the share of an obligation external units may cover, and how
+    long earned credits can be banked (``ledger.book.Ledger.use_external`` / ``Ledger.expire``)."""
+
+    external_units_cap: float = Field(ge=0, le=1)
+    external_units_cap_source: str = Field(min_length=20)
+    credit_validity_years: int | None = Field(None, ge=1)
+    credit_validity_source: str = Field(min_length=20)
+
+
 class Policy(_Frozen):
     version: str = Field(min_length=1)
     base_year: int | None = None
@@ -66,6 +105,7 @@ class Policy(_Frozen):
     grade_k_upper: list[float] = Field(min_length=4, max_length=4)
     rating: RatingPolicy
     near_zero: NearZeroPolicy
+    ledger: LedgerPolicy | None = None
     gas_m3_to_nm3: float | None = Field(None, gt=0)
     sha256: str = ""
 
