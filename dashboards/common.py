@@ -83,6 +83,18 @@ def thresholds(*steps: tuple[float | None, str]) -> dash.ThresholdsConfig:
     )
 
 
+def override(
+    matcher: str, options: str, **properties: object
+) -> tuple[dmodels.MatcherConfig, list[dmodels.DynamicConfigValue]]:
+    """A field override for ``panel.with_override(*override(...))``: ``matcher`` is ``byFrameRefID`` (a
+    target's series, by its refId) or ``byName`` (a table column); property names as Grafana spells them,
+    with ``__`` for a dot (``custom__axisPlacement``)."""
+    return (
+        dmodels.MatcherConfig(id_val=matcher, options=options),
+        [dmodels.DynamicConfigValue(id_val=name.replace("__", "."), value=value) for name, value in properties.items()],
+    )
+
+
 def reduce_last() -> common.ReduceDataOptions:
     return common.ReduceDataOptions().calcs(["lastNotNull"]).values(False)
 

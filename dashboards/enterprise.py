@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from grafana_foundation_sdk.builders import dashboard, table, timeseries
 from grafana_foundation_sdk.models import common as cmodels
+from grafana_foundation_sdk.models import dashboard as dmodels
 
 from dashboards.common import (
     DATASOURCE,
@@ -13,7 +14,9 @@ from dashboards.common import (
     enterprise_variable,
     monthly,
     new_dashboard,
+    override,
     scope_emissions,
+    thresholds,
 )
 from park.measurements import (
     ACTIVITY_MONTHLY,
@@ -42,23 +45,36 @@ def activity_by_source(timezone: str) -> timeseries.Panel:
             )
         )
         .draw_style(cmodels.GraphDrawStyle.BARS)
+        .unit("short")
         .height(8)
         .span(12)
     )
 
 
+# Raw registers are read over the last days only: a year of 15-minute readings of a 4,000-meter
+# enterprise is some 280 million points for InfluxDB to scan at every refresh, whatever the grouping.
+METERS_TIME = "7d"
+
+
 def meter_consumption() -> timeseries.Panel:
     return (
         timeseries.Panel()
-        .title("Meters 计量表: consumption per interval (register differences × multiplier)")
+        .title(f"Meters 计量表: consumption per interval, last {METERS_TIME} (register differences × multiplier)")
+        .description(
+            "Each meter's registers apart (import and export, gas, heat), in the register's unit, over the last"
+            f" {METERS_TIME} whatever the dashboard's range: months and years are in the activity panel."
+        )
         .datasource(DATASOURCE)
         .with_target(
             InfluxQL(
                 f'SELECT non_negative_difference(last("value")) FROM {METER_REGISTER.q} WHERE "{ONE} AND $timeFilter '
-                'GROUP BY time($__interval), "meter" fill(none)',
-                alias="$tag_meter",
+                'GROUP BY time($__interval), "meter", "register" fill(none)',
+                alias="$tag_meter $tag_register",
             )
         )
+        .time_from(METERS_TIME)
+        .interval("15m")
+        .unit("short")
         .height(8)
         .span(12)
     )
@@ -74,6 +90,7 @@ def emissions(timezone: str) -> timeseries.Panel:
         .with_target(scope_emissions("B", "tco2_location", "scope2", "Scope 2 location", timezone, where))
         .with_target(scope_emissions("C", "tco2_market", "scope2", "Scope 2 market", timezone, where))
         .draw_style(cmodels.GraphDrawStyle.BARS)
+        .unit("short")
         .height(8)
         .span(12)
     )
@@ -88,11 +105,45 @@ def _last_credit(field: str, ref: str, alias: str, timezone: str) -> InfluxQL:
 def credits_history(timezone: str) -> timeseries.Panel:
     return (
         timeseries.Panel()
-        .title("Credits, grade and rating score 积分、等级与信用分 (year to date)")
+        .title("Credits 碳积分 (tCO2, year to date: + surplus / − deficit)")
         .datasource(DATASOURCE)
         .with_target(_last_credit("credits_tco2", "A", "credits tCO2", timezone))
-        .with_target(_last_credit("grade", "B", "grade", timezone))
-        .with_target(_last_credit("rating_score", "C", "rating score", timezone))
+        .draw_style(cmodels.GraphDrawStyle.BARS)
+        .unit("short")
+        .thresholds(thresholds((None, "red"), (0, "green")))
+        .color_scheme(dashboard.FieldColor().mode(dmodels.FieldColorModeId.THRESHOLDS))
+        .height(8)
+        .span(12)
+    )
+
+
+def grade_and_rating(timezone: str) -> timeseries.Panel:
+    """Grade 1–5 on the left axis, the rating score 0–100 on the right: each on its own scale."""
+    return (
+        timeseries.Panel()
+        .title("Grade and rating score 碳效等级与信用分 (grade 1 best … 5; score 0–100)")
+        .datasource(DATASOURCE)
+        .with_target(_last_credit("grade", "A", "grade 等级", timezone))
+        .with_target(_last_credit("rating_score", "B", "rating score 信用分", timezone))
+        .unit("none")
+        .min(1)
+        .max(5)
+        .decimals(0)
+        .axis_label("grade")
+        .show_points(cmodels.VisibilityMode.ALWAYS)
+        .line_interpolation(cmodels.LineInterpolation.STEP_AFTER)
+        .with_override(
+            *override(
+                "byFrameRefID",
+                "B",
+                unit="none",
+                min=0,
+                max=100,
+                decimals=0,
+                custom__axisPlacement="right",
+                custom__axisLabel="rating score",
+            )
+        )
         .height(8)
         .span(12)
     )
@@ -119,6 +170,7 @@ def rating_and_compliance() -> table.Panel:
                 table=True,
             )
         )
+        .unit("none")
         .height(8)
         .span(12)
     )
@@ -137,7 +189,8 @@ def completeness() -> table.Panel:
                 table=True,
             )
         )
-        .unit("percentunit")
+        .unit("none")
+        .with_override(*override("byName", "completeness", unit="percentunit", decimals=1))
         .height(8)
         .span(24)
     )
@@ -153,6 +206,7 @@ def build(timezone: str) -> dashboard.Dashboard:
         .with_panel(meter_consumption())
         .with_panel(emissions(timezone))
         .with_panel(credits_history(timezone))
+        .with_panel(grade_and_rating(timezone))
         .with_panel(rating_and_compliance())
         .with_panel(completeness())
     )

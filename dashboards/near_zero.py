@@ -6,7 +6,7 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders import common, dashboard, table, timeseries
 from grafana_foundation_sdk.models import common as cmodels
 
-from dashboards.common import DATASOURCE, InfluxQL, new_dashboard, thresholds
+from dashboards.common import DATASOURCE, InfluxQL, new_dashboard, override, thresholds
 from park.measurements import NEAR_ZERO_PROGRESS
 
 UID = "parkcarbon-near-zero"
@@ -75,6 +75,10 @@ def status_table() -> table.Panel:
                 table=True,
             )
         )
+        .unit("none")
+        .with_override(*override("byName", "offset ratio", unit="percentunit", decimals=1))
+        .with_override(*override("byName", "required", unit="percentunit", decimals=1))
+        .with_override(*override("byName", "target", unit="percentunit", decimals=0))
         .height(9)
         .span(12)
     )

@@ -13,6 +13,7 @@ from dashboards.common import (
     InfluxQL,
     monthly,
     new_dashboard,
+    override,
     scope_emissions,
     thresholds,
 )
@@ -129,6 +130,9 @@ def intensity_vs_benchmark() -> table.Panel:
             )
         )
         .decimals(3)
+        .unit("none")
+        .with_override(*override("byName", "grade", decimals=0))
+        .with_override(*override("byName", "months", decimals=0))
         .height(10)
         .span(24)
     )

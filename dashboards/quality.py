@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from grafana_foundation_sdk.builders import dashboard, stat, table, timeseries
 
-from dashboards.common import DATASOURCE, InfluxQL, new_dashboard, reduce_last, thresholds
+from dashboards.common import DATASOURCE, InfluxQL, new_dashboard, override, reduce_last, thresholds
 from park.measurements import (
     COLLECTOR_STATS,
     GATEWAY_QUALITY_DAILY,
@@ -14,6 +14,7 @@ from park.measurements import (
     METER_QUALITY_DAILY,
     QUARANTINE,
 )
+from park.settings import QualitySettings
 
 UID = "parkcarbon-quality"
 
@@ -25,11 +26,14 @@ def gateways_online() -> stat.Panel:
         .datasource(DATASOURCE)
         .with_target(
             InfluxQL(
-                f'SELECT sum("online") FROM (SELECT last("online") AS "online" FROM {GATEWAY_STATUS.q} '
-                'WHERE $timeFilter GROUP BY "gateway")',
+                # each gateway's last status per interval (few: status changes only), then its last one
+                'SELECT sum("online") FROM (SELECT last("online") AS "online" FROM (SELECT last("online") AS "online" '
+                f'FROM {GATEWAY_STATUS.q} WHERE $timeFilter GROUP BY time($__interval), "gateway" fill(none)) '
+                'GROUP BY "gateway")',
                 alias="online",
             )
         )
+        .unit("none")
         .reduce_options(reduce_last())
         .height(6)
         .span(6)
@@ -57,6 +61,7 @@ def completeness_daily(timezone: str) -> timeseries.Panel:
             )
         )
         .unit("percentunit")
+        .with_override(*override("byFrameRefID", "B", unit="none", decimals=0, min=0, custom__axisPlacement="right"))
         .thresholds(thresholds((None, "red"), (0.95, "green")))
         .height(6)
         .span(18)
@@ -75,15 +80,25 @@ def quarantine_by_reason() -> timeseries.Panel:
                 alias="$tag_reason",
             )
         )
+        .unit("none")
         .height(8)
         .span(12)
     )
+
+
+# Late data is stamped at the start of the month it belongs to, and looked for that many months back:
+# the panel shows those months whatever the dashboard's range (7 days by default).
+LATE_DATA_TIME = f"{QualitySettings().late_data_months + 1}M"
 
 
 def late_readings(timezone: str) -> table.Panel:
     return (
         table.Panel()
         .title("Late data 迟到数据: readings stored after their month ran (re-run the month)")
+        .description(
+            f"Points are dated at the start of their month; the panel looks back {LATE_DATA_TIME} whatever the"
+            " dashboard's range."
+        )
         .datasource(DATASOURCE)
         .with_target(
             InfluxQL(
@@ -92,6 +107,8 @@ def late_readings(timezone: str) -> table.Panel:
                 table=True,
             )
         )
+        .time_from(LATE_DATA_TIME)
+        .unit("none")
         .height(8)
         .span(12)
     )
@@ -104,12 +121,13 @@ def collector_throughput() -> timeseries.Panel:
         .datasource(DATASOURCE)
         .with_target(
             InfluxQL(
-                f'SELECT non_negative_derivative("readings_written", 1s) AS "readings/s" FROM {COLLECTOR_STATS.q} '
-                'WHERE $timeFilter GROUP BY "replica"',
+                f'SELECT non_negative_derivative(max("readings_written"), 1s) AS "readings/s" '
+                f'FROM {COLLECTOR_STATS.q} WHERE $timeFilter GROUP BY time($__interval), "replica" fill(none)',
                 alias="$tag_replica",
             )
         )
         .unit("ops")
+        .interval("10s")  # the collectors report every 10 s
         .height(8)
         .span(12)
     )
@@ -136,6 +154,9 @@ def spool_and_lag() -> timeseries.Panel:
                 "lag s $tag_replica",
             )
         )
+        .unit("bytes")
+        .with_override(*override("byFrameRefID", "B", unit="s", custom__axisPlacement="right"))
+        .interval("10s")
         .height(8)
         .span(12)
     )

@@ -28,15 +28,31 @@ from park.month import Month
 from park.registry import Registry, load_registry
 from park.settings import Settings
 from park.store import InfluxStore
+from reports.actions import TradePrice, WhatItTakes, last_trade_price, problem_meters, source_emissions, what_it_takes
 from reports.svg import bar_chart
 from scoring.factors import FactorSet, factor_set
 from scoring.policy import Policy, load_policy
 
-STYLE = """
-body{font-family:"Noto Sans CJK SC","Microsoft YaHei",Arial,sans-serif;margin:2em auto;max-width:60em;color:#222}
-h1{font-size:1.6em}h2{font-size:1.2em;border-bottom:1px solid #ccc;margin-top:1.6em}
-table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}
-th{background:#f3f5f4}td.t,th.t{text-align:left}.note{color:#666;font-size:.9em}.neg{color:#b8433c}.nodata{color:#8a6d00;font-style:italic}
+# A CJK font stack (without one, every Chinese string may render as boxes) and a print layout on A4:
+# offices print these pages and file them.
+FONTS = '"Noto Sans CJK SC","Source Han Sans SC","Microsoft YaHei","PingFang SC","WenQuanYi Micro Hei",sans-serif'
+STYLE = f"""
+body{{font-family:{FONTS};margin:2em auto;padding:0 1em;max-width:60em;color:#222}}
+svg.chart{{max-width:100%;height:auto;font-family:{FONTS}}}
+h1{{font-size:1.6em}}h2{{font-size:1.2em;border-bottom:1px solid #ccc;margin-top:1.6em}}
+table{{border-collapse:collapse;margin:.5em 0}}td,th{{border:1px solid #ccc;padding:.25em .6em;text-align:right}}
+th{{background:#f3f5f4}}td.t,th.t{{text-align:left}}.note{{color:#666;font-size:.9em}}.neg{{color:#b8433c}}
+.nodata{{color:#8a6d00;font-style:italic}}.behind{{color:#b8433c;font-weight:bold}}.todo td.t{{max-width:22em}}
+@page{{size:A4;margin:14mm 12mm}}
+@media print{{
+body{{max-width:none;margin:0;padding:0;font-size:9.5pt;color:#000}}
+a{{color:inherit;text-decoration:none}}
+h1{{font-size:15pt}}h2{{font-size:12pt;break-after:avoid}}
+table,svg.chart,p{{break-inside:avoid}}
+table{{width:100%}}td,th{{padding:.15em .4em}}
+th{{background:#eee;-webkit-print-color-adjust:exact;print-color-adjust:exact}}
+.noprint{{display:none}}
+}}
 """
 UNITS = {"grid_electricity": "kWh", "natural_gas": "Nm³", "purchased_heat": "GJ", "pv_self_consumed": "kWh"}
 SOURCE_NAMES = {
@@ -61,13 +77,18 @@ def _num(value: object, digits: int = 1) -> str:
     return f'<span class="neg">{text}</span>' if number < 0 else text
 
 
-def _table(headers: list[str], rows: list[list[str]], text_columns: int = 1) -> str:
-    head = "".join(f'<th class="{"t" if i < text_columns else ""}">{h}</th>' for i, h in enumerate(headers))
+def _table(headers: list[str] | None, rows: list[list[str]], text_columns: int = 1, css: str = "") -> str:
+    """A table; ``headers`` None for one without a header row (label and value pairs)."""
+    head = ""
+    if headers is not None:
+        cells = "".join(f'<th class="{"t" if i < text_columns else ""}">{h}</th>' for i, h in enumerate(headers))
+        head = f"<tr>{cells}</tr>"
     body = "".join(
         "<tr>" + "".join(f'<td class="{"t" if i < text_columns else ""}">{c}</td>' for i, c in enumerate(r)) + "</tr>"
         for r in rows
     )
-    return f"<table><tr>{head}</tr>{body}</table>"
+    opening = f'<table class="{css}">' if css else "<table>"
+    return f"{opening}{head}{body}</table>"
 
 
 def _page(title: str, body: str) -> str:
@@ -75,6 +96,124 @@ def _page(title: str, body: str) -> str:
         f'<!DOCTYPE html><html lang="zh-CN"><head><meta charset="utf-8"><title>{escape(title)}</title>'
         f"<style>{STYLE}</style></head><body>{body}</body></html>\n"
     )
+
+
+def _figure(enterprise: str, what: str, value: float | None, text: str) -> str:
+    """A "what it takes" figure, marked with what it is and its exact value (for tests and readers)."""
+    exact = "" if value is None else repr(float(value))
+    return (
+        f'<span class="fig" data-enterprise="{escape(enterprise)}" data-what="{what}" data-value="{exact}">'
+        f"{text}</span>"
+    )
+
+
+def _cny(w: WhatItTakes, what: str, tonnes: float | None) -> str:
+    value = w.cny(tonnes)
+    if value is None:
+        return ""
+    return " ≈ " + _figure(w.enterprise, what, value, f"{value:,.0f} CNY")
+
+
+def _source_name(source: str | None) -> str:
+    return escape(SOURCE_NAMES.get(source or "", source or "–"))
+
+
+def what_it_takes_rows(w: WhatItTakes) -> list[list[str]]:
+    """The enterprise page's "what it takes" lines: to the next grade, to break even, the biggest
+    source, each in CNY at the last trade price."""
+    e = w.enterprise
+    if w.next_grade is not None and w.to_next_grade_t is not None:
+        share = f" ({100 * w.to_next_grade_t / w.emissions_t:.1f} % of emissions)" if w.emissions_t > 0 else ""
+        to_grade = (
+            f"减排 cut {_figure(e, 'to_next_grade_t', w.to_next_grade_t, f'{w.to_next_grade_t:,.1f}')} tCO2{share}"
+            + _cny(w, "to_next_grade_cny", w.to_next_grade_t)
+        )
+        label = f"到等级 {w.next_grade} To grade {w.next_grade} (now {w.grade})"
+    elif w.grade == 1:
+        to_grade, label = "已是最优等级 already grade 1, the best", "到下一等级 To the next grade"
+    else:
+        to_grade, label = "无等级 no grade (no value added or no industry mean)", "到下一等级 To the next grade"
+    if w.to_break_even_t is None or w.credits_t is None:
+        even = "无积分 no credits"
+    elif w.to_break_even_t > 0:
+        even = (
+            f"减排 cut {_figure(e, 'to_break_even_t', w.to_break_even_t, f'{w.to_break_even_t:,.1f}')} tCO2"
+            f" (deficit {_num(w.credits_t)})" + _cny(w, "to_break_even_cny", w.to_break_even_t)
+        )
+    else:
+        even = f"盈余 in surplus by {_figure(e, 'surplus_t', w.credits_t, f'{w.credits_t:,.1f}')} tCO2" + _cny(
+            w, "surplus_cny", w.credits_t
+        )
+    if w.biggest_source is None or w.biggest_source_t is None:
+        biggest = "–"
+    else:
+        share = f" ({100 * w.biggest_source_t / w.emissions_t:.0f} % of emissions)" if w.emissions_t > 0 else ""
+        biggest = (
+            f"{_figure(e, 'biggest_source', None, _source_name(w.biggest_source))}: "
+            f"{_figure(e, 'biggest_source_t', w.biggest_source_t, f'{w.biggest_source_t:,.1f}')} tCO2{share}"
+            + _cny(w, "biggest_source_cny", w.biggest_source_t)
+        )
+    if w.price is None:
+        price = "无成交价 no trade price yet in the credit ledger: no CNY figures"
+    else:
+        price = (
+            f"{_figure(e, 'price_cny_per_t', w.price.cny_per_t, f'{w.price.cny_per_t:,.2f}')} CNY/t, the last trade"
+            f" (ledger transaction {w.price.transaction_id}, {w.price.booked_at:%Y-%m-%d})"
+        )
+    return [
+        [label, to_grade],
+        ["到收支平衡 To break even (credits 0)", even],
+        ["最大排放源 Biggest source (location-based)", biggest],
+        ["碳价 Credit price", price],
+    ]
+
+
+def near_zero_status(r: Mapping[str, object]) -> str:
+    """The workshop's level, and "behind" when its offset ratio is below what its plan requires by now."""
+    ratio, required = _float(r.get("offset_ratio")), _float(r.get("required_ratio"))
+    status = str(r.get("status") or "")
+    level = {"zero-carbon": "零碳 zero-carbon", "near-zero": "近零碳 near-zero", "no emissions": "无排放 no emissions"}
+    shown = level.get(status)
+    if math.isfinite(ratio) and math.isfinite(required) and ratio < required:
+        behind = f'<span class="behind">落后 behind</span> ({ratio:.3f} of the {required:.3f} required by now)'
+        return f"{shown}, {behind}" if shown else behind
+    if shown:
+        return shown
+    if math.isfinite(required):
+        return "按期 on track"
+    return "无目标 no target set" if math.isfinite(ratio) else escape(status or "–")
+
+
+def _float(value: object) -> float:
+    if value is None or value is pd.NA:
+        return math.nan
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def problem_meter_rows(quality: pd.DataFrame, with_enterprise: bool) -> list[list[str]]:
+    rows = []
+    for r in problem_meters(quality).to_dict("records"):
+        reasons = []
+        if _float(r.get("completeness")) < 0.9:
+            reasons.append("完整率低 completeness below 90 %")
+        if _float(r.get("resets")) > 0:
+            reasons.append("复位 reset")
+        cells = [
+            escape(str(r["meter"])),
+            escape(str(r["register"])),
+            _num(100 * _float(r.get("completeness")), 1) + " %",
+            _num(r.get("gaps"), 0),
+            _num(r.get("resets"), 0),
+            "; ".join(reasons),
+        ]
+        rows.append(([escape(str(r["enterprise"]))] if with_enterprise else []) + cells)
+    return rows
+
+
+PROBLEM_HEADERS = ["计量表 meter", "寄存器 register", "完整率 completeness", "缺口 gaps", "复位 resets", "问题 problem"]
 
 
 def factor_lines(factors: FactorSet) -> list[list[str]]:
@@ -127,6 +266,14 @@ class MonthData:
         if len(ytd):
             ytd["period"] = ytd["time"].dt.tz_convert(timezone).dt.strftime("%Y-%m")
         self.year_to_date = ytd
+        # The year's activity by enterprise and source: the biggest emission sources, year to date as
+        # the credits are.
+        self.activity_year_to_date = store.query(
+            f'SELECT "quantity", "unit" FROM {ACTIVITY_MONTHLY.q} '
+            f"WHERE \"workshop\" = '' AND time >= {january.start_ns} AND time <= {month.start_ns} "
+            'GROUP BY "enterprise", "source"'
+        )
+        self.actions: dict[str, WhatItTakes] = {}
         for frame in (self.activity, self.emissions, self.near_zero):
             if len(frame) and "workshop" in frame:
                 frame["workshop"] = frame["workshop"].fillna("")
@@ -146,6 +293,14 @@ class MonthData:
     def has_data(self, enterprise: str) -> bool:
         """False for an enterprise none of whose meters sent a reading this month ("no data", not zero)."""
         return enterprise not in self.without_data
+
+    def take_actions(self, factors: FactorSet, policy: Policy, price: TradePrice | None) -> None:
+        """What it takes, per enterprise with credits (:mod:`reports.actions`)."""
+        sources = source_emissions(self.activity_year_to_date, factors)
+        for credit in self.credits.to_dict("records") if len(self.credits) else []:
+            mine = sources[sources["enterprise"] == credit["enterprise"]]
+            by_source = dict(zip(mine["source"], mine["tco2"].astype(float), strict=True))
+            self.actions[str(credit["enterprise"])] = what_it_takes(credit, policy.grade_k_upper, by_source, price)
 
     def total(self, enterprise: str, scope: str, field: str = "tco2_location") -> float:
         """The month's tCO2 of ``scope``; NaN for an enterprise without data this month."""
@@ -187,7 +342,11 @@ def enterprise_page(registry: Registry, data: MonthData, enterprise_id: str, fac
 
     parts.append("<h2>排放 Emissions (GB/T 32150)</h2>")
     scope_rows = [
-        ["范围一 Scope 1 (燃烧 combustion)", _num(data.total(enterprise_id, "scope1")), "–"],
+        [
+            "范围一 Scope 1 (燃烧 combustion; market-based = location-based)",
+            _num(data.total(enterprise_id, "scope1")),
+            _num(data.total(enterprise_id, "scope1", "tco2_market")),
+        ],
         [
             "范围二 Scope 2 (外购电力、热力 purchased electricity, heat)",
             _num(data.total(enterprise_id, "scope2")),
@@ -233,13 +392,21 @@ def enterprise_page(registry: Registry, data: MonthData, enterprise_id: str, fac
         ]
         if isinstance(c.get("note"), str) and c["note"]:
             rows.append(["说明 note", escape(c["note"])])
-        parts.append(_table(["", ""], rows))
+        parts.append(_table(None, rows))
         parts.append(
             f'<p class="note">policy {escape(str(c.get("policy_version", "")))}, factor set '
             f"{escape(str(c.get('factor_set', '')))}, inputs sha256 {escape(str(c.get('inputs_sha256', ''))[:16])}…</p>"
         )
     else:
         parts.append("<p>无积分结果 No credits computed for this month.</p>")
+    if enterprise_id in data.actions:
+        parts.append("<h2>行动要点 What it takes (year to date)</h2>")
+        parts.append(_table(None, what_it_takes_rows(data.actions[enterprise_id]), text_columns=2, css="todo"))
+        parts.append(
+            '<p class="note">With value added and the industry mean as they stand: the grade\'s K upper bound × '
+            "industry mean × value added gives the emissions at the next grade; credits = benchmark × value added − "
+            "emissions. CNY: what that many credits cost at the last trade price.</p>"
+        )
 
     workshops = data.rows_of(data.near_zero, enterprise_id)
     if len(workshops):
@@ -250,7 +417,7 @@ def enterprise_page(registry: Registry, data: MonthData, enterprise_id: str, fac
                 _num(r.get("offset_ratio"), 3),
                 _num(r.get("required_ratio"), 3),
                 _num(r.get("target"), 2),
-                escape(str(r.get("status", ""))),
+                near_zero_status(r),
             ]
             for r in workshops.to_dict("records")
         ]
@@ -260,6 +427,12 @@ def enterprise_page(registry: Registry, data: MonthData, enterprise_id: str, fac
 
     parts.append("<h2>数据质量 Data quality</h2>")
     quality = data.rows_of(data.quality, enterprise_id)
+    problems = problem_meter_rows(quality, with_enterprise=False)
+    if problems:
+        parts.append(f"<p><b>问题计量表 Problem meters</b> ({len(problems)}): check or repair these first.</p>")
+        parts.append(_table(PROBLEM_HEADERS, problems, text_columns=2))
+    elif len(quality):
+        parts.append("<p>无问题计量表 No problem meters: every register at least 90 % complete, no reset.</p>")
     rows = [
         [
             escape(f"{r['meter']} {r['register']}"),
@@ -280,7 +453,67 @@ def enterprise_page(registry: Registry, data: MonthData, enterprise_id: str, fac
     return _page(f"{enterprise_id} {period}", "".join(parts))
 
 
-def park_page(registry: Registry, data: MonthData, factors: FactorSet) -> str:
+def park_actions(data: MonthData) -> list[str]:
+    """The park page's "what it takes" table: one row per enterprise with credits."""
+    if not data.actions:
+        return []
+    price = next(iter(data.actions.values())).price
+    rows = []
+    for enterprise, w in sorted(data.actions.items()):
+        to_grade = (
+            _figure(enterprise, "to_next_grade_t", w.to_next_grade_t, f"{w.to_next_grade_t:,.1f}")
+            + f" → {w.next_grade}"
+            if w.to_next_grade_t is not None
+            else ("best 最优" if w.grade == 1 else "–")
+        )
+        even = (
+            _figure(enterprise, "to_break_even_t", w.to_break_even_t, f"{w.to_break_even_t:,.1f}")
+            if w.to_break_even_t is not None
+            else "–"
+        )
+        cny = w.cny(w.to_break_even_t)
+        biggest = (
+            f"{_source_name(w.biggest_source)} "
+            + _figure(enterprise, "biggest_source_t", w.biggest_source_t, f"{w.biggest_source_t:,.1f}")
+            if w.biggest_source_t is not None
+            else "–"
+        )
+        rows.append(
+            [
+                f'<a href="enterprises/{escape(enterprise)}.html">{escape(enterprise)}</a>',
+                "–" if w.grade is None else str(w.grade),
+                to_grade,
+                even,
+                "–" if cny is None else _figure(enterprise, "to_break_even_cny", cny, f"{cny:,.0f}"),
+                biggest,
+            ]
+        )
+    where = (
+        f"at the last trade price {price.cny_per_t:,.2f} CNY/t ({price.booked_at:%Y-%m-%d})"
+        if price is not None
+        else "no trade price yet in the credit ledger"
+    )
+    return [
+        "<h2>行动要点 What it takes (year to date)</h2>",
+        _table(
+            [
+                "企业 enterprise",
+                "等级 grade",
+                "到下一等级 tCO2 to the next grade",
+                "到收支平衡 tCO2 to break even",
+                "CNY to break even",
+                "最大排放源 biggest source, tCO2",
+            ],
+            rows,
+            1,
+            css="todo",
+        ),
+        f'<p class="note">Tonnes to cut, with value added and the industry mean as they stand; CNY {where}.</p>',
+    ]
+
+
+def park_page(registry: Registry, data: MonthData, factors: FactorSet, policy: Policy | None = None) -> str:
+    policy = policy or load_policy(None)
     period = data.month.period
     ids = [e.id for e in registry.enterprises]
     credits = data.credits.set_index("enterprise") if len(data.credits) else pd.DataFrame()
@@ -293,6 +526,9 @@ def park_page(registry: Registry, data: MonthData, factors: FactorSet) -> str:
                 f'<a href="enterprises/{escape(e.id)}.html">{escape(e.id)}</a> {escape(e.name)}',
                 e.industry,
                 _num(data.total(e.id, "total")) if data.has_data(e.id) else NO_DATA,
+                _num(c.get("intensity_t_per_10k_cny") if len(c) else None, 4),
+                _num(c.get("benchmark_t_per_10k_cny") if len(c) else None, 4),
+                _num(c.get("k_ratio") if len(c) else None, 3),
                 _num(c.get("credits_tco2") if len(c) else None),
                 "–" if grade is None or pd.isna(grade) else str(int(grade)),
                 escape(str(c.get("rating", "–") if len(c) else "–")),
@@ -307,10 +543,23 @@ def park_page(registry: Registry, data: MonthData, factors: FactorSet) -> str:
         + "</p>",
         "<h2>企业 Enterprises</h2>",
         _table(
-            ["企业 enterprise", "行业 industry", "排放 tCO2", "积分 credits (YTD)", "等级 grade", "评级 rating"],
+            [
+                "企业 enterprise",
+                "行业 industry",
+                "本月排放 tCO2 this month",
+                "强度 intensity (YTD)",
+                "基准 benchmark",
+                "K",
+                "积分 credits (YTD)",
+                "等级 grade",
+                "评级 rating",
+            ],
             rows,
             2,
         ),
+        '<p class="note">Intensity and benchmark in tCO2 / 10⁴ CNY value added, year to date; K = intensity /'
+        " industry mean (grade limits " + " / ".join(f"{k:g}" for k in policy.grade_k_upper) + ").</p>",
+        *park_actions(data),
         bar_chart(
             "本月排放 emissions this month (tCO2, location-based)",
             ids,
@@ -342,13 +591,14 @@ def park_page(registry: Registry, data: MonthData, factors: FactorSet) -> str:
         parts.append("<h2>近零碳车间 Near-zero-carbon workshops</h2>")
         parts.append(
             _table(
-                ["车间 workshop", "抵消率 offset ratio", "目标 target", "状态 status"],
+                ["车间 workshop", "抵消率 offset ratio", "应达 required", "目标 target", "状态 status"],
                 [
                     [
                         escape(str(r["workshop"] or r["enterprise"])),
                         _num(r.get("offset_ratio"), 3),
+                        _num(r.get("required_ratio"), 3),
                         _num(r.get("target"), 2),
-                        escape(str(r.get("status", ""))),
+                        near_zero_status(r),
                     ]
                     for r in data.near_zero.to_dict("records")
                 ],
@@ -363,9 +613,23 @@ def park_page(registry: Registry, data: MonthData, factors: FactorSet) -> str:
             f"{int(data.quality['resets'].sum())} resets, {int(data.quality['estimated_intervals'].sum())} estimated "
             "intervals.</p>"
         )
+        problems = problem_meter_rows(data.quality, with_enterprise=True)
+        if problems:
+            parts.append(
+                f"<p><b>问题计量表 Problem meters</b> ({len(problems)}: completeness below 90 % or a reset)</p>"
+            )
+            parts.append(_table(["企业 enterprise", *PROBLEM_HEADERS], problems, text_columns=3))
     parts.append("<h2>排放因子 Emission factors</h2>")
     parts.append(_table(["", "因子 factor", "来源 source"], factor_lines(factors), text_columns=3))
     return _page(f"{registry.park.name} {period}", "".join(parts))
+
+
+def trade_price(settings: Settings, timezone: str) -> TradePrice | None:
+    """The credit ledger's last trade price, read-only; None without a ledger (an embedded one that was
+    never created is not created here) or without a priced transfer."""
+    if settings.ledger.url is None and not settings.ledger_file.exists():
+        return None
+    return last_trade_price(settings.ledger_url, timezone)
 
 
 def write_html_reports(
@@ -380,9 +644,10 @@ def write_html_reports(
     used = str(data.emissions["factor_set"].iloc[0]) if len(data.emissions) else settings.factor_set
     factors = factor_set(used)
     policy = load_policy(settings.policy)
+    data.take_actions(factors, policy, trade_price(settings, registry.park.timezone))
     for enterprise in registry.enterprises:
         page = enterprise_page(registry, data, enterprise.id, factors, policy)
         (out / "enterprises" / f"{enterprise.id}.html").write_text(page, encoding="utf-8")
     index = out / "index.html"
-    index.write_text(park_page(registry, data, factors), encoding="utf-8")
+    index.write_text(park_page(registry, data, factors, policy), encoding="utf-8")
     return index

@@ -12,15 +12,27 @@ from html import escape
 PALETTE = ["#2f7d4f", "#3b6fb6", "#d08a2e", "#8a4fb0", "#b8433c", "#5a8f8f"]
 
 
-def _nice_max(value: float) -> float:
-    """A round axis end at or above ``value`` (1, 2 or 5 times a power of ten)."""
-    if value <= 0:
+# Round axis ends: the data's maximum rounded up to one of these times a power of ten, so the axis runs
+# at most a quarter beyond the data (1.25 × at worst, from 1.2 to 1.5 … 8 to 10), never to twice it.
+NICE_STEPS = (1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0)
+
+
+def nice_ceiling(value: float) -> float:
+    """The smallest round number at or above ``value`` (a step of NICE_STEPS times a power of ten).
+
+    Examples
+    --------
+    >>> [nice_ceiling(v) for v in (0.0, 7.0, 101.0, 2434.0, 5.1, 0.034)]
+    [1.0, 8.0, 120.0, 2500.0, 6.0, 0.04]
+    """
+    if value <= 0 or not math.isfinite(value):
         return 1.0
-    power = 10 ** math.floor(math.log10(value))
-    for step in (1, 2, 5, 10):
-        if value <= step * power:
-            return float(step * power)
-    return float(10 * power)
+    power = 10.0 ** math.floor(math.log10(value))
+    for step in NICE_STEPS:
+        end = round(step * power, 12)
+        if value <= end:
+            return end
+    return round(10 * power, 12)
 
 
 def bar_chart(
@@ -35,8 +47,10 @@ def bar_chart(
     left, right, top, bottom = 70, 16, 34, 56
     plot_w, plot_h = width - left - right, height - top - bottom
     values = [v for vs in series.values() for v in vs if math.isfinite(v)]
-    high = _nice_max(max([0.0, *values]))
-    low = -_nice_max(-min([0.0, *values])) if min([0.0, *values]) < 0 else 0.0
+    high = nice_ceiling(max([0.0, *values])) if max([0.0, *values]) > 0 else 0.0
+    low = -nice_ceiling(-min([0.0, *values])) if min([0.0, *values]) < 0 else 0.0
+    if high == low:  # nothing but zeros (or no data): an axis from 0 to 1
+        high = 1.0
     span = high - low
 
     def y(value: float) -> float:
@@ -47,8 +61,9 @@ def bar_chart(
         f'width="{width}" height="{height}" viewBox="0 0 {width} {height}">',
         f'<text x="{left}" y="20" font-size="14" font-weight="bold">{escape(title)}</text>',
     ]
-    for tick in (low, low + span / 2, high) if low < 0 else (0.0, high / 2, high):
-        label = f"{tick:,.{0 if tick.is_integer() else 1}f}"
+    ticks = (0.0, high / 2, high) if low == 0 else (low, 0.0, high) if high > 0 else (low, low / 2, 0.0)
+    for tick in ticks:
+        label = f"{tick:,.0f}" if abs(tick) >= 1e5 else f"{tick:,.6g}"
         parts.append(
             f'<line x1="{left}" x2="{width - right}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" stroke="#ddd"/>'
             f'<text x="{left - 6}" y="{y(tick) + 4:.1f}" font-size="11" text-anchor="end">{label}</text>'

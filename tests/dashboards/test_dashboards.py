@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,6 +27,7 @@ from park.measurements import COLLECTOR_STATS, CREDITS, METER_REGISTER
 from park.registry import park_timezone
 from park.settings import DEMO_REGISTRY, InfluxSettings, LedgerSettings, MqttSettings, Settings
 from park.store import InfluxStore
+from parkcarbon.runtime import settings_for_run_dir
 from parkcarbon.services import load_credentials
 from pipeline.annual import settle_year
 from pipeline.monthly import compute_activity, compute_scores
@@ -234,16 +236,16 @@ def expected_columns(query: str) -> set[str]:
 def filled(local_services, ports, run_dir, demo_registry, tmp_path_factory) -> Iterator[Settings]:
     """A year (2025) of the demo park computed month by month and settled, two days through MQTT with
     malformed and spoofed messages, a day's quality, and a late reading: every measurement a panel reads."""
-    settings = with_own_group(
-        Settings(
-            run_dir=run_dir,
-            mqtt=MqttSettings(port=ports.mqtt),
-            influx=InfluxSettings(port=ports.influx_http, rpc_port=ports.influx_rpc, database="dashboards"),
-            ledger=LedgerSettings(url=SecretStr(f"sqlite:///{tmp_path_factory.mktemp('ledger') / 'ledger.sqlite'}")),
-        )
+    local_services.create_database("dashboards")  # by the admin, with each role's privilege
+    own = Settings(
+        run_dir=run_dir,
+        mqtt=MqttSettings(port=ports.mqtt),
+        influx=InfluxSettings(port=ports.influx_http, rpc_port=ports.influx_rpc, database="dashboards"),
+        ledger=LedgerSettings(url=SecretStr(f"sqlite:///{tmp_path_factory.mktemp('ledger') / 'ledger.sqlite'}")),
     )
+    # The pipeline's InfluxDB account (it computes the months), the collector replicas' broker passwords.
+    settings = with_own_group(settings_for_run_dir(own, role="pipeline"))
     with InfluxStore(settings.influx) as store:
-        store.create_database()
         year = simulate(demo_registry, FROM, datetime(2026, 1, 1, tzinfo=TZ), pd.Timedelta("1D"), 3)
         write_registers(store, demo_registry, year.registers)
         for month in range(1, 13):
@@ -279,18 +281,44 @@ def filled(local_services, ports, run_dir, demo_registry, tmp_path_factory) -> I
         june = pd.Timestamp("2025-06-10 12:00", tz=TZ)
         store.write([METER_REGISTER.point(tags, {"raw_value": 1.0, "value": 1.0}, june.value)])  # stored late
         assert compute_late_data(settings, date(2026, 1, 2)) == {"2025-06": 1}
+        # The collectors above reported for seconds only; a replica that ran for hours, as they do, gives
+        # the throughput panel two of its (here hourly) intervals.
+        store.write(
+            COLLECTOR_STATS.point({"replica": "collector-9"}, {"readings_written": float(n * 36_000)}, at.value)
+            for n, at in enumerate(pd.date_range("2026-01-02 08:00", periods=3, freq="h", tz=TZ))
+        )
         yield settings
-        store.drop_database()
+    local_services.drop_database("dashboards")
+
+
+# Each query's time on the test data, printed at the end of the module (pytest -s shows it).
+QUERY_BUDGET_S = 2.0
+QUERY_TIMES: dict[str, float] = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def print_query_times() -> Iterator[None]:
+    yield
+    if QUERY_TIMES:
+        lines = [f"{seconds * 1000:8.1f} ms  {name}" for name, seconds in QUERY_TIMES.items()]
+        print(
+            "\npanel query times on the test data (a year of daily registers, two days of 15-min):\n" + "\n".join(lines)
+        )
 
 
 @pytest.mark.services
 @pytest.mark.parametrize(("uid", "panel", "target"), targets(), ids=lambda v: v if isinstance(v, str) else "")
 def test_panel_query_returns_data(filled, uid, panel, target):
-    """The panel's query, as Grafana would send it from 2025-01-01 until now, for enterprise E01."""
+    """The panel's query, as Grafana would send it from 2025-01-01 until now, for enterprise E01, within
+    the time budget."""
     with InfluxStore(filled.influx) as store:
         choices = store.query(f'SHOW TAG VALUES FROM {CREDITS.q} WITH KEY = "enterprise"')
         assert "E01" in set(choices["value"])  # the enterprise variable's own query offers E01
+        started = time.perf_counter()
         frame = store.query(substitute(target["query"], {"enterprise": "E01"}))
+        elapsed = time.perf_counter() - started
+    QUERY_TIMES[f"{uid} · {panel} · {target['refId']}"] = elapsed
+    assert elapsed < QUERY_BUDGET_S, (panel, elapsed)
     assert len(frame) > 0, (uid, panel, target["query"])
     expected = expected_columns(target["query"]) | {"time"}
     assert expected <= set(frame.columns), (panel, expected - set(frame.columns))
