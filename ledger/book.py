@@ -9,6 +9,7 @@ request idempotent: the same reference with the same content returns the first b
 content it is refused. References starting with ``settle:`` are the ledger's own.
 
 On PostgreSQL, where writers run side by side, every booking takes its locks in one order:
+0. the serial of an external unit it uses (only ``use_external`` takes one, and before anything else);
 1. the obligations it reads (an enterprise's year: surrender, settlement), in key order;
 2. the holdings it changes, in key order;
 3. the hash chains' head, to append its rows (``ledger.chain``), held until it commits.
@@ -24,7 +25,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
 from typing import Any, Self
 from zoneinfo import ZoneInfo
 
@@ -38,21 +39,30 @@ from ledger.chain import CHAINED, link
 from ledger.db import current_revision, head_revision, lock, make_engine, migrate
 from ledger.errors import (
     DuplicateReferenceError,
+    ExpiredError,
     InsufficientBalanceError,
     LedgerError,
     NothingToSettleError,
+    OffsetCapError,
     ReservedReferenceError,
+    SerialUsedError,
     UnknownEnterpriseError,
     WrongVintageError,
 )
 from ledger.schema import (
+    EXPIRED,
+    EXTERNAL,
+    EXTERNAL_KINDS,
     ISSUING,
+    OFFSETS,
     PARK_ACCOUNTS,
     RETIRED,
+    SOURCE_ACCOUNTS,
     SURRENDERED,
     SYSTEM_REFERENCE_PREFIX,
     accounts,
     entries,
+    external_units,
     holdings,
     obligations,
     settlements,
@@ -62,6 +72,11 @@ from ledger.schema import (
 RETRIES = 8  # a PostgreSQL deadlock or serialization failure is retried this many times
 RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
 CHAINS = (transactions, obligations, settlements)
+# At most 5 % of the obligation may be covered by external units: 《碳排放权交易管理办法（试行）》 (生态环境部令
+# 第19号, published 2021-01-05, in force 2021-02-01): 重点排放单位每年可以使用国家核证自愿减排量抵销碳排放配额的
+# 清缴，抵销比例不得超过应清缴碳排放配额的5%. The park's policy may set another share.
+DEFAULT_EXTERNAL_CAP = Decimal("0.05")
+SYSTEM_KINDS = ("issue", "clawback", "expire")  # the ledger's own bookings, under SYSTEM_REFERENCE_PREFIX
 
 
 def enterprise_account(enterprise_id: str) -> str:
@@ -97,6 +112,22 @@ class SettlementReport:
 
 
 @dataclass(frozen=True)
+class ExternalLot:
+    """A lot of external units: a green electricity certificate (``gec``), CCER or 碳普惠 credit (``puhui``).
+
+    ``vintage``: the year of the generation or reduction; ``valid_until``: the last day its registry lets
+    it be used (None: no limit stated); ``origin``: the project, registry and issuing body.
+    """
+
+    serial: str
+    kind: str
+    vintage: int
+    origin: str
+    amount_t: Decimal | str | float
+    valid_until: date | None = None
+
+
+@dataclass(frozen=True)
 class _SettlementPlan:
     """What settling one enterprise's year books (``Ledger._plan``)."""
 
@@ -120,17 +151,21 @@ class Ledger:
         engine: Engine,
         timezone: str,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        credit_validity_years: int | None = None,
     ) -> None:
         self.engine = engine
         self.tz = ZoneInfo(timezone)
         self.clock = clock
+        # Credits of vintage V may be used through 31 December of V + this (the policy's banking
+        # validity); None: no limit. ``expire`` books what is left of them out.
+        self.credit_validity_years = credit_validity_years
 
     @classmethod
-    def open(cls, url: str, timezone: str) -> Ledger:
+    def open(cls, url: str, timezone: str, credit_validity_years: int | None = None) -> Ledger:
         """Connect to ``url`` and bring its schema to the newest migration."""
         engine = make_engine(url)
         migrate(engine)
-        return cls(engine, timezone)
+        return cls(engine, timezone, credit_validity_years=credit_validity_years)
 
     @classmethod
     def open_read_only(cls, url: str, timezone: str) -> Ledger | None:
@@ -198,7 +233,7 @@ class Ledger:
     def _apply(self, conn: Connection, moves: Sequence[tuple[str, int, int]]) -> None:
         """Change holdings by (account, vintage, delta kg), in key order; refuse to overdraw."""
         for account, vintage, delta in sorted(moves):
-            if delta < 0 and account != ISSUING:
+            if delta < 0 and account not in SOURCE_ACCOUNTS:
                 taken = conn.execute(
                     update(holdings)
                     .where(
@@ -266,9 +301,13 @@ class Ledger:
         content: dict[str, Any],
         requested_by: str,
         moves: Callable[[Connection], Sequence[tuple[str, int, int]]],
+        after: Callable[[Connection, int], None] | None = None,
         **columns: Any,
     ) -> Booked:
-        """Book one request: its transaction row, its holdings and entries, or nothing."""
+        """Book one request: its transaction row, its holdings and entries, or nothing.
+
+        ``after`` is called with the new transaction's id in the same database transaction (rows that
+        belong to the booking, e.g. an external lot)."""
         if not reference or len(reference) > 200:
             raise LedgerError("a reference of 1 to 200 characters is required: it makes a retried request safe")
         if reference.startswith(SYSTEM_REFERENCE_PREFIX):
@@ -300,9 +339,10 @@ class Ledger:
             changes = moves(conn)
             self._apply(conn, changes)
             memo = str(content.get("memo", ""))
-            return Booked(
-                self._record(conn, kind, reference, digest, requested_by, changes, memo=memo, **columns), reference
-            )
+            txn_id = self._record(conn, kind, reference, digest, requested_by, changes, memo=memo, **columns)
+            if after is not None:
+                after(conn, txn_id)
+            return Booked(txn_id, reference)
 
         try:
             result: Booked = self._retrying(work)
@@ -347,6 +387,22 @@ class Ledger:
     def _vintage_exists(self, conn: Connection, vintage: int) -> None:
         if not self._holding_kg(conn, ISSUING, vintage):
             raise WrongVintageError(f"no credits of vintage {vintage} have been issued")
+        last_day = self.valid_through(vintage)
+        if last_day is not None and self._today() > last_day:
+            raise ExpiredError(
+                f"credits of vintage {vintage} expired on {last_day} (banked for at most "
+                f"{self.credit_validity_years} years after their vintage): nothing was booked"
+            )
+
+    def _today(self) -> date:
+        """The booking date in the park's time zone."""
+        return self._now().astimezone(self.tz).date()
+
+    def valid_through(self, vintage: int) -> date | None:
+        """The last day credits of ``vintage`` can be used (None: no banking limit set)."""
+        if self.credit_validity_years is None:
+            return None
+        return date(vintage + self.credit_validity_years, 12, 31)
 
     # -- requests ---------------------------------------------------------------------------------
 
@@ -402,10 +458,11 @@ class Ledger:
             self._vintage_exists(conn, vintage)
             self._lock_obligations(conn, year, [enterprise_id])  # before reading what is owed
             due, surrendered = self._due_kg(conn, enterprise_id, year), self._surrendered_kg(conn, enterprise_id, year)
+            surrendered += self._external_kg(conn, enterprise_id, year)
             if due - surrendered < amount_kg:
                 raise LedgerError(
                     f"{enterprise_id} owes {kg_to_t(due - surrendered)} t for {year} "
-                    f"({kg_to_t(due)} t due, {kg_to_t(surrendered)} t surrendered); "
+                    f"({kg_to_t(due)} t due, {kg_to_t(surrendered)} t surrendered or covered by external units); "
                     f"{kg_to_t(amount_kg)} t is more than that: nothing was booked"
                 )
             return [(account, vintage, -amount_kg), (SURRENDERED, vintage, amount_kg)]
@@ -432,6 +489,164 @@ class Ledger:
 
         return self._book("retire", reference, content, requested_by, moves)
 
+    def use_external(
+        self,
+        enterprise_id: str,
+        year: int,
+        lot: ExternalLot,
+        reference: str,
+        requested_by: str,
+        cap: Decimal | str = DEFAULT_EXTERNAL_CAP,
+    ) -> Booked:
+        """Use a lot of external units against the enterprise's obligation for ``year``.
+
+        Refused, with nothing booked: a serial already used (by anyone in the park), a vintage after
+        ``year``, a lot past its ``valid_until`` on the booking date, more than the obligation still
+        open, and external units beyond ``cap`` × the year's obligation in all (floor, whole kg;
+        default 5 %, the national ETS rule, ``DEFAULT_EXTERNAL_CAP``).
+        """
+        amount_kg = t_to_kg(lot.amount_t)
+        share = Decimal(str(cap))
+        if not share.is_finite() or not 0 <= share <= 1:
+            raise LedgerError(f"the cap on external units is a share of the obligation from 0 to 1, not {cap}")
+        serial = lot.serial.strip()
+        if not serial or len(serial) > 120:
+            raise LedgerError("an external unit needs its registry's serial number (1 to 120 characters)")
+        if lot.kind not in EXTERNAL_KINDS:
+            raise LedgerError(f"external units are one of {', '.join(EXTERNAL_KINDS)}, not {lot.kind!r}")
+        if not lot.origin.strip():
+            raise LedgerError(f"{lot.kind} {serial}: its origin (project, registry, issuing body) is required")
+        if lot.vintage > year:
+            raise WrongVintageError(
+                f"{lot.kind} {serial} of vintage {lot.vintage} cannot cover an obligation for {year}: "
+                "a unit covers years from its vintage on"
+            )
+        if lot.valid_until is not None and self._today() > lot.valid_until:
+            raise ExpiredError(
+                f"{lot.kind} {serial} expired on {lot.valid_until} (its registry's validity); "
+                f"it cannot be used on {self._today()}: nothing was booked"
+            )
+        content = {
+            "enterprise": enterprise_id,
+            "year": year,
+            "serial": serial,
+            "lot_kind": lot.kind,
+            "vintage": lot.vintage,
+            "origin": lot.origin,
+            "valid_until": lot.valid_until,
+            "amount_kg": amount_kg,
+        }
+
+        def used_by(conn: Connection) -> str | None:
+            row = conn.execute(
+                select(
+                    external_units.c.enterprise_id, external_units.c.obligation_year, external_units.c.transaction_id
+                ).where(external_units.c.serial == serial)
+            ).first()
+            if row is None:
+                return None
+            return f"{row.enterprise_id} for {row.obligation_year} (transaction {row.transaction_id})"
+
+        def moves(conn: Connection) -> list[tuple[str, int, int]]:
+            lock(conn, f"external:{serial}")  # two requests for one serial: the second waits, then sees it used
+            if (user := used_by(conn)) is not None:
+                raise SerialUsedError(f"{lot.kind} {serial} was used already, by {user}: a unit counts once park-wide")
+            self._account(conn, enterprise_id)
+            self._lock_obligations(conn, year, [enterprise_id])  # before reading what is owed
+            due = self._due_kg(conn, enterprise_id, year)
+            if due <= 0:
+                raise LedgerError(f"{enterprise_id} owes nothing for {year}: nothing was booked")
+            covered = self._surrendered_kg(conn, enterprise_id, year)
+            used = self._external_kg(conn, enterprise_id, year)
+            cap_kg = int((Decimal(due) * share).to_integral_value(rounding=ROUND_FLOOR))
+            if used + amount_kg > cap_kg:
+                raise OffsetCapError(
+                    f"{enterprise_id} may cover at most {kg_to_t(cap_kg)} t ({share:%} of the {kg_to_t(due)} t due "
+                    f"for {year}) with external units; {kg_to_t(used)} t used, {kg_to_t(amount_kg)} t more is "
+                    f"{used + amount_kg - cap_kg} kg over: nothing was booked"
+                )
+            if covered + used + amount_kg > due:
+                raise LedgerError(
+                    f"{enterprise_id} owes {kg_to_t(due - covered - used)} t for {year}; "
+                    f"{kg_to_t(amount_kg)} t is more than that: nothing was booked"
+                )
+            return [(EXTERNAL, lot.vintage, -amount_kg), (OFFSETS, lot.vintage, amount_kg)]
+
+        def record_lot(conn: Connection, txn_id: int) -> None:
+            conn.execute(
+                insert(external_units).values(
+                    serial=serial,
+                    kind=lot.kind,
+                    vintage=lot.vintage,
+                    origin=lot.origin,
+                    valid_until=lot.valid_until,
+                    amount_kg=amount_kg,
+                    enterprise_id=enterprise_id,
+                    obligation_year=year,
+                    transaction_id=txn_id,
+                )
+            )
+
+        try:
+            return self._book("offset", reference, content, requested_by, moves, after=record_lot, obligation_year=year)
+        except IntegrityError:  # the serial's row went in between our check and our insert
+            with self._transaction() as conn:
+                user = used_by(conn)
+            if user is None:
+                raise
+            raise SerialUsedError(
+                f"{lot.kind} {serial} was used already, by {user}: a unit counts once park-wide"
+            ) from None
+
+    def expire(self, as_of: date, requested_by: str) -> dict[tuple[str, int], int]:
+        """Book out the credits enterprises still hold past their validity (``credit_validity_years``)
+        as of ``as_of``: one ``expire`` transaction per enterprise and vintage, from its account to
+        ``park:expired``. Returns the kg expired by (enterprise, vintage); running it again books nothing.
+        """
+        if self.credit_validity_years is None:
+            raise LedgerError("no banking validity is set (credit_validity_years): nothing expires")
+        validity = self.credit_validity_years
+
+        def work(conn: Connection) -> dict[tuple[str, int], int]:
+            last_vintage = as_of.year - validity - 1  # vintage V is valid through 31 December of V + validity
+            candidates = conn.execute(
+                select(holdings.c.account_id, holdings.c.vintage)
+                .join(accounts, accounts.c.id == holdings.c.account_id)
+                .where(accounts.c.kind == "enterprise", holdings.c.vintage <= last_vintage, holdings.c.amount_kg > 0)
+                .order_by(holdings.c.account_id, holdings.c.vintage)
+            ).all()
+            done: dict[tuple[str, int], int] = {}
+            plans = []
+            for account, vintage in candidates:  # locked in key order (the order every booking takes them)
+                held = self._holding_kg(conn, account, int(vintage), lock=True)
+                if held > 0:
+                    plans.append((str(account), int(vintage), held))
+            self._apply(conn, [(EXPIRED, v, kg) for _a, v, kg in plans] + [(a, v, -kg) for a, v, kg in plans])
+            for account, vintage, kg in plans:
+                enterprise_id = account.removeprefix("ent:")
+                before = conn.execute(
+                    select(func.count()).where(
+                        transactions.c.kind == "expire",
+                        transactions.c.reference.startswith(
+                            f"{SYSTEM_REFERENCE_PREFIX}expire:{vintage}:{enterprise_id}:", autoescape=True
+                        ),
+                    )
+                ).scalar_one()
+                self._record(
+                    conn,
+                    "expire",
+                    f"{SYSTEM_REFERENCE_PREFIX}expire:{vintage}:{enterprise_id}:{int(before) + 1}",
+                    _sha256({"kind": "expire", "enterprise": enterprise_id, "vintage": vintage, "kg": kg}),
+                    requested_by,
+                    [(account, vintage, -kg), (EXPIRED, vintage, kg)],
+                    memo=f"vintage {vintage} valid through {date(vintage + validity, 12, 31)}; expired as of {as_of}",
+                )
+                done[(enterprise_id, vintage)] = kg
+            return done
+
+        result: dict[tuple[str, int], int] = self._retrying(work)
+        return result
+
     # -- settlement -------------------------------------------------------------------------------
 
     def _due_kg(self, conn: Connection, enterprise_id: str, year: int) -> int:
@@ -457,6 +672,17 @@ class Ledger:
         if before is not None:
             query = query.where(transactions.c.requested_at < before)
         return -int(conn.execute(query).scalar_one())
+
+    def _external_kg(self, conn: Connection, enterprise_id: str, year: int, before: datetime | None = None) -> int:
+        """External units the enterprise used against its obligation of ``year`` (booked before ``before``)."""
+        query = (
+            select(func.coalesce(func.sum(external_units.c.amount_kg), 0))
+            .select_from(external_units.join(transactions, external_units.c.transaction_id == transactions.c.id))
+            .where(external_units.c.enterprise_id == enterprise_id, external_units.c.obligation_year == year)
+        )
+        if before is not None:
+            query = query.where(transactions.c.requested_at < before)
+        return int(conn.execute(query).scalar_one())
 
     def _issued_kg(self, conn: Connection, enterprise_id: str, year: int) -> int:
         """What settlements of ``year`` issued to the enterprise, net of clawbacks."""
@@ -663,7 +889,8 @@ class Ledger:
 
         status: ``no obligation``; ``open`` (deadline not passed, not yet covered); ``covered``,
         ``partly covered`` or ``not covered`` by the deadline. score: 100 covered or no obligation,
-        the covered share × 100 when partly covered, 0 not covered, empty while open.
+        the covered share × 100 when partly covered, 0 not covered, empty while open. Credits
+        surrendered (``surrendered_t``) and external units used (``external_t``) both cover.
         """
         rows = []
         with self.engine.connect() as conn:
@@ -679,15 +906,17 @@ class Ledger:
                 ).scalar()
                 cutoff = datetime.combine(deadline + timedelta(days=1), time(), self.tz) if deadline else None
                 surrendered = self._surrendered_kg(conn, enterprise_id, year, cutoff)
+                external = self._external_kg(conn, enterprise_id, year, cutoff)
+                covered = surrendered + external
                 score: float | None
                 if due <= 0:
                     status, score = "no obligation", 100.0
-                elif surrendered >= due:
+                elif covered >= due:
                     status, score = "covered", 100.0
                 elif deadline is not None and as_of <= deadline:
                     status, score = "open", None
-                elif surrendered > 0:
-                    status, score = "partly covered", 100.0 * surrendered / due
+                elif covered > 0:
+                    status, score = "partly covered", 100.0 * covered / due
                 else:
                     status, score = "not covered", 0.0
                 rows.append(
@@ -699,10 +928,12 @@ class Ledger:
                         "deadline": deadline,
                         "status": status,
                         "score": score,
+                        "external_t": float(kg_to_t(external)),
                     }
                 )
         return pd.DataFrame(
-            rows, columns=["enterprise_id", "year", "due_t", "surrendered_t", "deadline", "status", "score"]
+            rows,
+            columns=["enterprise_id", "year", "due_t", "surrendered_t", "deadline", "status", "score", "external_t"],
         )
 
     def check(self) -> list[str]:
@@ -712,8 +943,11 @@ class Ledger:
         - every row of transactions (with its entries), obligations and settlements carries the hash
           its chain gives it: nothing booked was edited, moved or deleted, even with the triggers off;
         - every entry belongs to a transaction, and every transaction's entries sum to zero;
-        - every holding equals the sum of its entries, and none but the issuing account is negative;
-        - all credits ever issued are held, surrendered or retired;
+        - every holding equals the sum of its entries, and none but the source accounts (issuing,
+          external) is negative;
+        - all credits ever issued and external units entered are held, surrendered, retired, used
+          against obligations or expired;
+        - every external lot is as its transaction booked it (the transaction's content hash covers it);
         - no caller's transaction took a reference of the ledger's own (booked before they were refused).
         """
         problems = []
@@ -755,17 +989,40 @@ class Ledger:
             for key in sorted(set(sums) | set(held)):
                 if sums.get(key, 0) != held.get(key, 0):
                     problems.append(f"holding {key} is {held.get(key, 0)} kg, its entries sum to {sums.get(key, 0)} kg")
-                if key[0] != ISSUING and held.get(key, 0) < 0:
+                if key[0] not in SOURCE_ACCOUNTS and held.get(key, 0) < 0:
                     problems.append(f"holding {key} is negative")
-            issued = -sum(v for (a, _v), v in held.items() if a == ISSUING)
-            rest = sum(v for (a, _v), v in held.items() if a != ISSUING)
+            issued = -sum(v for (a, _v), v in held.items() if a in SOURCE_ACCOUNTS)
+            rest = sum(v for (a, _v), v in held.items() if a not in SOURCE_ACCOUNTS)
             if issued != rest:
-                problems.append(f"{issued} kg issued but {rest} kg held, surrendered or retired")
+                problems.append(
+                    f"{issued} kg issued or entered but {rest} kg held, surrendered, retired, used or expired"
+                )
+            lots = conn.execute(
+                select(external_units, transactions.c.kind.label("txn_kind"), transactions.c.content_sha256)
+                .join(transactions, external_units.c.transaction_id == transactions.c.id)
+                .order_by(external_units.c.transaction_id)
+            ).mappings()
+            for lot in lots:
+                content = {
+                    "kind": "offset",
+                    "enterprise": lot["enterprise_id"],
+                    "year": lot["obligation_year"],
+                    "serial": lot["serial"],
+                    "lot_kind": lot["kind"],
+                    "vintage": lot["vintage"],
+                    "origin": lot["origin"],
+                    "valid_until": lot["valid_until"],
+                    "amount_kg": lot["amount_kg"],
+                }
+                if lot["txn_kind"] != "offset" or _sha256(content) != lot["content_sha256"]:
+                    problems.append(
+                        f"external unit {lot['serial']}: not as transaction {lot['transaction_id']} booked it"
+                    )
             squatted = conn.execute(
                 select(transactions.c.id, transactions.c.reference)
                 .where(
                     transactions.c.reference.startswith(SYSTEM_REFERENCE_PREFIX, autoescape=True),
-                    transactions.c.kind.notin_(["issue", "clawback"]),
+                    transactions.c.kind.notin_(list(SYSTEM_KINDS)),
                 )
                 .order_by(transactions.c.id)
             ).all()

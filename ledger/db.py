@@ -125,6 +125,7 @@ APP_RIGHTS = {
     "holdings": "SELECT, INSERT, UPDATE",
     "obligations": "SELECT, INSERT",
     "settlements": "SELECT, INSERT",
+    "external_units": "SELECT, INSERT",
     "alembic_version": "SELECT",  # opening the ledger checks that it is migrated
 }
 APPENDED = ("transactions", "entries", "obligations", "settlements")  # with serial ids

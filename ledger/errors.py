@@ -29,3 +29,15 @@ class ReservedReferenceError(LedgerError):
 
 class NothingToSettleError(LedgerError):
     pass
+
+
+class ExpiredError(LedgerError):
+    """An external unit past its registry's validity, or credits past the policy's banking validity."""
+
+
+class SerialUsedError(LedgerError):
+    """An external unit's serial was used already: a unit counts once park-wide."""
+
+
+class OffsetCapError(LedgerError):
+    """External units beyond the share of an obligation the policy lets them cover."""

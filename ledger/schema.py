@@ -13,6 +13,12 @@ schema (a test compares them), plus triggers that refuse UPDATE and DELETE on th
   corrections after a re-settlement); what it owes is their sum.
 - ``settlements``: the settled credits of each enterprise and year, with the inputs' hash, policy
   and factor set they came from; a re-settlement adds rows, never edits one.
+- ``external_units``: units from outside the park (green electricity certificates, CCER, 碳普惠
+  credits) used against an enterprise's obligation, one row per lot, keyed by its serial number: a
+  serial counts once park-wide. Immutable; the transaction that booked the lot hashes its content.
+  Their entries run from ``park:external`` (the source of every external unit, like the issuing
+  account for credits) to ``park:offsets``.
+- Credits past their validity are moved to ``park:expired`` by entries of their own (``Ledger.expire``).
 
 Transactions (with their entries), obligations and settlements each form a hash chain
 (``chain_sha256``, see ``ledger.chain``), so that an edit behind the triggers' back shows. The column
@@ -40,8 +46,20 @@ from sqlalchemy import (
 ISSUING = "park:issuing"
 SURRENDERED = "park:surrendered"
 RETIRED = "park:retired"
-PARK_ACCOUNTS = {ISSUING: "issuing", SURRENDERED: "surrendered", RETIRED: "retired"}
-IMMUTABLE_TABLES = ("transactions", "entries", "obligations", "settlements")
+EXTERNAL = "park:external"
+OFFSETS = "park:offsets"
+EXPIRED = "park:expired"
+PARK_ACCOUNTS = {
+    ISSUING: "issuing",
+    SURRENDERED: "surrendered",
+    RETIRED: "retired",
+    EXTERNAL: "external",
+    OFFSETS: "offsets",
+    EXPIRED: "expired",
+}
+SOURCE_ACCOUNTS = (ISSUING, EXTERNAL)  # their balance is minus what entered the book through them
+IMMUTABLE_TABLES = ("transactions", "entries", "obligations", "settlements", "external_units")
+EXTERNAL_KINDS = ("gec", "ccer", "puhui")  # green electricity certificate, CCER, 碳普惠 credit
 SYSTEM_REFERENCE_PREFIX = "settle:"  # the ledger's own bookings; refused as a caller's reference
 
 metadata = MetaData()
@@ -90,7 +108,7 @@ holdings = Table(
     Column("account_id", String(80), ForeignKey("accounts.id"), primary_key=True),
     Column("vintage", Integer, primary_key=True),
     Column("amount_kg", BigInteger, nullable=False),
-    CheckConstraint(f"amount_kg >= 0 OR account_id = '{ISSUING}'", name="ck_holdings_not_negative"),
+    CheckConstraint(f"amount_kg >= 0 OR account_id IN ('{ISSUING}', '{EXTERNAL}')", name="ck_holdings_not_negative"),
 )
 
 obligations = Table(
@@ -123,4 +141,21 @@ settlements = Table(
     Column("requested_at", DateTime(timezone=True), nullable=False),
     Column("chain_sha256", String(64), nullable=True),
     Index("ix_settlements_year_enterprise", "year", "enterprise_id"),
+)
+
+external_units = Table(
+    "external_units",
+    metadata,
+    Column("serial", String(120), primary_key=True),  # the issuing registry's serial: once park-wide
+    Column("kind", String(16), nullable=False),  # gec, ccer, puhui
+    Column("vintage", Integer, nullable=False),  # the year the reduction or generation took place
+    Column("origin", Text, nullable=False),  # project, registry, issuing body
+    Column("valid_until", Date, nullable=True),  # last day the registry lets it be used
+    Column("amount_kg", BigInteger, nullable=False),
+    Column("enterprise_id", String(64), nullable=False),
+    Column("obligation_year", Integer, nullable=False),
+    Column("transaction_id", Integer, ForeignKey("transactions.id"), nullable=False, unique=True),
+    CheckConstraint("amount_kg > 0", name="ck_external_units_positive"),
+    CheckConstraint("kind IN (" + ", ".join(f"'{k}'" for k in EXTERNAL_KINDS) + ")", name="ck_external_units_kind"),
+    Index("ix_external_units_enterprise_year", "enterprise_id", "obligation_year"),
 )

@@ -17,7 +17,18 @@ import pytest
 from park.measurements import ALL
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ["parkcarbon", "pipeline", "reports", "scoring", "ledger", "collectors", "simulators", "dashboards", "park"]
+PACKAGES = [
+    "parkcarbon",
+    "portal",
+    "pipeline",
+    "reports",
+    "scoring",
+    "ledger",
+    "collectors",
+    "simulators",
+    "dashboards",
+    "park",
+]
 SOURCES = sorted(p for package in [*PACKAGES, "dags"] for p in (ROOT / package).rglob("*.py"))
 
 

@@ -1,0 +1,524 @@
+"""The platform's web application (FastAPI, pages rendered on the server with Jinja2).
+
+Who may see what is decided in one place: :func:`view` turns the request's session into a
+:class:`portal.scope.Scope` and hands the route a :class:`portal.data.View` bound to it; a route has
+no other way to data. Every form carries a token bound to the session (before login: a cookie of its
+own, double submit) and :func:`csrf_protect`, a dependency of the whole application, refuses any POST
+without the right one. An error reaches the browser as a page with an error id, never a stack trace:
+the detail goes to the log under that id.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import math
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import Depends, FastAPI, Form, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from jinja2 import Undefined
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ledger.db import current_revision, head_revision, make_engine
+from park.registry import load_registry
+from park.store import InfluxStore
+from portal import auth
+from portal.audit import Actor, record
+from portal.config import PlatformConfig
+from portal.data import SCOPES, Backend, View
+from portal.scope import ROLE_NAMES, ForbiddenError, NotFoundError, Scope
+from reports.svg import bar_chart
+
+LOG = logging.getLogger("parkcarbon.platform")
+HERE = Path(__file__).parent
+SESSION_COOKIE = "pc_session"
+LOGIN_CSRF_COOKIE = "pc_login_csrf"
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "x-csrf-token"
+UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"same-origin"),
+    (b"content-security-policy", b"default-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'"),
+]
+PRIVATE = (b"cache-control", b"no-store")  # pages and data: never kept by a browser or a proxy
+PUBLIC = (b"cache-control", b"public, max-age=86400")  # /static/: the stylesheet, scripts and ECharts
+
+
+class LoginRequiredError(Exception):
+    """No live session: the browser is sent to the login page."""
+
+
+class CsrfRefusedError(Exception):
+    """A form without its token, or with another's."""
+
+
+class SecurityHeaders:
+    """Adds the headers of :data:`HEADERS` to every response (pure ASGI, so errors' pages get them too)."""
+
+    def __init__(self, app: Callable[..., Awaitable[None]]) -> None:
+        self.app = app
+
+    async def __call__(
+        self, scope: MutableMapping[str, Any], receive: Callable[..., Any], send: Callable[..., Any]
+    ) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        cache = PUBLIC if scope["path"].startswith("/static/") else PRIVATE
+
+        async def with_headers(message: MutableMapping[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *HEADERS, cache]
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+def _view(request: Request) -> View:
+    """The one way a route reaches data: a View bound to the scope of the request's session."""
+    make: Callable[[Request], View] = request.app.state.view_of
+    return make(request)
+
+
+Scoped = Annotated[View, Depends(_view)]
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _num(value: object, digits: int = 1) -> str:
+    """A figure with thousands separators; "–" for what is missing (None, NaN, a field not written)."""
+    if isinstance(value, Undefined):
+        return "–"
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return "–"
+    return f"{number:,.{digits}f}" if math.isfinite(number) else "–"
+
+
+def create_app(config: PlatformConfig, store: InfluxStore | None = None) -> FastAPI:
+    """The application on ``config``'s database (migrated to the newest revision: ``parkcarbon platform
+    serve`` migrates it first), InfluxDB and run directory."""
+    writer = make_engine(config.ledger_url)
+    if current_revision(writer) != head_revision():
+        writer.dispose()
+        raise RuntimeError("the platform's database is not at the newest schema: run `parkcarbon platform migrate`")
+    reader = make_engine(config.ledger_url, read_only=True)
+    registry = load_registry(config.registry)
+    backend = Backend(
+        store=store or InfluxStore(config.influx),
+        reader=reader,
+        writer=writer,
+        reports_dir=config.reports_dir,
+        security=config.security,
+        timezone=registry.park.timezone,
+    )
+    security = config.security
+    lifetime = security.session_lifetime
+    templates = Jinja2Templates(directory=HERE / "templates")
+    templates.env.filters["num"] = _num
+    templates.env.globals.update(role_names=ROLE_NAMES, scopes=SCOPES, park_name=registry.park.name)
+
+    # -- sessions, CSRF, scope --------------------------------------------------------------------------
+
+    def session_of(request: Request) -> auth.Session | None:
+        if not hasattr(request.state, "session"):
+            token = request.cookies.get(SESSION_COOKIE, "")
+            found = None
+            if token:
+                with reader.connect() as conn:
+                    found = auth.session_for(conn, token)
+            request.state.session = found
+        session: auth.Session | None = request.state.session
+        return session
+
+    async def csrf_protect(request: Request) -> None:
+        """Every POST (PUT, PATCH, DELETE) carries the form token of its session, or before login the one
+        of the login page's cookie; anything else is refused with 403."""
+        if request.method not in UNSAFE:
+            return
+        sent = request.headers.get(CSRF_HEADER, "")
+        if not sent and request.headers.get("content-type", "").startswith(
+            ("application/x-www-form-urlencoded", "multipart/form-data")
+        ):
+            value = (await request.form()).get(CSRF_FIELD, "")
+            sent = value if isinstance(value, str) else ""
+        session = session_of(request)
+        expected = session.csrf_token if session is not None else request.cookies.get(LOGIN_CSRF_COOKIE, "")
+        if not sent or not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
+            raise CsrfRefusedError()
+
+    def actor_of(request: Request, session: auth.Session) -> Actor:
+        return Actor(session.user.username, session.user.role, session.user.enterprise_id, _client(request))
+
+    def view(request: Request) -> View:
+        session = session_of(request)
+        if session is None:
+            raise LoginRequiredError()
+        user = session.user
+        scope = Scope.of(user.username, user.role, user.enterprise_id, registry)
+        return View(backend, scope, actor_of(request, session))
+
+    def page(request: Request, name: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:
+        session = session_of(request)
+        context = {
+            "user": session.user if session else None,
+            "csrf": session.csrf_token if session else "",
+            "home": (Scope.of(session.user.username, session.user.role, session.user.enterprise_id, registry).home)
+            if session
+            else "/login",
+            **context,
+        }
+        return templates.TemplateResponse(request, name, context, status_code=status)
+
+    def secure(request: Request) -> bool:
+        if security.cookie_secure == "auto":
+            return request.url.scheme == "https"
+        return security.cookie_secure == "always"
+
+    def set_session_cookie(request: Request, response: Response, token: str) -> None:
+        response.set_cookie(
+            SESSION_COOKIE,
+            token,
+            max_age=int(lifetime.total_seconds()),
+            httponly=True,
+            samesite="lax",
+            secure=secure(request),
+            path="/",
+        )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        backend.store.close()
+        reader.dispose()
+        writer.dispose()
+
+    app = FastAPI(
+        title="parkcarbon platform",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        dependencies=[Depends(csrf_protect)],
+        lifespan=lifespan,
+    )
+    app.state.backend = backend
+    app.state.view_of = view
+    app.add_middleware(SecurityHeaders)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+
+    # -- errors -----------------------------------------------------------------------------------------
+
+    def error_page(request: Request, status: int, title: str, text: str, error_id: str = "") -> HTMLResponse:
+        try:
+            return page(
+                request, "error.html", {"status": status, "title": title, "text": text, "error_id": error_id}, status
+            )
+        except Exception:  # the error page itself failed: a page without anything that could fail
+            LOG.exception("error page failed")
+            body = f"<!doctype html><title>{status}</title><h1>{status}</h1><p>{error_id}</p>"
+            return HTMLResponse(body, status_code=status)
+
+    @app.exception_handler(LoginRequiredError)
+    async def _login_required(request: Request, _exc: LoginRequiredError) -> Response:
+        if request.url.path.endswith(".json"):
+            return JSONResponse({"error": "login required"}, status_code=401)
+        return RedirectResponse("/login", status_code=303)
+
+    @app.exception_handler(CsrfRefusedError)
+    async def _csrf(request: Request, _exc: CsrfRefusedError) -> Response:
+        LOG.warning(
+            "form without a valid CSRF token refused: %s %s from %s", request.method, request.url.path, _client(request)
+        )
+        return error_page(
+            request, 403, "表单已失效 Form refused", "The form had no valid token. Reload the page and try again."
+        )
+
+    @app.exception_handler(NotFoundError)
+    async def _not_found(request: Request, _exc: NotFoundError) -> Response:
+        return error_page(request, 404, "未找到 Not found", "There is nothing here that you may see.")
+
+    @app.exception_handler(ForbiddenError)
+    async def _forbidden(request: Request, _exc: ForbiddenError) -> Response:
+        return error_page(request, 403, "无权限 Not allowed", "Your role does not allow this.")
+
+    @app.exception_handler(auth.AuthError)
+    async def _refused(request: Request, exc: auth.AuthError) -> Response:
+        return error_page(request, 400, "未完成 Refused", str(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        titles = {404: "未找到 Not found", 405: "Method not allowed"}
+        return error_page(request, exc.status_code, titles.get(exc.status_code, str(exc.status_code)), "")
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, _exc: RequestValidationError) -> Response:
+        return error_page(request, 400, "请求有误 Bad request", "A field or parameter of the request is not valid.")
+
+    @app.exception_handler(Exception)
+    async def _crash(request: Request, exc: Exception) -> Response:
+        error_id = secrets.token_hex(6)
+        LOG.error("error %s on %s %s", error_id, request.method, request.url.path, exc_info=exc)
+        return error_page(
+            request, 500, "出错了 Something went wrong", "The error was logged; tell the park office its id.", error_id
+        )
+
+    # -- login ------------------------------------------------------------------------------------------
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/login", response_class=HTMLResponse)
+    def login_form(request: Request) -> Response:
+        if session_of(request) is not None:
+            return RedirectResponse("/", status_code=303)
+        return _login_page(request, "", 200)
+
+    def _login_page(request: Request, message: str, status: int) -> Response:
+        token = request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(32)
+        response = page(request, "login.html", {"login_csrf": token, "message": message}, status)
+        response.set_cookie(
+            LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", secure=secure(request), path="/login"
+        )
+        return response
+
+    @app.post("/login", response_class=HTMLResponse)
+    def login(request: Request, username: Annotated[str, Form()], password: Annotated[str, Form()]) -> Response:
+        with writer.begin() as conn:
+            result = auth.login(
+                conn,
+                username,
+                password,
+                _client(request),
+                security.max_failures,
+                security.lockout,
+                lifetime,
+            )
+        if result.user is None:
+            if result.locked:
+                return _login_page(request, "登录已暂时锁定 Too many wrong passwords: try again later.", 429)
+            return _login_page(request, "用户名或密码错误 Wrong user name or password.", 401)
+        response = RedirectResponse("/", status_code=303)
+        set_session_cookie(request, response, result.token)
+        response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
+        return response
+
+    @app.post("/logout")
+    def logout(request: Request) -> Response:
+        session = session_of(request)
+        if session is not None:
+            with writer.begin() as conn:
+                auth.close_session(conn, session.token_sha256)
+                record(
+                    conn, actor_of(request, session), "logout", f"user:{session.user.username}", "", "session closed"
+                )
+        response = RedirectResponse("/login", status_code=303)
+        response.delete_cookie(SESSION_COOKIE, path="/")
+        return response
+
+    @app.get("/")
+    def home(v: Scoped) -> Response:
+        return RedirectResponse(v.scope.home, status_code=303)
+
+    @app.get("/account/password", response_class=HTMLResponse)
+    def password_form(request: Request, v: Scoped) -> Response:
+        return page(request, "password.html", {"message": ""})
+
+    @app.post("/account/password", response_class=HTMLResponse)
+    def change_password(
+        request: Request,
+        v: Scoped,
+        current: Annotated[str, Form()],
+        new: Annotated[str, Form()],
+        repeat: Annotated[str, Form()],
+    ) -> Response:
+        session = session_of(request)
+        assert session is not None
+        if new != repeat:
+            return page(request, "password.html", {"message": "两次输入不一致 The new passwords differ."}, 400)
+        with writer.begin() as conn:
+            user = auth.user_by_id(conn, session.user.id)
+            assert user is not None
+            if not auth.verify_password(conn, user, current):
+                record(conn, v.actor, "user.password", f"user:{user.username}", "", "refused: wrong current password")
+                ok = False
+            else:
+                auth.set_password(conn, user, new, v.actor)
+                changed = auth.user_by_id(conn, user.id)
+                assert changed is not None
+                token, _csrf = auth.open_session(conn, changed, _client(request), datetime.now(UTC), lifetime)
+                ok = True
+        if not ok:
+            return page(request, "password.html", {"message": "当前密码错误 The current password is wrong."}, 400)
+        response = RedirectResponse(v.scope.home, status_code=303)
+        set_session_cookie(request, response, token)
+        return response
+
+    # -- the enterprise ---------------------------------------------------------------------------------
+
+    @app.get("/enterprises/{enterprise_id}", response_class=HTMLResponse)
+    def enterprise_page(request: Request, v: Scoped, enterprise_id: str, period: str | None = None) -> Response:
+        data = v.enterprise_month(enterprise_id, period)
+        trend = data.trend
+        charts = []
+        if trend["periods"]:
+            series = {
+                name: [x if x is not None else math.nan for x in trend["series"][f"{scope}_tco2_location"]]
+                for scope, name in SCOPES[:2]
+            }
+            charts.append(
+                bar_chart(f"{enterprise_id} 排放 emissions by month (location-based)", trend["periods"], series, "tCO2")
+            )
+            credits = [x if x is not None else math.nan for x in trend["series"]["credits_ytd_tco2"]]
+            charts.append(
+                bar_chart(
+                    f"{enterprise_id} 累计碳积分 credits year to date",
+                    trend["periods"],
+                    {"credits YTD": credits},
+                    "tCO2",
+                )
+            )
+        return page(request, "enterprise.html", {"e": data, "charts": charts, "scope": v.scope})
+
+    @app.get("/enterprises/{enterprise_id}/charts/trend.json")
+    def enterprise_trend(v: Scoped, enterprise_id: str, year: int | None = None) -> dict[str, Any]:
+        return v.trend(enterprise_id, year)
+
+    @app.get("/enterprises/{enterprise_id}/holdings.json")
+    def enterprise_holdings(v: Scoped, enterprise_id: str) -> dict[str, Any]:
+        frame = v.holdings(enterprise_id)
+        return {
+            "enterprise": enterprise_id,
+            "holdings": [
+                {"vintage": int(r["vintage"]), "amount_t": float(r["amount_t"])} for r in frame.to_dict("records")
+            ],
+        }
+
+    @app.get("/enterprises/{enterprise_id}/statement.{kind}")
+    def enterprise_statement(v: Scoped, enterprise_id: str, kind: str, year: int | None = None) -> Response:
+        content, name = v.statement_file(enterprise_id, year, kind)
+        media = (
+            "text/csv; charset=utf-8"
+            if kind == "csv"
+            else ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+        )
+        return Response(
+            content, media_type=media, headers={"content-disposition": f"attachment; filename={quote(name)}"}
+        )
+
+    @app.get("/enterprises/{enterprise_id}/reports/{period}.html")
+    def enterprise_report(v: Scoped, enterprise_id: str, period: str) -> Response:
+        content, name = v.report_file(enterprise_id, period)
+        return Response(
+            content,
+            media_type="text/html; charset=utf-8",
+            headers={"content-disposition": f"attachment; filename={quote(name)}"},
+        )
+
+    # -- users ------------------------------------------------------------------------------------------
+
+    def users_page(
+        request: Request, v: View, enterprise_id: str | None, created: tuple[str, str] | None = None
+    ) -> Response:
+        return page(
+            request,
+            "users.html",
+            {
+                "enterprise_id": enterprise_id,
+                "enterprise": v.scope.enterprise(enterprise_id) if enterprise_id else None,
+                "users": v.users(enterprise_id),
+                "roles": v.roles_for(enterprise_id),
+                "created": created,
+                "base": f"/enterprises/{enterprise_id}/users" if enterprise_id else "/park/users",
+            },
+        )
+
+    @app.get("/enterprises/{enterprise_id}/users", response_class=HTMLResponse)
+    def enterprise_users(request: Request, v: Scoped, enterprise_id: str) -> Response:
+        return users_page(request, v, enterprise_id)
+
+    @app.post("/enterprises/{enterprise_id}/users", response_class=HTMLResponse)
+    def enterprise_user_create(
+        request: Request, v: Scoped, enterprise_id: str, username: Annotated[str, Form()], role: Annotated[str, Form()]
+    ) -> Response:
+        user, password = v.create_user(enterprise_id, username, role)
+        return users_page(request, v, enterprise_id, (user.username, password))
+
+    @app.post("/enterprises/{enterprise_id}/users/{username}/active")
+    def enterprise_user_active(
+        v: Scoped, enterprise_id: str, username: str, active: Annotated[bool, Form()]
+    ) -> Response:
+        v.set_user_active(enterprise_id, username, active)
+        return RedirectResponse(f"/enterprises/{enterprise_id}/users", status_code=303)
+
+    @app.post("/enterprises/{enterprise_id}/users/{username}/password", response_class=HTMLResponse)
+    def enterprise_user_password(request: Request, v: Scoped, enterprise_id: str, username: str) -> Response:
+        password = v.reset_password(enterprise_id, username)
+        return users_page(request, v, enterprise_id, (username, password))
+
+    @app.get("/park/users", response_class=HTMLResponse)
+    def park_users(request: Request, v: Scoped) -> Response:
+        return users_page(request, v, None)
+
+    @app.post("/park/users", response_class=HTMLResponse)
+    def park_user_create(
+        request: Request,
+        v: Scoped,
+        username: Annotated[str, Form()],
+        role: Annotated[str, Form()],
+        enterprise_id: Annotated[str, Form()] = "",
+    ) -> Response:
+        user, password = (
+            v.create_user(enterprise_id, username, role) if enterprise_id else v.create_user(None, username, role)
+        )
+        return users_page(request, v, None, (user.username, password))
+
+    @app.post("/park/users/{username}/active")
+    def park_user_active(v: Scoped, username: str, active: Annotated[bool, Form()]) -> Response:
+        v.set_user_active(None, username, active)
+        return RedirectResponse("/park/users", status_code=303)
+
+    @app.post("/park/users/{username}/password", response_class=HTMLResponse)
+    def park_user_password(request: Request, v: Scoped, username: str) -> Response:
+        password = v.reset_password(None, username)
+        return users_page(request, v, None, (username, password))
+
+    # -- the park ---------------------------------------------------------------------------------------
+
+    @app.get("/park", response_class=HTMLResponse)
+    def park_page(request: Request, v: Scoped, period: str | None = None) -> Response:
+        data = v.park_month(period)
+        grades = [k for k in data.grades]
+        chart = bar_chart(
+            "等级分布 grade distribution",
+            grades,
+            {"enterprises": [float(data.grades[g]) for g in grades]},
+            "enterprises",
+        )
+        return page(request, "park.html", {"p": data, "chart": chart})
+
+    @app.get("/park/charts/grades.json")
+    def park_grades(v: Scoped, period: str | None = None) -> dict[str, Any]:
+        return v.grade_counts(period)
+
+    @app.get("/park/audit", response_class=HTMLResponse)
+    def park_audit(request: Request, v: Scoped) -> Response:
+        return page(request, "audit.html", {"entries": v.audit_entries()})
+
+    return app

@@ -1,0 +1,555 @@
+"""Every read and write the platform does, bound to one :class:`portal.scope.Scope`.
+
+Routes get a :class:`View` (``portal.app``'s one dependency for data) and nothing else: no engine, no
+InfluxDB store, no path. Each method that takes an enterprise id resolves it through the scope first
+(404 for an enterprise the person may not see), each InfluxDB query is restricted to the scope's
+enterprises with a bind parameter, and each frame is filtered by the scope before it leaves.
+Downloads and the park office's reads of an enterprise's pages are written to the audit log.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Engine, desc, select
+
+from ledger.book import Ledger
+from ledger.errors import UnknownEnterpriseError
+from park.measurements import (
+    ACTIVITY_MONTHLY,
+    CREDITS,
+    DATA_QUALITY,
+    EMISSIONS_MONTHLY,
+    GATEWAY_QUALITY_DAILY,
+    MONTH_COVERAGE,
+    NEAR_ZERO_PROGRESS,
+    Measurement,
+)
+from park.month import Month
+from park.store import InfluxStore
+from portal import auth
+from portal.audit import Actor, record
+from portal.config import PlatformSettings
+from portal.schema import ENTERPRISE_ROLES, ROLES, audit_log
+from portal.scope import ForbiddenError, NotFoundError, Scope
+
+PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+SCOPES = (("scope1", "Scope 1 范围一"), ("scope2", "Scope 2 范围二"), ("total", "Total 合计"))
+
+
+def _float(value: object) -> float:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return math.nan
+    return number
+
+
+def _plain(value: object) -> object:
+    """A cell as a template or JSON wants it: NaN and pandas' missing values as None, numpy as Python."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, float | np.floating):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer | np.bool_):
+        return value.item()
+    return value
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as dicts of plain values (a dict per row, built directly: pandas' own conversions cost more
+    than the page's queries)."""
+    if not len(frame):
+        return []
+    columns = list(frame.columns)
+    return [
+        {c: _plain(v) for c, v in zip(columns, row, strict=True)}
+        for row in zip(*(frame[c].tolist() for c in columns), strict=True)
+    ]
+
+
+@dataclass
+class Backend:
+    """What a :class:`View` reads and writes through; made once by the application."""
+
+    store: InfluxStore
+    reader: Engine  # read-only transactions
+    writer: Engine
+    reports_dir: Path
+    security: PlatformSettings
+    timezone: str
+
+
+@dataclass
+class EnterpriseMonth:
+    """Everything on an enterprise's page for one month (credits are year to date)."""
+
+    enterprise_id: str
+    name: str
+    industry: str
+    period: str | None
+    periods: list[str]
+    has_data: bool | None
+    credit: dict[str, Any] | None
+    industry_mean: float
+    emissions_month: dict[str, tuple[float, float]]  # scope → (location, market)
+    emissions_ytd: dict[str, float]
+    trend: dict[str, Any]
+    activity: list[dict[str, Any]]
+    workshops: list[dict[str, Any]]
+    near_zero: list[dict[str, Any]]
+    quality: list[dict[str, Any]]
+    holdings: list[dict[str, Any]]
+    statement: list[dict[str, Any]]
+    reports: list[str]
+
+
+@dataclass
+class ParkMonth:
+    period: str | None
+    periods: list[str]
+    enterprises: list[dict[str, Any]]
+    industries: list[dict[str, Any]]
+    grades: dict[str, int]
+    total_month_t: float
+    total_ytd_t: float
+    credits_total_t: float
+    quality: list[dict[str, Any]]
+    ledger: list[dict[str, Any]]
+    without_results: list[str] = field(default_factory=list)
+    gateways: list[dict[str, Any]] = field(default_factory=list)
+
+
+class View:
+    """The data one person may see and the changes one person may make."""
+
+    def __init__(self, backend: Backend, scope: Scope, actor: Actor) -> None:
+        self._b = backend
+        self.scope = scope
+        self.actor = actor
+
+    # -- InfluxDB -------------------------------------------------------------------------------------
+
+    def _read(self, measurement: Measurement, enterprise_id: str | None, where: str = "") -> pd.DataFrame:
+        """Points of ``measurement`` of one enterprise (resolved through the scope) or of every enterprise
+        in scope, with ``period`` (the park's YYYY-MM of each point's time)."""
+        params: dict[str, str] = {}
+        clauses = [where] if where else []
+        if enterprise_id is not None:
+            self.scope.enterprise(enterprise_id)
+            clauses.append('"enterprise" = $enterprise')
+            params["enterprise"] = enterprise_id
+        elif not self.scope.is_park:
+            raise ForbiddenError("an enterprise's person reads its own enterprise's data only")
+        statement = f"SELECT * FROM {measurement.q}" + (" WHERE " + " AND ".join(clauses) if clauses else "")
+        frame = self.scope.rows(self._b.store.query(statement, params or None))
+        if len(frame):
+            periods = {t: t.tz_convert(self._b.timezone).strftime("%Y-%m") for t in frame["time"].unique()}
+            frame["period"] = frame["time"].map(periods)
+            for tag in measurement.tags:  # InfluxDB keeps no empty tag value: a missing tag is ""
+                frame[tag] = frame[tag].fillna("") if tag in frame else ""
+        return frame
+
+    def _month(self, period: str) -> Month:
+        if not PERIOD.match(period):
+            raise NotFoundError(period)
+        return Month.of(period, self._b.timezone)
+
+    def credits(self, enterprise_id: str) -> pd.DataFrame:
+        """The enterprise's year-to-date credits of every month."""
+        return self._read(CREDITS, enterprise_id)
+
+    def _year_emissions(self, enterprise_id: str, year: int) -> pd.DataFrame:
+        january = Month.of(f"{year:04d}-01", self._b.timezone)
+        end = Month.of(f"{year:04d}-12", self._b.timezone).end_ns
+        return self._read(EMISSIONS_MONTHLY, enterprise_id, f"time >= {january.start_ns} AND time < {end}")
+
+    def trend(
+        self,
+        enterprise_id: str,
+        year: int | None = None,
+        credits: pd.DataFrame | None = None,
+        emissions: pd.DataFrame | None = None,
+    ) -> dict[str, Any]:
+        """Per month of ``year`` (default: the latest with results): emissions by scope and the
+        year-to-date credits; the enterprise's chart data. The caller may pass the rows it read already
+        (all of the enterprise's credit rows, the year's emission rows)."""
+        if credits is None:
+            credits = self.credits(enterprise_id)
+        if year is None:
+            year = int(max(credits["period"])[:4]) if len(credits) else datetime.now(UTC).year
+        if emissions is None:
+            emissions = self._year_emissions(enterprise_id, year)
+        own = emissions[emissions["workshop"] == ""] if len(emissions) else emissions
+        credits = credits[credits["period"].str.startswith(f"{year:04d}-")] if len(credits) else credits
+        periods = sorted(set(own["period"]) | set(credits["period"])) if len(own) or len(credits) else []
+        series: dict[str, list[float | None]] = {}
+        for scope, _name in SCOPES:
+            rows = own[own["scope"] == scope].set_index("period") if len(own) else pd.DataFrame()
+            series[f"{scope}_tco2_location"] = [
+                _none(rows["tco2_location"].get(p)) if len(rows) else None for p in periods
+            ]
+        indexed = credits.set_index("period") if len(credits) else pd.DataFrame()
+        series["credits_ytd_tco2"] = [_none(indexed["credits_tco2"].get(p)) if len(indexed) else None for p in periods]
+        return {"enterprise": enterprise_id, "year": year, "periods": periods, "series": series}
+
+    def enterprise_month(self, enterprise_id: str, period: str | None = None) -> EnterpriseMonth:
+        enterprise = self.scope.enterprise(enterprise_id)
+        credits = self.credits(enterprise_id)
+        periods = sorted(credits["period"].unique(), reverse=True) if len(credits) else []
+        if period is None:
+            period = periods[0] if periods else None
+        elif not PERIOD.match(period):
+            raise NotFoundError(period)
+        if self.scope.is_park:
+            self._audit("view", f"enterprise:{enterprise_id}", to_value=f"page {period or '-'}")
+        credit = None
+        industry_mean = math.nan
+        months: dict[str, tuple[float, float]] = {}
+        ytd: dict[str, float] = {}
+        trend: dict[str, Any] = {"periods": [], "series": {}}
+        activity = workshops = near_zero = quality = pd.DataFrame()
+        has_data: bool | None = None
+        if period is not None:
+            month = self._month(period)
+            at = f"time = {month.start_ns}"
+            rows = credits[credits["period"] == period]
+            credit = _records(rows.drop(columns=["time"]))[0] if len(rows) else None
+            if credit is not None:
+                intensity, k = _float(credit.get("intensity_t_per_10k_cny")), _float(credit.get("k_ratio"))
+                industry_mean = intensity / k if math.isfinite(intensity) and math.isfinite(k) and k else math.nan
+            year_emissions = self._year_emissions(enterprise_id, month.year)
+            trend = self.trend(enterprise_id, month.year, credits, year_emissions)
+            emissions = year_emissions[year_emissions["period"] <= period] if len(year_emissions) else year_emissions
+            if len(emissions):
+                own = emissions[emissions["workshop"] == ""]
+                this = own[own["period"] == period]
+                for scope, _name in SCOPES:
+                    rows = this[this["scope"] == scope]
+                    if len(rows):
+                        months[scope] = (float(rows["tco2_location"].sum()), float(rows["tco2_market"].sum()))
+                    ytd[scope] = float(own.loc[own["scope"] == scope, "tco2_location"].sum())
+                workshops = emissions[
+                    (emissions["workshop"] != "") & (emissions["period"] == period) & (emissions["scope"] == "total")
+                ]
+            coverage = self._read(MONTH_COVERAGE, enterprise_id, at)
+            has_data = bool((coverage["status"] == "data").any()) if len(coverage) else None
+            activity = self._read(ACTIVITY_MONTHLY, enterprise_id, at)
+            if len(activity):
+                activity = activity[activity["workshop"] == ""]
+            near_zero = self._read(NEAR_ZERO_PROGRESS, enterprise_id, at)
+            quality = self._read(DATA_QUALITY, enterprise_id, at)
+            if len(quality):
+                quality = quality.sort_values(["meter", "register"])
+        year = int(period[:4]) if period else None
+        return EnterpriseMonth(
+            enterprise_id=enterprise.id,
+            name=enterprise.name,
+            industry=enterprise.industry,
+            period=period,
+            periods=periods,
+            has_data=has_data,
+            credit=credit,
+            industry_mean=industry_mean,
+            emissions_month=months,
+            emissions_ytd=ytd,
+            trend=trend,
+            activity=_records(activity.drop(columns=["time"])) if len(activity) else [],
+            workshops=_records(workshops.drop(columns=["time"])) if len(workshops) else [],
+            near_zero=_records(near_zero.drop(columns=["time"])) if len(near_zero) else [],
+            quality=_records(quality.drop(columns=["time"])) if len(quality) else [],
+            holdings=_records(self.holdings(enterprise_id)),
+            statement=_records(self.statement(enterprise_id, year)),
+            reports=self.report_periods(enterprise_id),
+        )
+
+    # -- the ledger -----------------------------------------------------------------------------------
+
+    def _ledger(self) -> Ledger:
+        return Ledger(self._b.reader, self._b.timezone)
+
+    def holdings(self, enterprise_id: str) -> pd.DataFrame:
+        """The enterprise's credits per vintage [t]."""
+        self.scope.enterprise(enterprise_id)
+        try:
+            frame = self._ledger().balances(enterprise_id)
+        except UnknownEnterpriseError:
+            return pd.DataFrame(columns=["enterprise_id", "account", "vintage", "amount_t"])
+        return self.scope.rows(frame, "enterprise_id")
+
+    def statement(self, enterprise_id: str, year: int | None = None) -> pd.DataFrame:
+        """The enterprise's ledger entries (booked in ``year`` if given) with the running balance [t]."""
+        self.scope.enterprise(enterprise_id)
+        try:
+            frame = self._ledger().statement(enterprise_id, year)
+        except UnknownEnterpriseError:
+            frame = pd.DataFrame(columns=["booked_at", "transaction", "kind", "reference", "counterparty"])
+        return frame.assign(enterprise=enterprise_id)[["enterprise", *frame.columns]]
+
+    def statement_file(self, enterprise_id: str, year: int | None, kind: str) -> tuple[bytes, str]:
+        """The statement as a download (``csv`` or ``xlsx``): (content, file name). Audited."""
+        frame = self.statement(enterprise_id, year)
+        name = f"statement_{enterprise_id}_{year or 'all'}.{kind}"
+        if kind == "csv":
+            content = frame.to_csv(index=False).encode("utf-8-sig")  # Excel opens UTF-8 with a BOM correctly
+        elif kind == "xlsx":
+            buffer = io.BytesIO()
+            excel = frame.assign(booked_at=pd.to_datetime(frame["booked_at"]).dt.tz_localize(None))
+            excel.to_excel(buffer, index=False, sheet_name=f"{enterprise_id} {year or 'all'}"[:31])
+            content = buffer.getvalue()
+        else:
+            raise NotFoundError(kind)
+        self._audit("download", f"enterprise:{enterprise_id}", to_value=name)
+        return content, name
+
+    # -- report files ---------------------------------------------------------------------------------
+
+    def _report_path(self, enterprise_id: str, period: str) -> Path:
+        self.scope.enterprise(enterprise_id)
+        if not PERIOD.match(period):
+            raise NotFoundError(period)
+        return self._b.reports_dir / period / "enterprises" / f"{enterprise_id}.html"
+
+    def report_periods(self, enterprise_id: str) -> list[str]:
+        """The months whose report the monthly DAG wrote for this enterprise, newest first."""
+        self.scope.enterprise(enterprise_id)
+        if not self._b.reports_dir.is_dir():
+            return []
+        found = [
+            p.name
+            for p in self._b.reports_dir.iterdir()
+            if PERIOD.match(p.name) and self._report_path(enterprise_id, p.name).is_file()
+        ]
+        return sorted(found, reverse=True)
+
+    def report_file(self, enterprise_id: str, period: str) -> tuple[bytes, str]:
+        """The enterprise's monthly report page: (content, file name). Audited."""
+        path = self._report_path(enterprise_id, period)
+        if not path.is_file():
+            raise NotFoundError(period)
+        name = f"report_{enterprise_id}_{period}.html"
+        self._audit("download", f"enterprise:{enterprise_id}", to_value=name)
+        return path.read_bytes(), name
+
+    # -- the park -------------------------------------------------------------------------------------
+
+    def park_periods(self) -> list[str]:
+        self.scope.require_park()
+        frame = self._b.store.query(f'SELECT "credits_tco2" FROM {CREDITS.q}')
+        if not len(frame):
+            return []
+        return sorted(set(frame["time"].dt.tz_convert(self._b.timezone).dt.strftime("%Y-%m")), reverse=True)
+
+    def park_month(self, period: str | None = None) -> ParkMonth:
+        self.scope.require_park()
+        periods = self.park_periods()
+        if period is None:
+            period = periods[0] if periods else None
+        elif not PERIOD.match(period):
+            raise NotFoundError(period)
+        registry = self.scope.registry
+        names = {e.id: e for e in self.scope.enterprises()}
+        rows: list[dict[str, Any]] = []
+        grades = {str(g): 0 for g in range(1, 6)} | {"–": 0}
+        total_month = total_ytd = credits_total = 0.0
+        quality_rows: list[dict[str, Any]] = []
+        gateway_rows: list[dict[str, Any]] = []
+        without: list[str] = []
+        if period is not None:
+            month = self._month(period)
+            at = f"time = {month.start_ns}"
+            credits = self._read(CREDITS, None, at)
+            january = Month.of(f"{month.year:04d}-01", self._b.timezone)
+            emissions = self._read(
+                EMISSIONS_MONTHLY,
+                None,
+                "\"scope\" = 'total' AND \"workshop\" = '' "
+                f"AND time >= {january.start_ns} AND time <= {month.start_ns}",
+            )
+            this = emissions[emissions["period"] == period] if len(emissions) else emissions
+            month_t = this.groupby("enterprise")["tco2_location"].sum() if len(this) else pd.Series(dtype=float)
+            total_month = float(month_t.sum())
+            total_ytd = float(emissions["tco2_location"].sum()) if len(emissions) else 0.0
+            by_id = {r["enterprise"]: r for r in _records(credits.drop(columns=["time"]))} if len(credits) else {}
+            for enterprise in names.values():
+                c = by_id.get(enterprise.id)
+                if c is None:
+                    without.append(enterprise.id)
+                grade = c.get("grade") if c else None
+                grades[str(int(grade)) if grade is not None and math.isfinite(_float(grade)) else "–"] += 1
+                credits_total += (
+                    _float(c.get("credits_tco2")) if c and math.isfinite(_float(c.get("credits_tco2"))) else 0
+                )
+                rows.append(
+                    {
+                        "enterprise": enterprise.id,
+                        "name": enterprise.name,
+                        "industry": enterprise.industry,
+                        "tco2_month": _none(month_t.get(enterprise.id)),
+                        "credit": c,
+                    }
+                )
+            quality = self._read(DATA_QUALITY, None, at)
+            if len(quality):
+                grouped = quality.groupby("enterprise").agg(
+                    meters=("meter", "nunique"),
+                    completeness=("completeness", "mean"),
+                    gaps=("gaps", "sum"),
+                    resets=("resets", "sum"),
+                )
+                quality_rows = _records(grouped.reset_index())
+            gateways = self._read(GATEWAY_QUALITY_DAILY, None, f"time >= {month.start_ns} AND time < {month.end_ns}")
+            if len(gateways):
+                gateways["offline"] = gateways["offline"].fillna(False).astype(bool)
+                daily = gateways.sort_values("time").groupby(["enterprise", "gateway"])
+                gateway_rows = _records(
+                    daily.agg(
+                        days=("time", "count"),
+                        days_offline=("offline", "sum"),
+                        readings=("readings", "sum"),
+                        meters_silent_last_day=("meters_silent", "last"),
+                    ).reset_index()
+                )
+        industries = []
+        for industry in sorted({r["industry"] for r in rows}):
+            members = [r for r in rows if r["industry"] == industry]
+            scored = [r["credit"] for r in members if r["credit"]]
+            industries.append(
+                {
+                    "industry": industry,
+                    "enterprises": len(members),
+                    "scored": len(scored),
+                    "credits_tco2": sum(
+                        _float(c.get("credits_tco2")) for c in scored if _finite(c.get("credits_tco2"))
+                    ),
+                    "emissions_tco2": sum(
+                        _float(c.get("emissions_tco2")) for c in scored if _finite(c.get("emissions_tco2"))
+                    ),
+                }
+            )
+        _ = registry
+        return ParkMonth(
+            period=period,
+            periods=periods,
+            enterprises=rows,
+            industries=industries,
+            grades=grades,
+            total_month_t=total_month,
+            total_ytd_t=total_ytd,
+            credits_total_t=credits_total,
+            quality=quality_rows,
+            ledger=self.ledger_totals(),
+            without_results=without,
+            gateways=gateway_rows,
+        )
+
+    def grade_counts(self, period: str | None = None) -> dict[str, Any]:
+        """The park's grade distribution (chart data)."""
+        park = self.park_month(period)
+        return {"period": park.period, "grades": park.grades}
+
+    def ledger_totals(self) -> list[dict[str, Any]]:
+        """Per vintage: issued, held by enterprises, surrendered, retired [t]."""
+        self.scope.require_park()
+        frame = self._ledger().balances()
+        if not len(frame):
+            return []
+        park = frame[frame["enterprise_id"] == ""]
+        held = self.scope.rows(frame[frame["enterprise_id"] != ""], "enterprise_id")
+        out = []
+        for vintage in sorted(set(frame["vintage"])):
+            accounts = park[park["vintage"] == vintage].set_index("account")["amount_t"]
+            out.append(
+                {
+                    "vintage": int(vintage),
+                    "issued_t": -float(accounts.get("park:issuing", 0.0)),
+                    "held_t": float(held.loc[held["vintage"] == vintage, "amount_t"].sum()),
+                    "surrendered_t": float(accounts.get("park:surrendered", 0.0)),
+                    "retired_t": float(accounts.get("park:retired", 0.0)),
+                }
+            )
+        return out
+
+    # -- people ---------------------------------------------------------------------------------------
+
+    def users(self, enterprise_id: str | None) -> list[auth.User]:
+        """The users of an enterprise (None: every user, for the park admin)."""
+        if enterprise_id is not None:
+            self.scope.enterprise(enterprise_id)
+        self.scope.require_user_admin(enterprise_id)
+        with self._b.reader.connect() as conn:
+            return auth.list_users(conn, enterprise_id, every=enterprise_id is None)
+
+    def roles_for(self, enterprise_id: str | None) -> tuple[str, ...]:
+        """The roles this person may give a new user of ``enterprise_id`` (None: a park user)."""
+        if enterprise_id is None:
+            return tuple(r for r in ROLES if r not in ENTERPRISE_ROLES)
+        return ENTERPRISE_ROLES
+
+    def create_user(self, enterprise_id: str | None, username: str, role: str) -> tuple[auth.User, str]:
+        """A new user of ``enterprise_id`` (None: of the park) with a generated password, shown once."""
+        if enterprise_id is not None:
+            self.scope.enterprise(enterprise_id)
+        self.scope.require_user_admin(enterprise_id)
+        if role not in self.roles_for(enterprise_id):
+            raise auth.AuthError(f"role {role!r} cannot be given here")
+        password = auth.generate_password()
+        with self._b.writer.begin() as conn:
+            user = auth.create_user(
+                conn, username, role, enterprise_id, password, self.actor, set(self.scope.registry.enterprise_by_id)
+            )
+        return user, password
+
+    def _managed_user(self, conn: Any, enterprise_id: str | None, username: str) -> auth.User:
+        """A user this person manages; 404 for anyone else (another enterprise's users included)."""
+        if enterprise_id is not None:
+            self.scope.enterprise(enterprise_id)
+        self.scope.require_user_admin(enterprise_id)
+        user = auth.find_user(conn, username)
+        if user is None or (enterprise_id is not None and user.enterprise_id != enterprise_id):
+            raise NotFoundError(username)
+        return user
+
+    def set_user_active(self, enterprise_id: str | None, username: str, active: bool) -> None:
+        with self._b.writer.begin() as conn:
+            user = self._managed_user(conn, enterprise_id, username)
+            if user.username == self.actor.name:
+                raise auth.AuthError("you cannot disable yourself")
+            auth.set_active(conn, user, active, self.actor)
+
+    def reset_password(self, enterprise_id: str | None, username: str) -> str:
+        """A new generated password for a managed user (its sessions end); shown once."""
+        password = auth.generate_password()
+        with self._b.writer.begin() as conn:
+            user = self._managed_user(conn, enterprise_id, username)
+            auth.set_password(conn, user, password, self.actor)
+        return password
+
+    def audit_entries(self, limit: int = 500) -> list[dict[str, Any]]:
+        """The newest audit lines: for the park admin and the auditor."""
+        if self.scope.role not in ("park_admin", "auditor"):
+            raise ForbiddenError("the audit log is for the park admin and the auditor")
+        with self._b.reader.connect() as conn:
+            rows = conn.execute(select(audit_log).order_by(desc(audit_log.c.id)).limit(limit)).mappings().all()
+        return [dict(r) for r in rows]
+
+    def _audit(self, action: str, target: str, from_value: str = "", to_value: str = "") -> None:
+        with self._b.writer.begin() as conn:
+            record(conn, self.actor, action, target, from_value, to_value)
+
+
+def _none(value: object) -> float | None:
+    number = _float(value)
+    return number if math.isfinite(number) else None
+
+
+def _finite(value: object) -> bool:
+    return math.isfinite(_float(value))

@@ -1,0 +1,94 @@
+"""The platform's tables, on the ledger's database. The ledger's Alembic history creates them
+(``ledger/migrations/versions/0003_platform.py`` spells them again, as a migration must not import the
+layer above it); ``tests/ledger/test_book.py`` checks that the head builds exactly these and the ledger's.
+
+- ``users``: one row per person: a unique user name, the role, the enterprise for the enterprise roles
+  (NULL for the park's), the argon2 hash of the password, and ``session_epoch``: a password change or a
+  disabled account raises it, and every session opened under an older epoch stops working.
+- ``sessions``: server-side sessions. The cookie carries a random token; only its SHA-256 is stored
+  (a copy of the table opens no session), with the epoch it was opened under, the form token (CSRF)
+  bound to it, and an absolute expiry.
+- ``login_throttle``: consecutive wrong passwords per user name and per client address, and until when
+  a key is locked.
+- ``audit_log``: append-only (triggers refuse UPDATE and DELETE on SQLite and PostgreSQL): who, when,
+  what, on what, from → to.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+ROLES = ("park_admin", "park_analyst", "park_viewer", "auditor", "enterprise_admin", "enterprise_reporter")
+ENTERPRISE_ROLES = ("enterprise_admin", "enterprise_reporter")
+APPEND_ONLY = ("audit_log",)
+
+metadata = MetaData()
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("username", String(64), nullable=False, unique=True),
+    Column("role", String(32), nullable=False),
+    Column("enterprise_id", String(64), nullable=True),
+    Column("password_hash", String(256), nullable=False),
+    Column("session_epoch", Integer, nullable=False),
+    Column("active", Boolean, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(64), nullable=False),
+    CheckConstraint(
+        "(role IN ('enterprise_admin', 'enterprise_reporter')) = (enterprise_id IS NOT NULL)",
+        name="ck_users_enterprise_role",
+    ),
+    Index("ix_users_enterprise", "enterprise_id"),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("token_sha256", String(64), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("epoch", Integer, nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("client", String(64), nullable=False),
+    Index("ix_sessions_user", "user_id"),
+)
+
+login_throttle = Table(
+    "login_throttle",
+    metadata,
+    Column("key", String(200), primary_key=True),  # user:<name> or addr:<client address>
+    Column("failures", Integer, nullable=False),
+    Column("last_failure_at", DateTime(timezone=True), nullable=False),
+    Column("locked_until", DateTime(timezone=True), nullable=True),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(64), nullable=False),  # the user name, or what was typed at a failed login
+    Column("actor_role", String(32), nullable=False),
+    Column("actor_enterprise", String(64), nullable=True),
+    Column("client", String(64), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("target", String(200), nullable=False),
+    Column("from_value", Text, nullable=False),
+    Column("to_value", Text, nullable=False),
+    Index("ix_audit_log_at", "at"),
+)
