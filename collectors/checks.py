@@ -1,4 +1,12 @@
-"""The checks every reading gets, whatever format it came in: register, unit, value, timestamp."""
+"""The checks every reading gets, whatever format it came in: register, unit, value, timestamp.
+
+A value must be a finite, non-negative number below its meter's rollover point and at most its
+register bound (:attr:`park.registry.Meter.max_register`: the registry's ``max_value``, else 1e12 in
+the meter's unit for a register that does not wrap). The registry's ``max_per_hour`` is not checked
+here: a rate needs the reading before, and the collector does not get a series in order (replicas
+share it, messages are redelivered and forwarded late); the monthly step, which reads the whole
+series, flags faster advances as spikes (``scoring.registers``).
+"""
 
 from __future__ import annotations
 
@@ -53,6 +61,9 @@ def check_reading(
         return Reason.NEGATIVE, f"register {number} < 0"
     if meter.rollover_at is not None and number >= meter.rollover_at:
         return Reason.ABSURD, f"register {number} >= rollover point {meter.rollover_at}"
+    bound = meter.max_register
+    if bound is not None and number > bound:
+        return Reason.ABSURD, f"register {number} > {bound} {meter.unit}, the most meter {meter.id!r} can show"
     if when is None:
         return Reason.NO_TIMESTAMP, "no timestamp: a register needs the meter's time"
     if when.tzinfo is None:

@@ -13,14 +13,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
+from collectors.budget import MAX_ROWS_PER_MESSAGE
 from collectors.checks import MAX_AGE, check_reading
-from collectors.formats import decode_dlt645_json, decode_shelly_gen2, decode_tasmota
+from collectors.formats import MAX_JSON_BYTES, MAX_READINGS, decode_dlt645_json, decode_shelly_gen2, decode_tasmota
 from collectors.model import Decoded, DeviceReading, Parsed, Reading, Reason, Rejection
 from collectors.native import decode_native
 from park.registry import Gateway, GatewayFormat, Meter, Registry
 from park.topics import Matched, classify, layout, topic_filter
 
-MAX_PAYLOAD_BYTES = 1_000_000
+MAX_PAYLOAD_BYTES = MAX_JSON_BYTES
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,8 @@ def parse_message(
     if len(payload) > MAX_PAYLOAD_BYTES:
         return _reject(Reason.OVERSIZED, f"{len(payload)} bytes > {MAX_PAYLOAD_BYTES}", enterprise, matched.gateway)
     decoded = decoder.decode(payload, registry.park.timezone)
+    if decoded.problem is None and len(decoded.readings) > MAX_READINGS:
+        decoded.problem = (Reason.OVERSIZED, f"{len(decoded.readings)} readings > {MAX_READINGS}")
     if decoded.problem is not None:
         return _reject(*decoded.problem, enterprise, matched.gateway)
     if gateway is None:
@@ -114,8 +117,10 @@ def parse_message(
                 continue
             reason, detail = result
             meter_id = found.id
+        # Past the rows a message may have (collectors.budget) a rejection is only counted: no JSON for it.
+        raw = item.raw() if len(rejections) < MAX_ROWS_PER_MESSAGE else ""
         rejections.append(
-            Rejection(reason, f"readings[{index}]: {detail}", gateway.enterprise, gateway.id, meter_id, item.raw())
+            Rejection(reason, f"readings[{index}]: {detail}", gateway.enterprise, gateway.id, meter_id, raw)
         )
     return Parsed(readings, rejections)
 

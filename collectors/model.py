@@ -31,6 +31,9 @@ class Reason(StrEnum):
     WRONG_FORMAT = "wrong_format"
     FUTURE = "future"
     TOO_OLD = "too_old"
+    DECODER_ERROR = "decoder_error"  # handling the message raised: a bug met by hostile input, isolated
+    CONFLICT = "conflict"  # another value for a meter register and time InfluxDB already holds
+    SUMMARISED = "summarised"  # a message's rejections beyond the per-message row limit, counted per reason
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,18 +17,20 @@ from datetime import datetime, timedelta
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from collectors.checks import MAX_AGE
-from collectors.formats import Unreadable, load_json
+from collectors.formats import MAX_READINGS, Unreadable, load_json
 from collectors.model import Decoded, DeviceReading, Parsed, Reason, Rejection
 from park.registry import GatewayFormat, Registry
 from park.topics import classify
+
+MAX_SEQ = 2**63 - 1  # the seq is stored as an InfluxDB integer field: a signed 64-bit one
 
 
 class _NativeMessage(BaseModel):
     model_config = ConfigDict(extra="ignore")
     gateway: str = Field(min_length=1, max_length=64)
-    seq: int = Field(ge=0)
+    seq: int = Field(ge=0, le=MAX_SEQ)
     sent_at: datetime | None = None
-    readings: list[object] = Field(max_length=100_000)
+    readings: list[object]
 
 
 def decode_native(payload: bytes) -> Decoded:
@@ -41,6 +43,8 @@ def decode_native(payload: bytes) -> Decoded:
         message = _NativeMessage.model_validate(document)
     except ValidationError as exc:
         return Decoded(problem=(Reason.SCHEMA, _first_error(exc)))
+    if len(message.readings) > MAX_READINGS:  # before each is read
+        return Decoded(problem=(Reason.OVERSIZED, f"{len(message.readings)} readings > {MAX_READINGS}"))
     return Decoded([_reading(item) for item in message.readings], gateway=message.gateway, seq=message.seq)
 
 

@@ -13,12 +13,17 @@
   before a replica has resubscribed reach no subscriber and are dropped;
 - status topics are always subscribed directly because retained messages are not sent to shared
   subscriptions (MQTT 5 §4.8.2);
-- bad input is quarantined with its reason and raw payload, counted, and acked.
+- bad input is quarantined with its reason and raw payload, counted, and acked; whatever a payload
+  does, it ends in its own quarantine row (``collectors.handler``), and the rows a message and a
+  gateway may make are bounded (``collectors.budget``);
+- a reading that would rewrite a stored value is quarantined as a conflict (``collectors.conflicts``).
 
 Callbacks stay thin: ``on_connect`` subscribes, ``on_message`` queues. One receiver thread turns
 the queued messages into line protocol (``collectors.handler``), appends it to the spool and acks,
 in order, and reports the statistics (:data:`COLLECTOR_STATS`); the sink (``collectors.sink``)
-drains the spool into InfluxDB in a thread of its own.
+drains the spool into InfluxDB in a thread of its own. A supervisor (``collectors.supervise``)
+restarts either thread if it dies, resuming the receiver's unacknowledged batch; a thread it cannot
+keep alive makes :attr:`Collector.healthy` false.
 """
 
 from __future__ import annotations
@@ -36,15 +41,18 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from collectors.budget import QuarantineBudget
+from collectors.conflicts import ConflictGuard
 from collectors.handler import Handled, Received, handle
 from collectors.points import UniqueClock
 from collectors.sink import Outcome, Sink
 from collectors.spool import Spool
+from collectors.supervise import Supervisor
 from park.measurements import COLLECTOR_STATS
 from park.registry import Registry
 from park.settings import Settings
 from park.store import InfluxError, InfluxStore
-from park.topics import subscriptions
+from park.topics import collector_user, subscriptions
 
 log = logging.getLogger("parkcarbon.collector")
 
@@ -56,9 +64,16 @@ class CollectorStats:
     readings_spooled: int = 0
     readings_written: int = 0  # in InfluxDB
     lag_s: float = 0.0  # receive → InfluxDB, of the last record written
-    quarantined: int = 0
+    quarantined: int = 0  # quarantine rows written (spooled by the receiver, or made by the sink)
     write_failures: int = 0
+    quarantine_dropped: int = 0  # quarantine rows over a gateway's budget: counted, not written
+    thread_restarts: int = 0  # receiver or drainer threads the supervisor restarted
     quarantined_by_reason: dict[str, int] = field(default_factory=dict)
+
+
+# A share group's replicas write the same series: the conflict guard takes a series' latest time from
+# InfluxDB again when what it knows is older than this (see collectors.conflicts).
+SHARED_REFRESH_S = 30.0
 
 
 class Collector:
@@ -68,8 +83,11 @@ class Collector:
         self.settings = settings
         self.registry = registry
         self.replica = replica
-        self.client_id = f"{settings.collector.client_id_prefix}-{replica}"
+        # The replica's broker account: Mosquitto makes the user name the client id, so only this
+        # account can present it and take over the replica's session.
+        self.client_id = collector_user(replica)
         self.stats = CollectorStats()
+        self._stats_lock = threading.Lock()  # quarantine rows are counted by the receiver and by the sink
         self._queue: queue.Queue[Received] = queue.Queue()
         self._stop = threading.Event()
         self._clock = UniqueClock()
@@ -77,9 +95,19 @@ class Collector:
         self._connect_error: str | None = None
         self._store = InfluxStore(settings.influx)
         self._spool = Spool(settings.collector.spool_dir or settings.run_dir / "spool" / self.client_id)
-        self._sink = Sink(self._spool, self._store, self._clock, self.client_id, self._count_drained)
+        self._budget = QuarantineBudget()
+        refresh = SHARED_REFRESH_S if settings.collector.share_group else None
+        guard = ConflictGuard(self._store, registry, self._clock, self._budget, refresh)
+        self._sink = Sink(self._spool, self._store, self._clock, self.client_id, self._count_drained, guard)
         self._max_age = timedelta(days=settings.collector.max_reading_age_days)
-        self._receiver = threading.Thread(target=self._receive_loop, name=f"{self.client_id}-receiver", daemon=True)
+        self._pending: list[Received] = []  # the batch being spooled and acked, resumed after a restart
+        self._pending_spooled = False
+        self._pending_acked = 0
+        self._pending_handled: list[Handled] | None = None
+        self._receiver = self._new_receiver()
+        self._supervisor = Supervisor(self.client_id, self._count_restart)
+        self._supervisor.watch("receiver", lambda: self._receiver.is_alive(), self._restart_receiver)
+        self._supervisor.watch("drainer", lambda: self._sink.alive, self._sink.restart)
         self.client = self._make_client()
 
     # -- MQTT -----------------------------------------------------------------------------------------
@@ -88,8 +116,7 @@ class Collector:
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv5, manual_ack=True
         )
-        password = self.settings.mqtt.password
-        client.username_pw_set(self.settings.mqtt.username, password.get_secret_value() if password else None)
+        client.username_pw_set(self.client_id, self.settings.mqtt.password_for(self.client_id))
         client.reconnect_delay_set(min_delay=1, max_delay=60)
         client.on_connect = self._on_connect
         client.on_subscribe = self._on_subscribe
@@ -128,9 +155,13 @@ class Collector:
         self._subscribed.set()
 
     def _on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
-        """Fires for each PUBLISH; hands it to the receiver thread at once (no PUBACK yet)."""
+        """Fires for each PUBLISH; hands it to the receiver thread at once (no PUBACK yet). Never
+        raises: paho would end its network loop."""
         self.stats.received += 1
-        self._queue.put(Received.of(msg, time.time_ns()))
+        try:
+            self._queue.put(Received.of(msg, time.time_ns()))
+        except Exception:
+            log.exception("collector %s: a message could not be queued; the broker redelivers it", self.client_id)
 
     def _on_disconnect(
         self, _c: mqtt.Client, _u: object, _f: mqtt.DisconnectFlags, reason: ReasonCode, _p: Properties | None
@@ -151,6 +182,7 @@ class Collector:
         properties.ReceiveMaximum = self.settings.collector.receive_maximum
         self._sink.start()
         self._receiver.start()
+        self._supervisor.start()
         self.client.connect(
             self.settings.mqtt.host,
             self.settings.mqtt.port,
@@ -175,6 +207,7 @@ class Collector:
             properties = Properties(PacketTypes.DISCONNECT)  # type: ignore[no-untyped-call]
             properties.SessionExpiryInterval = 0
         self.client.on_message = lambda *_a: None  # take nothing new; the broker redelivers it later
+        self._supervisor.stop()
         self._stop.set()
         if self._receiver.is_alive():
             self._receiver.join(drain_timeout_s)
@@ -202,38 +235,73 @@ class Collector:
                 break
         return batch
 
+    @property
+    def healthy(self) -> bool:
+        """False once the supervisor could not keep the receiver or the drainer alive."""
+        return self._supervisor.healthy
+
+    def _new_receiver(self) -> threading.Thread:
+        return threading.Thread(target=self._receive, name=f"{self.client_id}-receiver", daemon=True)
+
+    def _receive(self) -> None:
+        """The receiver thread: the receive loop until stopped, or until it fails (the supervisor sees it end)."""
+        try:
+            self._receive_loop()
+        except Exception:
+            log.exception("collector %s: the receiver failed", self.client_id)
+
+    def _restart_receiver(self) -> None:
+        if not self._receiver.is_alive() and not self._stop.is_set():
+            self._receiver = self._new_receiver()
+            self._receiver.start()
+
     def _receive_loop(self) -> None:
         last_stats = time.monotonic()
-        while not (self._stop.is_set() and self._queue.empty()):
-            batch = self._next_batch()
-            if batch:
-                self._spool_batch(batch)
-                for message in batch:
+        while not (self._stop.is_set() and self._queue.empty() and not self._pending):
+            if not self._pending:  # else a restarted receiver finishes the batch its predecessor died in
+                self._pending, self._pending_spooled, self._pending_acked = self._next_batch(), False, 0
+                self._pending_handled = None
+            if self._pending:
+                if not self._pending_spooled:
+                    self._spool_batch(self._pending)
+                    self._pending_spooled = True
+                for message in self._pending[self._pending_acked :]:
                     if message.qos > 0:
                         self.client.ack(message.mid, message.qos)
                     self.stats.acked += 1
+                    self._pending_acked += 1
+                self._pending = []
             if time.monotonic() - last_stats >= self.settings.collector.stats_interval_s:
                 self._report_stats()
                 last_stats = time.monotonic()
 
     def _spool_batch(self, batch: list[Received]) -> None:
-        """Turn the batch into line protocol and append it to the spool; returns once it is on disk."""
-        lines: list[str] = []
-        for message in batch:
-            handled = handle(message, self.registry, self._clock, datetime.now(UTC), self._max_age)
-            lines += handled.lines
-            self._count_handled(handled)
+        """Turn the batch into line protocol and append it to the spool; returns once it is on disk.
+        A receiver restarted after a failed append appends what its predecessor had made."""
+        if self._pending_handled is None:
+            now = datetime.now(UTC)
+            self._pending_handled = [
+                handle(message, self.registry, self._clock, now, self._max_age, self._budget) for message in batch
+            ]
+        lines = [line for handled in self._pending_handled for line in handled.lines]
         if lines:
             self._spool.append("\n".join(lines), batch[0].received_ns)
+        for handled in self._pending_handled:
+            self._count_handled(handled)
 
     # -- statistics ---------------------------------------------------------------------------------------
 
     def _count_handled(self, handled: Handled) -> None:
         self.stats.readings_spooled += handled.readings
-        self.stats.quarantined += len(handled.rejections)
+        with self._stats_lock:
+            self.stats.quarantine_dropped += handled.dropped
         for rejection in handled.rejections:
-            reason = rejection.reason.value
-            self.stats.quarantined_by_reason[reason] = self.stats.quarantined_by_reason.get(reason, 0) + 1
+            self._count_quarantined(rejection.reason.value, 1)
+
+    def _count_quarantined(self, reason: str, rows: int) -> None:
+        with self._stats_lock:
+            self.stats.quarantined += rows
+            self.stats.quarantined_by_reason[reason] = self.stats.quarantined_by_reason.get(reason, 0) + rows
 
     def _count_drained(self, outcome: Outcome) -> None:
         """The sink's report, from its thread."""
@@ -241,7 +309,14 @@ class Collector:
             self.stats.write_failures += 1
             return
         self.stats.readings_written += outcome.readings
+        with self._stats_lock:
+            self.stats.quarantine_dropped += outcome.dropped
+        for reason, rows in outcome.quarantined:
+            self._count_quarantined(reason, rows)
         self.stats.lag_s = (time.time_ns() - outcome.received_ns) / 1e9
+
+    def _count_restart(self, _thread: str) -> None:
+        self.stats.thread_restarts += 1
 
     def _report_stats(self) -> None:
         s = self.stats
@@ -271,6 +346,8 @@ class Collector:
                 "spool_depth_bytes": spool_bytes,
                 "lag_s": float(s.lag_s),
                 "write_failures": s.write_failures,
+                "quarantine_dropped": s.quarantine_dropped,
+                "thread_restarts": s.thread_restarts,
             },
             self._clock.now_ns(),
         )
@@ -278,3 +355,5 @@ class Collector:
             self._store.write([point])
         except InfluxError as exc:
             log.warning("collector %s: could not write its stats: %s", self.client_id, exc)
+        except Exception:  # statistics must never stop the receiver
+            log.exception("collector %s: could not report its stats", self.client_id)

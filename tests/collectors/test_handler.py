@@ -129,7 +129,11 @@ def test_unknown_topic_is_quarantined(demo_registry):
 
 
 def test_point_line_protocol_cannot_carry_is_quarantined():
-    """A register that overflows to infinity once multiplied cannot be stored: quarantined, not dropped."""
+    """A register that overflows to infinity once multiplied cannot be stored: quarantined, not dropped.
+
+    The meter states a register bound (``max_value``) that lets 1e306 pass the checks: without it the
+    default bound (1e12) refuses the reading before line protocol sees it.
+    """
     registry = parse_registry(
         {
             "version": "t",
@@ -151,6 +155,7 @@ def test_point_line_protocol_cannot_carry_is_quarantined():
                     "role": "main",
                     "unit": "kWh",
                     "multiplier": 1000.0,
+                    "max_value": 1e307,
                 }
             ],
         }
