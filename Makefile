@@ -1,7 +1,7 @@
 # parkcarbon — every target installs what it needs first (scripts/bootstrap.sh).
 .DEFAULT_GOAL := help
 VENV := .venv/bin
-PACKAGES := parkcarbon park scoring collectors simulators pipeline reports ledger dashboards dags
+PACKAGES := parkcarbon park scoring collectors simulators pipeline reports ledger dashboards dags portal
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: help bootstrap demo test unit lint types all services-up services-down clean

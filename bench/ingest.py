@@ -28,14 +28,15 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from collectors.decode import READING_ROUTES, parse_message
 from collectors.points import reading_point
-from park.registry import load_registry
-from park.settings import DEMO_REGISTRY, InfluxSettings, MqttSettings
+from park.registry import DEFAULT_TIMEZONE, load_registry
+from park.settings import DEMO_REGISTRY, InfluxSettings, MqttSettings, Settings
 from park.store import InfluxStore
+from parkcarbon.runtime import environ_without_credentials, settings_for_run_dir
 from parkcarbon.services import LocalServices, free_ports, load_credentials
 from simulators.publisher import send_plan
 from simulators.run import simulate_run
 
-TZ = ZoneInfo("Asia/Shanghai")
+TZ = ZoneInfo(DEFAULT_TIMEZONE)
 
 
 def raw_mqtt_rate(run_dir: Path, port: int, plan, registry) -> float:  # type: ignore[no-untyped-def]
@@ -53,7 +54,7 @@ def raw_mqtt_rate(run_dir: Path, port: int, plan, registry) -> float:  # type: i
             done.set()
 
     sub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-raw", protocol=mqtt.MQTTv5)
-    sub.username_pw_set("collector", creds["collector"])
+    sub.username_pw_set("collector-0", creds["collector-0"])  # a collector replica's account: it may read
     sub.on_connect = lambda c, *_: c.subscribe([(r.topic_filter, 1) for r in READING_ROUTES])
     sub.on_subscribe = lambda *_: ready.set()
     sub.on_message = on_message
@@ -69,24 +70,23 @@ def raw_mqtt_rate(run_dir: Path, port: int, plan, registry) -> float:  # type: i
     return sum(m.readings for m in plan) / elapsed
 
 
-def raw_influx_rate(port: int, plan, registry) -> tuple[float, int]:  # type: ignore[no-untyped-def]
-    """Readings/s of writing the same readings as line protocol, and how many there are."""
+def raw_influx_rate(influx: InfluxSettings, plan, registry) -> tuple[float, int]:  # type: ignore[no-untyped-def]
+    """Readings/s of writing the same readings as line protocol (database bench_raw, created by the
+    admin), and how many there are."""
     later = max(m.due for m in plan).to_pydatetime() + timedelta(days=1)
     readings = [r for m in plan for r in parse_message(m.topic, m.payload, registry, later).readings]
     points = [reading_point(r) for r in readings]
-    with InfluxStore(InfluxSettings(port=port, database="bench_raw")) as store:
-        store.create_database()
+    with InfluxStore(influx.model_copy(update={"database": "bench_raw"})) as store:
         start = time.monotonic()
         store.write(points, batch_size=5000)
         elapsed = time.monotonic() - start
-        store.drop_database()
     return len(points) / elapsed, len(points)
 
 
 def end_to_end_rate(
     run_dir: Path,
     port_mqtt: int,
-    port_influx: int,
+    influx: InfluxSettings,
     plan,
     registry,
     replicas: int,  # type: ignore[no-untyped-def]
@@ -94,12 +94,12 @@ def end_to_end_rate(
 ) -> tuple[float, int]:
     """Readings/s from the first publish until InfluxDB holds every reading; collector peak RSS [kB]."""
     database = f"bench_e2e_{replicas}"
+    LocalServices(run_dir).create_database(database)  # by the admin; the collectors may only write
     env = {
-        **os.environ,
+        **environ_without_credentials(),  # each collector resolves its own accounts from the run directory
         "PARKCARBON_RUN_DIR": str(run_dir),
         "PARKCARBON_INFLUX__DATABASE": database,
         "PARKCARBON_COLLECTOR__SHARE_GROUP": database,
-        "PARKCARBON_COLLECTOR__CLIENT_ID_PREFIX": database,
     }
     procs = []
     for replica in range(replicas):
@@ -115,7 +115,7 @@ def end_to_end_rate(
             )
         while b"collecting with" not in log.read_bytes():
             time.sleep(0.05)
-    store = InfluxStore(InfluxSettings(port=port_influx, database=database))
+    store = InfluxStore(influx.model_copy(update={"database": database}))
     peak_kb = 0
     try:
         start = time.monotonic()
@@ -148,13 +148,12 @@ def main() -> None:
     readings = sum(m.readings for m in run.plan)
     run_dir = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     services = LocalServices(run_dir)
-    ports = services.up(registry, free_ports())
+    ports = services.up(registry, free_ports(), database="bench_raw")
+    influx = settings_for_run_dir(Settings(run_dir=run_dir), "pipeline").influx  # reads and writes
     try:
         mqtt_rate = raw_mqtt_rate(run_dir, ports.mqtt, run.plan, registry)
-        influx_rate, distinct = raw_influx_rate(ports.influx_http, run.plan, registry)
-        results = [
-            end_to_end_rate(run_dir, ports.mqtt, ports.influx_http, run.plan, registry, n, distinct) for n in (1, 2)
-        ]
+        influx_rate, distinct = raw_influx_rate(influx, run.plan, registry)
+        results = [end_to_end_rate(run_dir, ports.mqtt, influx, run.plan, registry, n, distinct) for n in (1, 2)]
     finally:
         services.down()
     limit = min(mqtt_rate, influx_rate)

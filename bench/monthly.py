@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -26,6 +27,7 @@ import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -33,6 +35,9 @@ import pandas as pd
 import yaml
 
 from park.registry import DEFAULT_TIMEZONE
+
+if TYPE_CHECKING:
+    from park.settings import InfluxSettings
 
 TZ = DEFAULT_TIMEZONE
 PERIOD = "2026-03"
@@ -95,8 +100,7 @@ def write_month(port: int, database: str, registry_path: Path) -> tuple[int, flo
     rng = np.random.default_rng(7)
     started = time.monotonic()
     written = 0
-    with InfluxStore(InfluxSettings(port=port, database=database, timeout_s=300)) as store:
-        store.create_database()
+    with InfluxStore(_pipeline(InfluxSettings(port=port, database=database, timeout_s=300))) as store:
         for first in range(0, len(registry.meters), WRITE_CHUNK_METERS):
             chunk = registry.meters[first : first + WRITE_CHUNK_METERS]
             kwh = rng.gamma(2.0, 5.0, size=(len(index), len(chunk)))
@@ -104,6 +108,19 @@ def write_month(port: int, database: str, registry_path: Path) -> tuple[int, flo
             columns = pd.MultiIndex.from_tuples([(m.id, "active_energy_import") for m in chunk])
             written += write_registers(store, registry, pd.DataFrame(registers, index=index, columns=columns))
     return written, time.monotonic() - started
+
+
+def _pipeline(influx: InfluxSettings) -> InfluxSettings:
+    """``influx`` with InfluxDB's pipeline account, which main() puts into the environment for itself
+    and the children (the activity step reads as the pipeline does)."""
+    from pydantic import SecretStr
+
+    return influx.model_copy(
+        update={
+            "username": os.environ["PARKCARBON_INFLUX__USERNAME"],
+            "password": SecretStr(os.environ["PARKCARBON_INFLUX__PASSWORD"]),
+        }
+    )
 
 
 def peak_rss_mb() -> float:
@@ -137,7 +154,11 @@ def child_read(port: int, database: str, registry_path: Path) -> dict[str, float
         monthly.read_registers(Recorder(), month, [m.id for m in meters[first : first + monthly.CHUNK_METERS]])  # type: ignore[arg-type]
     received = 0
     started = time.monotonic()
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=600) as client:
+    from park.settings import InfluxSettings
+
+    account = _pipeline(InfluxSettings())
+    auth = (account.username or "", account.password.get_secret_value() if account.password else "")
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=600, auth=auth) as client:
         for statement in statements:
             response = client.get("/query", params={"q": statement, "db": database, "epoch": "ns"})
             response.raise_for_status()
@@ -150,7 +171,9 @@ def child_compute(port: int, database: str, registry_path: Path) -> dict[str, fl
     from park.settings import InfluxSettings, Settings
     from pipeline.monthly import compute_activity
 
-    settings = Settings(registry=registry_path, influx=InfluxSettings(port=port, database=database, timeout_s=600))
+    settings = Settings(
+        registry=registry_path, influx=_pipeline(InfluxSettings(port=port, database=database, timeout_s=600))
+    )
     baseline = peak_rss_mb()
     started = time.monotonic()
     summary = compute_activity(settings, PERIOD)
@@ -187,19 +210,22 @@ def main() -> None:
         return
 
     from park.registry import parse_registry
-    from parkcarbon.services import LocalServices, free_ports
+    from parkcarbon.services import LocalServices, free_ports, load_influx_credentials
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that the services are stopped below
     run_dir = Path(tempfile.mkdtemp(prefix="bench-monthly-"))
     services = LocalServices(run_dir)
     sizes = sorted(args.meters)
     ports = services.up(parse_registry(registry_data(METERS_PER_ENTERPRISE)), free_ports())
+    os.environ["PARKCARBON_INFLUX__USERNAME"] = "pipeline"
+    os.environ["PARKCARBON_INFLUX__PASSWORD"] = load_influx_credentials(run_dir)["pipeline"]
     rows = []
     try:
         for n in sizes:
             path = run_dir / f"registry-{n}.yaml"
             path.write_text(yaml.safe_dump(registry_data(n)))
             database = f"bench_{n}"
+            services.create_database(database)  # by the admin, with the roles' grants
             readings, write_s = write_month(ports.influx_http, database, path)
             read = in_child("read", ports.influx_http, database, path)
             compute = in_child("compute", ports.influx_http, database, path)

@@ -56,6 +56,12 @@ def rfc3339(when: datetime) -> str:
 
 
 def read_month(store: InfluxStore, measurement: Measurement, month: Month) -> pd.DataFrame:
-    """The points of ``measurement`` stamped at the month's start (its monthly results), without ``time``."""
-    frame = store.query(f"SELECT * FROM {measurement.q} WHERE time = {month.start_ns}")
-    return frame.drop(columns="time") if len(frame) else frame
+    """The points of ``measurement`` stamped at the month's start (its monthly results), without ``time``.
+
+    Every tag of the measurement is a column, "" where a point has none: line protocol cannot store
+    an empty tag, so a park without workshops has no ``workshop`` column in InfluxDB's answer.
+    """
+    frame = store.query(f"SELECT * FROM {measurement.q} WHERE time = {month.start_ns}").drop(columns="time")
+    for tag in measurement.tags:
+        frame[tag] = frame[tag].fillna("").astype(str) if tag in frame else ""
+    return frame

@@ -10,17 +10,19 @@ gateway, workshop and meter belong to the same enterprise; units fit the carrier
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from park.industry import normalize_industry
 from park.units import Dimension, dimension_of, normalize_unit
 
 # The park's time zone defines its days, months and years. The registry is its one source: the pipeline,
@@ -29,6 +31,16 @@ from park.units import Dimension, dimension_of, normalize_unit
 DEFAULT_TIMEZONE = "Asia/Shanghai"
 
 Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")]
+
+# parkcarbon's own broker accounts: collector replica N logs in as ``collector-N`` (park/topics.py), and
+# the broker takes the user name as the client id. A gateway logs in with its id, so no gateway may
+# be named like a service account, or it could take that service's session.
+SERVICE_ACCOUNT_PREFIX = "collector"
+
+
+def is_service_account(name: str) -> bool:
+    """True for a name of parkcarbon's service accounts on the broker: ``collector`` or ``collector-<N>``."""
+    return re.fullmatch(rf"{SERVICE_ACCOUNT_PREFIX}(-\d+)?", name, flags=re.IGNORECASE) is not None
 
 
 class Carrier(StrEnum):
@@ -74,6 +86,9 @@ class Park(_Model):
     id: Id
     name: str
     timezone: str = DEFAULT_TIMEZONE
+    metering_start: date = Field(
+        description="the first day the park's meters are read: the DAGs' start date, nothing before it is computed"
+    )
     latitude_deg: float = Field(ge=-90, le=90)
     longitude_deg: float = Field(ge=-180, le=180)
 
@@ -89,7 +104,19 @@ class Park(_Model):
 class Enterprise(_Model):
     id: Id
     name: str
-    industry: str = Field(pattern=r"^[A-T]\d{2}$", description="GB/T 4754-2017 division code, e.g. C39")
+    industry: str = Field(description="GB/T 4754-2017 division, e.g. C39 (39 and C3911 are read as C39)")
+    bills_override: list[str] = Field(
+        default_factory=list,
+        description=(
+            "activity sources (e.g. natural_gas) whose monthly bills replace the metered figures; for any"
+            " other source a bill for a metered month is an error, never added to the meters"
+        ),
+    )
+
+    @field_validator("industry", mode="before")
+    @classmethod
+    def _division(cls, value: object) -> object:
+        return normalize_industry(value) if isinstance(value, str) else value
 
 
 class NearZeroTarget(_Model):
@@ -151,7 +178,21 @@ class Meter(_Model):
         None, gt=0, description="register modulus: it wraps to 0 here (1e6 for a XXXXXX.XX kWh register)"
     )
     max_per_hour: float | None = Field(
-        None, gt=0, description="physical maximum consumption per hour, in the unit, multiplier applied"
+        None,
+        gt=0,
+        description=(
+            "physical maximum consumption per hour, in the unit, multiplier applied: the monthly step flags"
+            " faster advances as spikes and judges rollovers by it; the collector does not (a rate needs the"
+            " reading before, which replicas, redelivery and store-and-forward do not hand it in order)"
+        ),
+    )
+    max_value: float | None = Field(
+        None,
+        gt=0,
+        description=(
+            "the largest register the meter can show, in the unit, before the multiplier: a larger reading is"
+            " quarantined as absurd; unset: below rollover_at if the register wraps, else DEFAULT_MAX_VALUE"
+        ),
     )
     interval_minutes: int = Field(15, ge=1, le=1440)
     serial: str = ""
@@ -171,7 +212,24 @@ class Meter(_Model):
         times = [r.at for r in self.replacements]
         if times != sorted(times):
             raise ValueError("replacements must be in time order")
+        if self.max_value is not None and self.rollover_at is not None and self.max_value > self.rollover_at:
+            raise ValueError(
+                f"max_value {self.max_value} is above rollover_at {self.rollover_at}, where the register wraps"
+            )
         return self
+
+    # A register without rollover has this upper bound unless max_value says otherwise: a 12-digit
+    # register (999,999,999,999 kWh is ~100 years of a 1 GW plant); a larger reading is a fault, and
+    # 1e308 would overflow to infinity once multiplied.
+    DEFAULT_MAX_VALUE: ClassVar[float] = 1e12
+
+    @property
+    def max_register(self) -> float | None:
+        """The largest plausible register (before the multiplier), or None where ``rollover_at`` bounds it
+        (a register at or above its modulus is refused as such)."""
+        if self.max_value is not None:
+            return self.max_value
+        return None if self.rollover_at is not None else self.DEFAULT_MAX_VALUE
 
     def multiplier_at(self, when: datetime) -> float:
         """The multiplier in force at ``when`` (a replacement may bring a new CT/PT ratio)."""
@@ -234,6 +292,9 @@ class Registry(_Model):
             if ws.enterprise not in enterprises:
                 problems.append(("workshops", index, "enterprise", f"unknown enterprise {ws.enterprise!r}"))
         for index, gw in enumerate(self.gateways):
+            if is_service_account(gw.id):
+                reserved = f"{gw.id!r} is reserved for a collector's broker account: rename the gateway"
+                problems.append(("gateways", index, "id", reserved))
             if gw.enterprise not in enterprises:
                 problems.append(("gateways", index, "enterprise", f"unknown enterprise {gw.enterprise!r}"))
         devices: dict[tuple[str, str], int] = {}
@@ -334,16 +395,19 @@ def load_registry(path: Path | str) -> Registry:
     return parse_registry(data, path)
 
 
-_TIMEZONES: dict[tuple[str, int], str] = {}
+_PARKS: dict[tuple[str, int], Park] = {}
+
+
+def park_of(path: Path | str) -> Park:
+    """The park entry of the registry at ``path`` (read once per file version): its time zone and
+    metering start, e.g. for a DAG's timetable at parse time."""
+    path = Path(path)
+    key = (str(path.resolve()), path.stat().st_mtime_ns)
+    if key not in _PARKS:
+        _PARKS[key] = load_registry(path).park
+    return _PARKS[key]
 
 
 def park_timezone(path: Path | str) -> str:
-    """The park's time zone as the registry at ``path`` states it (read once per file version).
-
-    Used where only the time zone is needed, e.g. a DAG's timetable at parse time.
-    """
-    path = Path(path)
-    key = (str(path.resolve()), path.stat().st_mtime_ns)
-    if key not in _TIMEZONES:
-        _TIMEZONES[key] = load_registry(path).park.timezone
-    return _TIMEZONES[key]
+    """The park's time zone as the registry at ``path`` states it."""
+    return park_of(path).timezone

@@ -1,8 +1,9 @@
 """Runtime settings, read from the environment (prefix ``PARKCARBON_``) and an optional ``.env``.
 
 Nested groups use ``__``: ``PARKCARBON_INFLUX__PORT=18086``. Tests pass overrides to the constructor.
-No credential has a default here: broker passwords are generated per run directory by
-``parkcarbon services up`` and read from there, or given in the environment.
+No credential has a default here: broker and InfluxDB passwords are generated per run directory by
+``parkcarbon services up`` and read from there for the role a process plays (``parkcarbon.runtime``),
+or given in the environment.
 """
 
 from __future__ import annotations
@@ -13,19 +14,30 @@ from pathlib import Path
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from park.topics import COLLECTOR_USER
-
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEMO_REGISTRY = Path(__file__).resolve().parent / "data" / "demo_registry.yaml"
 DEMO_ENTERPRISES = Path(__file__).resolve().parent / "data" / "demo_enterprises.csv"
 
 
 class MqttSettings(BaseModel):
+    """Where the broker is, and the collector's broker password. A collector replica N logs in as
+    ``collector-N`` (``park.topics.collector_user``), which the broker also makes its client id."""
+
     host: str = "127.0.0.1"
     port: int = Field(18830, ge=1, le=65535)
-    username: str = COLLECTOR_USER
-    password: SecretStr | None = None  # None: read from the run directory's credentials
+    password: SecretStr | None = Field(
+        None, description="the broker password of this process's collector replica (one replica per process)"
+    )
+    passwords: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="broker passwords by account, for a process running several replicas (from the run directory)",
+    )
     keepalive_s: int = Field(30, ge=5)
+
+    def password_for(self, user: str) -> str | None:
+        """The password of broker account ``user``: its own entry in ``passwords``, else ``password``."""
+        secret = self.passwords.get(user, self.password)
+        return secret.get_secret_value() if secret is not None else None
 
 
 class InfluxSettings(BaseModel):
@@ -33,7 +45,7 @@ class InfluxSettings(BaseModel):
     port: int = Field(18086, ge=1, le=65535)
     rpc_port: int = Field(18088, ge=1, le=65535)
     database: str = "carbon"
-    username: str | None = None
+    username: str | None = Field(None, description="the InfluxDB account of this process's role; None: anonymous")
     password: SecretStr | None = None
     batch_points: int = Field(5000, ge=1)
     timeout_s: float = Field(30.0, gt=0)
@@ -44,7 +56,15 @@ class InfluxSettings(BaseModel):
 
 
 class CollectorSettings(BaseModel):
-    client_id_prefix: str = "parkcarbon-collector"
+    max_replicas: int = Field(
+        4,
+        ge=1,
+        le=64,
+        description=(
+            "broker accounts collector-0 … collector-(N-1) that `services up` creates, one per replica that may"
+            " run; each replica's client id is its account"
+        ),
+    )
     share_group: str | None = Field(
         None,
         description=(

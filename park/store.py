@@ -91,8 +91,32 @@ class InfluxStore:
         except httpx.TransportError:
             return False
 
+    def database_exists(self) -> bool:
+        """True if the database exists and this account may read or write it (InfluxDB lists only those)."""
+        body = self._request("GET", "/query", params={"q": "SHOW DATABASES"}).json()
+        for result in body.get("results", []):
+            for series in result.get("series", []):
+                if [self.database] in series.get("values", []):
+                    return True
+        return False
+
     def create_database(self) -> None:
-        self.execute(f"CREATE DATABASE {quote_ident(self.database)}")
+        """Make sure the database exists. Creating one needs an admin account; a role's account (the
+        collector, the pipeline) finds the database that ``parkcarbon services up`` or the deployment
+        created and leaves it as it is."""
+        if self.database_exists():
+            return
+        try:
+            self.execute(f"CREATE DATABASE {quote_ident(self.database)}")
+        except InfluxError as exc:
+            if exc.status != 403:
+                raise
+            raise InfluxError(
+                f"InfluxDB database {self.database!r} does not exist (or {self.settings.username!r} has no"
+                " privilege on it), and only an admin may create it: `parkcarbon services up` creates the"
+                " configured database and grants each role its privilege",
+                exc.status,
+            ) from exc
 
     def drop_database(self) -> None:
         self.execute(f"DROP DATABASE {quote_ident(self.database)}")

@@ -10,9 +10,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from park.registry import GatewayFormat
+from park.registry import SERVICE_ACCOUNT_PREFIX, GatewayFormat
 
-COLLECTOR_USER = "collector"
+COLLECTOR_USER = SERVICE_ACCOUNT_PREFIX  # collector replica N is the broker user collector-N
+
+
+def collector_user(replica: int) -> str:
+    """The broker account of collector replica ``replica``. Mosquitto takes the user name as the client
+    id (``use_username_as_clientid``), so it is also the replica's client id: no other account, and no
+    gateway, can present it or take the replica's session."""
+    if replica < 0:
+        raise ValueError(f"a replica number is 0 or more, not {replica}")
+    return f"{COLLECTOR_USER}-{replica}"
 
 
 @dataclass(frozen=True)
@@ -104,11 +113,15 @@ def subscriptions() -> tuple[list[str], list[str]]:
     return readings, status
 
 
-def acl() -> str:
-    """Mosquitto's ACL: the collector reads every format's topics; every gateway (username = gateway
-    id) may publish only its own topics, each exactly (no extra levels)."""
-    lines = ["# written by parkcarbon (park/topics.py: acl)", f"user {COLLECTOR_USER}"]
-    lines += [f"topic read {topic_filter(t)}" for t in _templates()]
-    lines += ["", "# every gateway (username = gateway id) may publish under its own id only"]
+def acl(collector_replicas: int) -> str:
+    """Mosquitto's ACL: each collector replica's account (``collector-N``, N < ``collector_replicas``)
+    reads every format's topics and writes nothing; every gateway (username = gateway id) may publish
+    only its own topics, each exactly (no extra levels), and read nothing."""
+    lines = ["# written by parkcarbon (park/topics.py: acl)"]
+    for replica in range(collector_replicas):
+        lines += [f"user {collector_user(replica)}"]
+        lines += [f"topic read {topic_filter(t)}" for t in _templates()]
+        lines += [""]
+    lines += ["# every gateway (username = gateway id) may publish under its own id only"]
     lines += ["pattern write " + t.replace("{gateway}", "%u").replace("{enterprise}", "+") for t in _templates()]
     return "\n".join(lines) + "\n"

@@ -7,7 +7,6 @@ enterprises, checked against the simulator's ground truth, and where to look nex
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from park.month import Month, rfc3339
 from park.registry import Registry, load_registry
 from park.settings import Settings
 from park.store import InfluxStore
-from parkcarbon.runtime import export_settings, settings_for_run_dir
+from parkcarbon.runtime import environ_without_credentials, export_settings, settings_for_run_dir
 from parkcarbon.services import LocalServices, Ports, ServiceError, free_ports, load_credentials
 
 
@@ -46,15 +45,17 @@ def previous_month(timezone: str) -> str:
 def _start_services(settings: Settings, registry: Registry) -> Ports:
     services = LocalServices(settings.run_dir)
     wanted = Ports(settings.mqtt.port, settings.influx.port, settings.influx.rpc_port)
+    database, replicas = settings.influx.database, settings.collector.max_replicas
     try:
-        return services.up(registry, wanted)
+        return services.up(registry, wanted, database, replicas)
     except ServiceError:
         # the configured ports are taken (another run directory, another program): use free ones
-        return services.up(registry, free_ports())
+        return services.up(registry, free_ports(), database, replicas)
 
 
 def _start_collector(settings: Settings) -> subprocess.Popen[bytes]:
-    """``parkcarbon collect`` as its own process, as it runs in production; wait until it subscribed."""
+    """``parkcarbon collect`` as its own process, as it runs in production, with the collector's
+    credentials (not this process's); wait until it subscribed."""
     log_path = settings.run_dir / "collector.log"
     log_path.write_bytes(b"")
     with log_path.open("ab") as log:
@@ -62,7 +63,7 @@ def _start_collector(settings: Settings) -> subprocess.Popen[bytes]:
             [sys.executable, "-m", "parkcarbon", "collect"],
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=os.environ.copy(),
+            env=environ_without_credentials(),
         )
     deadline = time.monotonic() + 60
     while b"collecting with" not in log_path.read_bytes():
@@ -102,6 +103,7 @@ def run_demo(settings: Settings, period: str | None = None, seed: int = 2026) ->
     period = period or previous_month(registry.park.timezone)
     month = Month.of(period, registry.park.timezone)
     settings.run_dir.mkdir(parents=True, exist_ok=True)
+    print(f"starting mosquitto and influxd under {settings.run_dir} ...", flush=True)
     ports = _start_services(settings, registry)
     settings = settings_for_run_dir(settings)
     export_settings(settings)
@@ -113,10 +115,12 @@ def run_demo(settings: Settings, period: str | None = None, seed: int = 2026) ->
     clock = time.monotonic()
     collector = _start_collector(settings)
     try:
-        print(f"collector running (log: {settings.run_dir / 'collector.log'}); backfilling {period} ...")
+        print(f"collector running (log: {settings.run_dir / 'collector.log'}); backfilling {period}", flush=True)
+        print(f"simulating {len(registry.meters)} meters for {period} (about 20 s) ...", flush=True)
         simulated = simulate_run(registry, month.start, month.end, pd.Timedelta("15min"), seed)
         stats = publish_run(simulated, settings, load_credentials(settings.run_dir))
         write_truth(simulated, settings.run_dir / "truth" / period, seed, stats)
+        print("waiting until the collector has stored every reading ...", flush=True)
         with InfluxStore(settings.influx) as store:
             deadline = time.monotonic() + 300
             while (stored := _stored_readings(store, month)) < stats.readings:
@@ -129,8 +133,8 @@ def run_demo(settings: Settings, period: str | None = None, seed: int = 2026) ->
     timings["ingest"] = time.monotonic() - clock
 
     clock = time.monotonic()
+    print(f"running the monthly DAG for {period} with dag.test() (about 20 s) ...", flush=True)
     prepare_airflow(settings.run_dir)
-    print(f"running the monthly DAG for {period} with dag.test() ...")
     run_month(period)
     timings["dag"] = time.monotonic() - clock
 
@@ -167,9 +171,11 @@ def print_result(result: DemoResult, settings: Settings) -> None:
 Where the results are:
   park report    {result.report_dir / "index.html"}  (open it in a browser; one page per enterprise)
   report files   {result.report_dir}  (summary.txt, enterprises.csv, one CSV per measurement)
-  InfluxDB       {resolved.influx.url}  database {resolved.influx.database!r}; for example
-                 influx -port {resolved.influx.port} -database {resolved.influx.database} -execute \\
-                   'SELECT * FROM credits GROUP BY enterprise'
+  InfluxDB       {resolved.influx.url}  database {resolved.influx.database!r}; query it with curl, e.g.
+                 curl -sG {resolved.influx.url}/query -u dashboards:PASSWORD \\
+                   --data-urlencode db={resolved.influx.database} \\
+                   --data-urlencode 'q=SELECT credits_tco2, grade, rating FROM credits GROUP BY enterprise'
+                 (PASSWORD: "influxdb" → "dashboards" in {resolved.run_dir / "credentials.json"})
   ground truth   {resolved.run_dir / "truth" / result.period}
   re-run a month parkcarbon monthly {result.period}
   stop services  parkcarbon services down   (or: make services-down)

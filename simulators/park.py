@@ -83,8 +83,9 @@ def simulate(
         pv_total = np.zeros(len(times))
         for meter in meters:
             if meter.carrier is Carrier.PV_GENERATION:
-                lat, lon = registry.park.latitude_deg, registry.park.longitude_deg
-                kwh = (meter.max_per_hour or 0.0) / 1.05 * hours * pv_output(times, lat, lon, registry.park.timezone, rng)
+                park = registry.park
+                output = pv_output(times, park.latitude_deg, park.longitude_deg, park.timezone, rng)
+                kwh = (meter.max_per_hour or 0.0) / 1.05 * hours * output
                 columns[(meter.id, Register.ACTIVE_ENERGY_EXPORT)] = kwh
                 pv_total += kwh
         load = sub_total * COMMON_LOAD_SHARE

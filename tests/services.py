@@ -1,7 +1,9 @@
 """Real services for integration and end-to-end tests, started once per session and stopped by PID.
 
 Mosquitto and influxd run from a temporary run directory on free ports through the same code as
-``parkcarbon services up``; each test that writes to InfluxDB gets a database of its own.
+``parkcarbon services up``; each test that writes to InfluxDB gets a database of its own, created by
+the admin account with each role's privilege on it, and works with the pipeline role's account (it
+reads and writes, as the monthly pipeline does).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pydantic import SecretStr
 from park.registry import Registry, load_registry
 from park.settings import DEMO_REGISTRY, InfluxSettings, LedgerSettings, MqttSettings, Settings
 from park.store import InfluxStore
+from parkcarbon.runtime import settings_for_run_dir
 from parkcarbon.services import LocalServices, Ports, free_ports
 from tests.postgres import PostgresServer
 
@@ -49,23 +52,29 @@ def ports(local_services: LocalServices) -> Ports:
 
 
 @pytest.fixture
-def settings(ports: Ports, run_dir: Path, request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
-    """Settings pointing at the session's services, with an InfluxDB database and a ledger of this test's own."""
+def settings(
+    local_services: LocalServices, ports: Ports, run_dir: Path, request: pytest.FixtureRequest, tmp_path: Path
+) -> Settings:
+    """Settings pointing at the session's services, with an InfluxDB database and a ledger of this
+    test's own; the database is created (by the admin) before the test, and the test has the pipeline
+    role's account (ALL on the database)."""
     database = f"t{next(_db_counter)}_{request.node.name[:40]}".replace("[", "_").replace("]", "_").replace("-", "_")
-    return Settings(
+    local_services.create_database(database)
+    own = Settings(
         run_dir=run_dir,
         mqtt=MqttSettings(port=ports.mqtt),
         influx=InfluxSettings(port=ports.influx_http, rpc_port=ports.influx_rpc, database=database),
         ledger=LedgerSettings(url=SecretStr(f"sqlite:///{tmp_path / 'ledger.sqlite'}")),
     )
+    return settings_for_run_dir(own, role="pipeline")
 
 
 @pytest.fixture
-def store(settings: Settings) -> Iterator[InfluxStore]:
+def store(settings: Settings, local_services: LocalServices) -> Iterator[InfluxStore]:
+    """The test's database with the pipeline role's account; dropped afterwards by the admin."""
     with InfluxStore(settings.influx) as influx:
-        influx.create_database()
         yield influx
-        influx.drop_database()
+    local_services.drop_database(settings.influx.database)
 
 
 @pytest.fixture(scope="session")

@@ -21,6 +21,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from collectors.service import Collector
     from park.registry import load_registry
+    from parkcarbon.cli.errors import require_broker, require_influx
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if (args.replicas > 1 or args.first_replica > 0) and not settings.collector.share_group:
@@ -31,17 +32,34 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         )
         return 2
     registry = load_registry(settings.registry)
+    require_influx(settings)  # fail at once, naming host and port, rather than in a replica's threads
+    require_broker(settings)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     replicas = [Collector(settings, registry, args.first_replica + i) for i in range(args.replicas)]
-    for replica in replicas:
-        replica.start()
+    started: list[Collector] = []
+    try:
+        for replica in replicas:
+            replica.start()
+            started.append(replica)
+    except BaseException:
+        for replica in started:
+            replica.stop()
+        raise
     print(
         f"collecting with {len(replicas)} replica(s) into {settings.influx.url} db {settings.influx.database}",
         flush=True,
     )
-    stop.wait()
+    # A replica whose receiver or drainer cannot be kept alive is unhealthy: exit non-zero so that what
+    # runs the collector restarts it (the spool keeps what was acknowledged, the broker the rest).
+    while not stop.wait(1.0):
+        if not all(replica.healthy for replica in replicas):
+            break
+    healthy = all(replica.healthy for replica in replicas)
     for replica in replicas:
         replica.stop()
+    if not healthy:
+        print("parkcarbon collect: a collector thread could not be kept alive; exiting", file=sys.stderr)
+        return 1
     return 0

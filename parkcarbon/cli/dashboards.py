@@ -23,7 +23,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     build.set_defaults(handler=_build)
     push = commands.add_parser("push", help=f"create or update the dashboards in a Grafana (token in ${TOKEN_ENV})")
     push.add_argument("--url", required=True, help="Grafana's base URL, e.g. http://grafana:3000")
-    push.add_argument("--folder", default="parkcarbon")
+    push.add_argument("--folder", default="parkcarbon", help="the Grafana folder (created if missing)")
     push.add_argument("--no-overwrite", action="store_true", help="refuse to replace dashboards changed in Grafana")
     push.set_defaults(handler=_push)
 
@@ -37,8 +37,14 @@ def _build(args: argparse.Namespace, settings: Settings) -> int:
         print("parkcarbon dashboards build: --out DIR or --docker", file=sys.stderr)
         return 2
     else:
+        # The datasource logs in with InfluxDB's dashboards account (READ), taken by Grafana from its
+        # environment: INFLUX_USER=dashboards, INFLUX_PASSWORD from RUN/credentials.json.
         written = write_dashboards(
-            args.out, args.influx_url or settings.influx.url, settings.influx.database, park_timezone(settings.registry)
+            args.out,
+            args.influx_url or settings.influx.url,
+            settings.influx.database,
+            park_timezone(settings.registry),
+            credentials_env=("INFLUX_USER", "INFLUX_PASSWORD"),
         )
     for path in written:
         print(path)
@@ -46,17 +52,13 @@ def _build(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _push(args: argparse.Namespace, settings: Settings) -> int:
-    from dashboards.push import GrafanaError, push
+    from dashboards.push import push
 
     token = os.environ.get(TOKEN_ENV)
     if not token:
         print(f"parkcarbon dashboards push: set {TOKEN_ENV} to a Grafana service-account token", file=sys.stderr)
         return 2
-    try:
-        pushed = push(args.url, token, park_timezone(settings.registry), args.folder, overwrite=not args.no_overwrite)
-    except (GrafanaError, OSError) as exc:
-        print(f"parkcarbon dashboards push: {exc}", file=sys.stderr)
-        return 1
+    pushed = push(args.url, token, park_timezone(settings.registry), args.folder, overwrite=not args.no_overwrite)
     for p in pushed:
         print(f"{p.uid}: version {p.version} at {args.url.rstrip('/')}{p.url}")
     return 0

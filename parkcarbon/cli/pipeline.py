@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import sys
 import time
 
 from park.settings import Settings
@@ -19,10 +18,17 @@ def _period(text: str) -> str:
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     demo = subparsers.add_parser("demo", help="simulated park → MQTT → collector → InfluxDB → monthly DAG → credits")
     demo.add_argument("--month", type=_period, help="YYYY-MM (default: the previous month)")
-    demo.add_argument("--seed", type=int, default=2026)
+    demo.add_argument("--seed", type=int, default=2026, help="the simulator's random seed (default 2026)")
     demo.set_defaults(handler=_demo)
-    monthly = subparsers.add_parser("monthly", help="run the monthly DAG for one month (dag.test())")
-    monthly.add_argument("month", type=_period)
+    monthly = subparsers.add_parser(
+        "monthly",
+        help="run the monthly DAG for one month (dag.test())",
+        description="Run carbon_monthly for a month that has ended: activity, emissions, year-to-date credits,"
+        " near-zero progress, data quality and the report RUN/reports/YYYY-MM/. Re-running replaces the month.",
+    )
+    monthly.add_argument(
+        "month", type=_period, help="YYYY-MM, a month that has ended and is not before the metering start"
+    )
     monthly.set_defaults(handler=_monthly)
 
 
@@ -38,16 +44,24 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _monthly(args: argparse.Namespace, settings: Settings) -> int:
+    """What can fail at once (the registry, the month, InfluxDB) is checked before Airflow starts."""
+    from park.month import Month
+    from park.registry import load_registry
     from parkcarbon.airflow_env import prepare_airflow, run_month
+    from parkcarbon.cli.errors import require_influx
     from parkcarbon.runtime import export_settings
+    from pipeline.checks import check_month
     from reports.monthly import enterprise_table, format_table
 
+    registry = load_registry(settings.registry)
+    check_month(registry, Month.of(args.month, registry.park.timezone))
+    require_influx(settings)
+    started = time.monotonic()
     export_settings(settings)
+    print(f"running carbon_monthly for {args.month} with dag.test() (about 20 s) ...", flush=True)
     prepare_airflow(settings.run_dir)
-    try:
-        run_month(args.month)
-    except RuntimeError as exc:
-        print(f"parkcarbon monthly: {exc}", file=sys.stderr)
-        return 1
+    run_month(args.month)
     print(format_table(enterprise_table(settings, args.month)))
+    report = settings.run_dir / "reports" / args.month / "index.html"
+    print(f"\n{args.month} done in {time.monotonic() - started:.1f} s; the report: {report}")
     return 0

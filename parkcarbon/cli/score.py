@@ -47,7 +47,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         required=True,
         help="CSV, .xlsx or .xls: enterprise, name, industry, year, value_added_10k_cny (or the Chinese headers)",
     )
-    p.add_argument("--year", type=int, required=True)
+    p.add_argument("--year", type=int, required=True, help="the year to score, e.g. 2026")
     p.add_argument("--factor-set", required=True, help=f"one of {', '.join(factor_set_ids())}")
     p.add_argument(
         "--base-year",
@@ -63,7 +63,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="a row repeating an earlier one (same enterprise, workshop, month, source) replaces it;"
         " run.json lists each replacement",
     )
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True, help="directory for the CSV files and run.json (created)")
     p.set_defaults(handler=run)
 
 
@@ -73,6 +73,16 @@ def _fail(message: str) -> int:
 
 
 def run(args: argparse.Namespace, _settings: Settings) -> int:
+    from parkcarbon.cli.errors import require_files
+
+    require_files(
+        {
+            "--activity": args.activity,
+            "--enterprises": args.enterprises,
+            "--policy": args.policy,
+            "--registry": args.registry,
+        }
+    )
     try:
         factors = factor_set(args.factor_set)
         policy = load_policy(args.policy)

@@ -8,6 +8,15 @@ from pathlib import Path
 
 from park.settings import Settings
 
+ACTIONS = {
+    "up": "start Mosquitto and influxd (or confirm they run), generating passwords and the database",
+    "down": "stop exactly what `up` started from this run directory (nothing running is fine)",
+    "status": "say whether each service runs, and its ports; exit 1 if one does not",
+    "rotate-password": "a new broker password for --user, which the running broker reloads",
+    "docker-secrets": "the passwords and env file for docker/ into --out (default docker/secrets)",
+    "tls-certs": "a CA and the broker's certificate into --out (default docker/certs) for --host names",
+}
+
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _services_parser(subparsers)
@@ -15,11 +24,25 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def _services_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = subparsers.add_parser("services", help="start, stop or show the local Mosquitto and influxd")
-    p.add_argument("action", choices=["up", "down", "status", "rotate-password", "docker-secrets"])
+    p = subparsers.add_parser(
+        "services",
+        help="start, stop or show the local Mosquitto and influxd",
+        description="Local Mosquitto and influxd under the run directory (PARKCARBON_RUN_DIR), stopped by PID.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="actions:\n" + "\n".join(f"  {name:16} {text}" for name, text in ACTIONS.items()),
+    )
+    p.add_argument("action", choices=list(ACTIONS), metavar="ACTION", help=f"one of: {', '.join(ACTIONS)} (below)")
     p.add_argument("--free-ports", action="store_true", help="pick free ports instead of the configured ones")
-    p.add_argument("--user", help="rotate-password: the broker user (a gateway id, or collector)")
-    p.add_argument("--out", type=Path, default=Path("docker/secrets"), help="docker-secrets: where to write them")
+    p.add_argument("--user", help="rotate-password: the broker user (a gateway id, or collector-N)")
+    p.add_argument(
+        "--out", type=Path, help="docker-secrets: where to write them (docker/secrets); tls-certs: (docker/certs)"
+    )
+    p.add_argument(
+        "--host",
+        action="append",
+        default=[],
+        help="tls-certs: a name or address gateways reach the broker by (repeatable; mosquitto, localhost added)",
+    )
     p.set_defaults(handler=_services)
 
 
@@ -28,59 +51,69 @@ def _services(args: argparse.Namespace, settings: Settings) -> int:
     from parkcarbon.services import (
         LocalServices,
         Ports,
-        ServiceError,
         free_ports,
         rotate_password,
         write_docker_secrets,
+        write_tls_certs,
     )
 
     services = LocalServices(settings.run_dir)
-    try:
-        if args.action == "up":
-            wanted = (
-                free_ports()
-                if args.free_ports
-                else Ports(settings.mqtt.port, settings.influx.port, settings.influx.rpc_port)
-            )
-            ports = services.up(load_registry(settings.registry), wanted)
+    if args.action == "up":
+        wanted = (
+            free_ports()
+            if args.free_ports
+            else Ports(settings.mqtt.port, settings.influx.port, settings.influx.rpc_port)
+        )
+        registry = load_registry(settings.registry)
+        print(f"starting mosquitto and influxd under {services.run_dir} ...", flush=True)
+        ports = services.up(registry, wanted, settings.influx.database, settings.collector.max_replicas)
+        print(f"mosquitto  mqtt://127.0.0.1:{ports.mqtt}   (users and passwords: {services.run_dir}/credentials.json)")
+        print(
+            f"influxd    http://127.0.0.1:{ports.influx_http}   (database {settings.influx.database};"
+            " accounts admin, collector, pipeline, dashboards)"
+        )
+        print(f"run dir    {services.run_dir}   stop with: parkcarbon services down")
+    elif args.action == "rotate-password":
+        if not args.user:
             print(
-                f"mosquitto  mqtt://127.0.0.1:{ports.mqtt}   (users and passwords: {services.run_dir}/credentials.json)"
+                "parkcarbon services rotate-password: --user GATEWAY_ID (or collector-N) is required",
+                file=sys.stderr,
             )
-            print(f"influxd    http://127.0.0.1:{ports.influx_http}   (database {settings.influx.database})")
-            print(f"run dir    {services.run_dir}   stop with: parkcarbon services down")
-        elif args.action == "rotate-password":
-            if not args.user:
-                print(
-                    "parkcarbon services rotate-password: --user GATEWAY_ID (or collector) is required", file=sys.stderr
-                )
-                return 2
-            rotate_password(services.run_dir, args.user)
-            print(f"new password for {args.user} in {services.run_dir}/credentials.json; the broker reloaded it")
-        elif args.action == "docker-secrets":
-            credentials, plain = write_docker_secrets(args.out, load_registry(settings.registry))
-            print(f"{credentials}\n{plain}\nput the collector's password into docker/.env as MQTT_COLLECTOR_PASSWORD")
-        elif args.action == "down":
-            stopped = services.down()
-            print(f"stopped: {', '.join(stopped) or 'nothing was running'} ({services.run_dir})")
-        else:
-            status = services.status()
-            if not status:
-                print(f"nothing started from {services.run_dir}")
-                return 1
-            for name, running in status.items():
-                print(f"{name:10} {'running' if running else 'STOPPED'}")
-            print(f"ports      {services.ports()}")
-            return 0 if all(status.values()) else 1
-    except ServiceError as exc:
-        print(f"parkcarbon services {args.action}: {exc}", file=sys.stderr)
-        return 1
+            return 2
+        rotate_password(services.run_dir, args.user)
+        print(f"new password for {args.user} in {services.run_dir}/credentials.json; the broker reloaded it")
+    elif args.action == "docker-secrets":
+        written = write_docker_secrets(args.out or Path("docker/secrets"), load_registry(settings.registry))
+        print(f"{written.credentials}\n{written.mosquitto_passwd}\n{written.gateways}\n{written.compose_env}")
+        print(f"start the stack with: docker-compose -f docker/compose.yaml --env-file {written.compose_env} up -d")
+    elif args.action == "tls-certs":
+        files = write_tls_certs(args.out or Path("docker/certs"), args.host)
+        print(f"{files.ca_cert}   (give it to every gateway: it verifies the broker with it)")
+        print(f"{files.ca_key}   (the CA's key: keep it offline)")
+        print(f"{files.server_cert}\n{files.server_key}")
+    elif args.action == "down":
+        stopped = services.down()
+        print(f"stopped: {', '.join(stopped) or 'nothing was running'} ({services.run_dir})")
+    else:
+        status = services.status()
+        if not status:
+            print(
+                f"parkcarbon services status: nothing started from {services.run_dir};"
+                " start it with `parkcarbon services up`",
+                file=sys.stderr,
+            )
+            return 1
+        for name, running in status.items():
+            print(f"{name:10} {'running' if running else 'STOPPED'}")
+        print(f"ports      {services.ports()}")
+        return 0 if all(status.values()) else 1
     return 0
 
 
 def _registry_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("registry", help="check the park registry (enterprises, workshops, gateways, meters)")
-    p.add_argument("action", choices=["check"])
-    p.add_argument("file", nargs="?", type=Path, help="default: PARKCARBON_REGISTRY")
+    p.add_argument("action", choices=["check"], help="check: validate the file; each error names entry and field")
+    p.add_argument("file", nargs="?", type=Path, help="the registry YAML (default: PARKCARBON_REGISTRY)")
     p.set_defaults(handler=_registry)
 
 

@@ -12,18 +12,11 @@ import yaml
 
 from dashboards.build import write_docker_grafana
 from park.settings import PROJECT_ROOT
+from parkcarbon.services import COMPOSE_SECRETS
 
 DOCKER = PROJECT_ROOT / "docker"
 COMPOSE = DOCKER / "compose.yaml"
-SECRETS = [
-    "MQTT_COLLECTOR_PASSWORD",
-    "INFLUX_ADMIN_PASSWORD",
-    "INFLUX_PASSWORD",
-    "POSTGRES_PASSWORD",
-    "GRAFANA_ADMIN_PASSWORD",
-    "AIRFLOW_JWT_SECRET",
-    "AIRFLOW_ADMIN_PASSWORD",
-]
+SECRETS = COMPOSE_SECRETS
 LONG_RUNNING = [
     "mosquitto",
     "influxdb",
@@ -76,7 +69,7 @@ def test_env_example_names_every_secret_and_sets_none():
 def test_missing_secret_refuses_to_start():
     """With the .env.example as it is (no values), compose refuses and names the missing secret."""
     result = compose(DOCKER / ".env.example", "config")
-    assert result.returncode != 0 and "set " in result.stderr and "in docker/.env" in result.stderr
+    assert result.returncode != 0 and "set " in result.stderr and "in docker/secrets/compose.env" in result.stderr
 
 
 def test_a_bad_key_is_rejected(env_file, tmp_path):
@@ -117,8 +110,8 @@ def test_every_mounted_file_exists_and_is_the_tested_one(config, tmp_path):
             if source.startswith("/"):
                 mounted.append((name, Path(source)))
     for name, source in mounted:
-        if "secrets" in source.parts:
-            continue  # written by `parkcarbon services docker-secrets` on the host, never committed
+        if "secrets" in source.parts or "certs" in source.parts:
+            continue  # written by `parkcarbon services docker-secrets` / `tls-certs` on the host, never committed
         assert source.exists(), (name, source)
     fresh = tmp_path / "grafana"
     write_docker_grafana(fresh)
@@ -140,3 +133,92 @@ def test_the_image_copies_every_package():
     packages = {p.rstrip("*") for p in project["tool"]["setuptools"]["packages"]["find"]["include"]}
     dockerfile = (PROJECT_ROOT / "docker" / "Dockerfile").read_text(encoding="utf-8")
     assert {p for p in packages if f"COPY --chown=airflow:root {p} /opt/parkcarbon/{p}" not in dockerfile} == set()
+
+
+# Which services may see each secret: least privilege, each role its own account.
+WHO_SEES = {
+    "MQTT_COLLECTOR_0_PASSWORD": {"collector-0"},
+    "MQTT_COLLECTOR_1_PASSWORD": {"collector-1"},
+    "INFLUX_ADMIN_PASSWORD": {"influxdb"},
+    "INFLUX_COLLECTOR_PASSWORD": {"influxdb", "collector-0", "collector-1"},
+    "INFLUX_PIPELINE_PASSWORD": {"influxdb", "airflow-scheduler"},
+    "INFLUX_DASHBOARDS_PASSWORD": {"influxdb", "grafana"},
+    "POSTGRES_PASSWORD": {
+        "postgres",
+        "airflow-init",
+        "airflow-apiserver",
+        "airflow-scheduler",
+        "airflow-dag-processor",
+    },
+    "GRAFANA_ADMIN_PASSWORD": {"grafana"},
+    "AIRFLOW_JWT_SECRET": {"airflow-apiserver", "airflow-scheduler", "airflow-dag-processor"},
+    "AIRFLOW_ADMIN_PASSWORD": {"airflow-init"},
+}
+
+
+def test_each_secret_reaches_only_the_services_that_need_it(config):
+    """Collectors get their own broker account and InfluxDB's collector account, never the PostgreSQL
+    password; Airflow never a broker password; Grafana only the dashboards account; the simulator
+    only the gateways' passwords (a file), no secret in its environment."""
+    assert set(WHO_SEES) == set(SECRETS)
+    for index, name in enumerate(SECRETS):
+        value = f"test-{index}"
+        seen = {
+            service
+            for service, spec in config["services"].items()
+            if any(value in str(v) for v in (spec.get("environment") or {}).values())
+        }
+        assert seen == WHO_SEES[name], name
+    users = {n: (s.get("environment") or {}).get("PARKCARBON_INFLUX__USERNAME") for n, s in config["services"].items()}
+    assert users["collector-0"] == users["collector-1"] == "collector"
+    assert users["airflow-scheduler"] == "pipeline"
+    assert config["services"]["grafana"]["environment"]["INFLUX_USER"] == "dashboards"
+    influx = config["services"]["influxdb"]["environment"]
+    assert (influx["INFLUXDB_USER"], influx["INFLUXDB_WRITE_USER"], influx["INFLUXDB_READ_USER"]) == (
+        "pipeline",
+        "collector",
+        "dashboards",
+    )
+    assert influx["INFLUXDB_HTTP_AUTH_ENABLED"] == "true" and influx["INFLUXDB_HTTP_PPROF_ENABLED"] == "false"
+    assert influx["INFLUXDB_BIND_ADDRESS"] == "127.0.0.1:8088"
+
+
+def test_only_mqtt_over_tls_leaves_the_host(config):
+    """The broker publishes 8883 (TLS) and not 1883; Grafana and Airflow listen on 127.0.0.1 only;
+    InfluxDB and PostgreSQL publish nothing."""
+    published = {}
+    for name, spec in config["services"].items():
+        for port in spec.get("ports", []):
+            if isinstance(port, dict):
+                published.setdefault(name, []).append((port.get("host_ip", "0.0.0.0"), port["published"]))
+            else:
+                host, _, rest = str(port).rpartition(":")[0].rpartition(":")
+                published.setdefault(name, []).append((host or "0.0.0.0", int(rest)))
+    assert published == {
+        "mosquitto": [("0.0.0.0", 8883)],
+        "grafana": [("127.0.0.1", 3000)],
+        "airflow-apiserver": [("127.0.0.1", 8080)],
+    }
+    conf = (DOCKER / "mosquitto" / "mosquitto.conf").read_text()
+    assert "listener 8883\n" in conf and "certfile /mosquitto/certs/server.crt" in conf
+    mounts = [v.split(":")[1] for v in config["services"]["mosquitto"]["volumes"] if isinstance(v, str)]
+    assert {"/run/certs-in/server.crt", "/run/certs-in/server.key", "/run/certs-in/ca.crt"} <= set(mounts)
+
+
+def test_docker_secrets_fill_every_compose_secret(tmp_path):
+    """`parkcarbon services docker-secrets` writes a compose.env with every secret compose needs, all
+    private; compose accepts it; a second run keeps every value."""
+    from park.registry import load_registry
+    from park.settings import DEMO_REGISTRY
+    from parkcarbon.services import write_docker_secrets
+
+    written = write_docker_secrets(tmp_path / "secrets", load_registry(DEMO_REGISTRY))
+    assert (tmp_path / "secrets").stat().st_mode & 0o777 == 0o700
+    for path in (written.credentials, written.mosquitto_passwd, written.gateways, written.compose_env):
+        assert path.stat().st_mode & 0o777 == 0o600, path
+    env = dict(line.split("=", 1) for line in written.compose_env.read_text().splitlines() if "=" in line)
+    assert set(env) == set(SECRETS) and all(env.values())
+    result = compose(written.compose_env, "config")
+    assert result.returncode == 0, result.stderr
+    again = write_docker_secrets(tmp_path / "secrets", load_registry(DEMO_REGISTRY))
+    assert again.compose_env.read_text() == written.compose_env.read_text()

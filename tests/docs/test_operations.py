@@ -42,8 +42,9 @@ def connects(port: int, user: str, password: str) -> bool:
 
 
 @pytest.mark.services
-def test_backup_and_restore_influxdb(settings, store, ports, tmp_path):
-    """`influxd backup -portable` of the database and `influxd restore -portable` into a new one."""
+def test_backup_and_restore_influxdb(settings, store, ports, tmp_path, local_services, monkeypatch):
+    """`influxd backup -portable` of the database and `influxd restore -portable` into a new one (the
+    RPC port needs no account), then the roles' grants on it with `services up`."""
     base_ns = 1_700_000_000 * 10**9
     store.write(
         [Point("activity_monthly", {"enterprise": "E01"}, {"quantity": float(i)}, base_ns + i) for i in range(50)]
@@ -59,11 +60,16 @@ def test_backup_and_restore_influxdb(settings, store, ports, tmp_path):
     ):
         argv = [*command.replace("127.0.0.1:$RPC_PORT", rpc).split(), backup]
         subprocess.run(argv, check=True, capture_output=True, timeout=60)
-    with InfluxStore(settings.influx.model_copy(update={"database": restored})) as copy:
-        try:
+    grant = in_guide("PARKCARBON_INFLUX__DATABASE=carbon_restored parkcarbon services up")
+    variable, command = grant.split(" ", 1)
+    monkeypatch.setenv("PARKCARBON_RUN_DIR", str(settings.run_dir))
+    monkeypatch.setenv(variable.split("=")[0], restored)
+    assert main(command.split()[1:]) == 0
+    try:
+        with InfluxStore(settings.influx.model_copy(update={"database": restored})) as copy:
             assert copy.query('SELECT sum("quantity") FROM "activity_monthly"')["sum"].iloc[0] == sum(range(50))
-        finally:
-            copy.drop_database()
+    finally:
+        local_services.drop_database(restored)
 
 
 @pytest.mark.services
@@ -88,17 +94,20 @@ def test_rotate_a_gateway_password(tmp_path, monkeypatch, capsys):
 
 
 def test_docker_secrets(tmp_path):
-    """One password per gateway and the collector, files readable by their owner only; a second run keeps them."""
+    """One broker password per gateway and collector replica, one InfluxDB password per account, the
+    broker's password file hashed, files readable by their owner only; a second run keeps them."""
     command = in_guide("parkcarbon services docker-secrets --out docker/secrets")
     out = tmp_path / "secrets"
     assert main(command.replace("docker/secrets", str(out)).split()[1:]) == 0
     creds = json.loads((out / "credentials.json").read_text())
     gateways = {g["id"] for g in yaml.safe_load(DEMO_REGISTRY.read_text())["gateways"]}
-    assert set(creds) == gateways | {"collector"}
-    plain = (out / "mosquitto-passwd").read_text().splitlines()
-    assert sorted(plain) == sorted(f"{u}:{p}" for u, p in creds.items())
-    assert (out / "credentials.json").stat().st_mode & 0o777 == 0o600
-    assert (out / "mosquitto-passwd").stat().st_mode & 0o777 == 0o600
+    assert set(creds["mqtt"]) == gateways | {"collector-0", "collector-1"}
+    assert set(creds["influxdb"]) == {"admin", "collector", "pipeline", "dashboards"}
+    hashed = dict(line.split(":", 1) for line in (out / "mosquitto-passwd").read_text().splitlines())
+    assert set(hashed) == set(creds["mqtt"]) and all(h.startswith("$7$101$") for h in hashed.values())
+    assert json.loads((out / "gateways.json").read_text()) == {g: creds["mqtt"][g] for g in gateways}
+    for name in ("credentials.json", "mosquitto-passwd", "gateways.json", "compose.env"):
+        assert (out / name).stat().st_mode & 0o777 == 0o600, name
     assert main(command.replace("docker/secrets", str(out)).split()[1:]) == 0
     assert json.loads((out / "credentials.json").read_text()) == creds
 

@@ -24,6 +24,7 @@ from park.settings import DEMO_REGISTRY
 from park.store import InfluxStore
 from parkcarbon.airflow_env import run_dag, run_month
 from parkcarbon.runtime import export_settings
+from parkcarbon.services import LocalServices
 from simulators.history import write_registers
 from simulators.park import simulate
 
@@ -67,8 +68,9 @@ def _park(settings, tmp_path, registers, name: str, start: str):
         }
     )
     own.run_dir.mkdir()
+    # Only InfluxDB's admin creates databases (and grants the roles theirs); the test works as the pipeline.
+    LocalServices(settings.run_dir).create_database(own.influx.database)
     with InfluxStore(own.influx) as store:
-        store.create_database()
         write_registers(store, load_registry(registry_path), registers)
     return own
 

@@ -24,14 +24,14 @@ import pandas as pd
 import pytest
 
 from park.registry import DEFAULT_TIMEZONE
-from park.settings import InfluxSettings, Settings
+from park.settings import Settings
 from park.store import InfluxStore
 from parkcarbon.runtime import settings_for_run_dir
 from parkcarbon.services import LocalServices, free_ports, load_credentials
 from simulators.faults import FaultedRun
 from simulators.publisher import PublishStats, send_plan
 from simulators.run import simulate_run
-from tests.integration.helpers import count_readings, wait_until
+from tests.integration.helpers import count_readings, end_sessions, wait_until
 
 pytestmark = pytest.mark.services
 TZ = ZoneInfo(DEFAULT_TIMEZONE)
@@ -59,6 +59,10 @@ class Scenario:
         self.settings = self.settings.model_copy(
             update={"influx": self.settings.influx.model_copy(update={"database": self.name})}
         )
+        # The database is created by the admin (the collector's account may only write); the replicas'
+        # accounts (client ids collector-0, collector-1) start without sessions left by earlier scenarios.
+        services.create_database(self.name)
+        end_sessions(settings_for_run_dir(self.settings, role="collector"), 2)
         self.collectors: dict[int, subprocess.Popen[bytes]] = {}
         self.run = self.day(day)
         self.stats: PublishStats | None = None
@@ -73,7 +77,6 @@ class Scenario:
             **os.environ,
             "PARKCARBON_RUN_DIR": str(self.services.run_dir),
             "PARKCARBON_INFLUX__DATABASE": self.name,
-            "PARKCARBON_COLLECTOR__CLIENT_ID_PREFIX": f"c-{self.name}",
             "PARKCARBON_COLLECTOR__STATS_INTERVAL_S": "1",
         }
         env.pop("PARKCARBON_COLLECTOR__SHARE_GROUP", None)
@@ -149,7 +152,7 @@ class Scenario:
         return {(m, r, t): v for (t, m, r), v in long.items()}
 
     def stored(self) -> dict[tuple[str, str, pd.Timestamp], float]:
-        with InfluxStore(InfluxSettings(port=self.settings.influx.port, database=self.name)) as store:
+        with InfluxStore(self.settings.influx) as store:
             frame = store.query('SELECT "raw_value" FROM "meter_register" GROUP BY "meter", "register"')
         if frame.empty:
             return {}
@@ -159,7 +162,7 @@ class Scenario:
         }
 
     def stored_count(self) -> int:
-        with InfluxStore(InfluxSettings(port=self.settings.influx.port, database=self.name)) as store:
+        with InfluxStore(self.settings.influx) as store:
             return count_readings(store)
 
     def at_mid_stream(self, fraction: float = 0.15) -> int:
@@ -237,7 +240,7 @@ def test_d_two_replicas_one_killed(fault_services, demo_registry):
         s.start_collector(1)
         s.wait_published()
         s.assert_exact()
-        with InfluxStore(InfluxSettings(port=s.settings.influx.port, database=s.name)) as store:
+        with InfluxStore(s.settings.influx) as store:
             spooled = store.query('SELECT MAX("readings_spooled") FROM "collector_stats" GROUP BY "replica"')
         assert len(spooled) == 2 and (spooled["max"] > 0).all()
 

@@ -12,6 +12,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from collectors.decode import READING_ROUTES, parse_message
+from park.topics import collector_user
 from parkcarbon.services import load_credentials
 from simulators.faults import parse_faults
 from simulators.publisher import send_plan
@@ -24,15 +25,15 @@ FAULTS = "gap:2,rollover:1,replacement:1,reset:1,duplicate:10,out_of_order:5,lat
 
 
 class Recorder:
-    """A plain MQTT 5 subscriber (the collector's account may read) that keeps every payload."""
+    """A plain MQTT 5 subscriber (a collector replica's account may read) that keeps every payload."""
 
-    def __init__(self, settings, password: str) -> None:
+    def __init__(self, settings, user: str, password: str) -> None:
         self.payloads: list[bytes] = []
         self.messages: list[tuple[str, bytes]] = []
         self._lock = threading.Lock()
         self._ready = threading.Event()
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="recorder", protocol=mqtt.MQTTv5)
-        self.client.username_pw_set("collector", password)
+        self.client.username_pw_set(user, password)
         self.client.on_connect = lambda c, *_: c.subscribe([(r.topic_filter, 1) for r in READING_ROUTES])
         self.client.on_subscribe = lambda *_: self._ready.set()
         self.client.on_message = self._on_message
@@ -64,7 +65,8 @@ def test_published_equals_truth(settings, store, demo_registry):
     )
     long = run.published.stack(level=[0, 1], future_stack=True).dropna()
     published = {(m, reg, t): v for (t, m, reg), v in long.items()}
-    recorder = Recorder(settings, credentials["collector"])
+    # The account of a replica that does not run here (replica 0 does): the broker makes it the client id.
+    recorder = Recorder(settings, collector_user(1), credentials[collector_user(1)])
     with running_collectors(settings, demo_registry) as (collector,):
         stats = send_plan(demo_registry, run.plan, settings.mqtt, credentials)
         delivered = {m.payload for m in run.plan if m.note != "spoof:topic"}
