@@ -49,3 +49,18 @@ class TestContract:
             1.5,
             7,
         )
+
+
+class TestWritersFollowTheContract:
+    def test_scoring_columns_written_are_the_contract_fields(self):
+        """The monthly step writes every credit and quality column scoring makes, and the contract declares
+        exactly those: a new scoring column is not dropped silently, nor a stored field left unwritten."""
+        from park.measurements import CREDITS, DATA_QUALITY
+        from pipeline.monthly import CREDIT_FIELDS, QUALITY_FIELDS
+        from scoring.activity import QUALITY_COLUMNS
+        from scoring.credits import CREDIT_COLUMNS, EXTRA_CREDIT_COLUMNS
+
+        tags = {"enterprise", "year", "industry", "meter", "register"}
+        assert set(CREDIT_FIELDS) == set(CREDITS.fields)
+        assert set(CREDIT_COLUMNS + EXTRA_CREDIT_COLUMNS) - tags <= set(CREDITS.fields)
+        assert set(QUALITY_FIELDS) == set(DATA_QUALITY.fields) == set(QUALITY_COLUMNS) - tags
