@@ -24,7 +24,7 @@ import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-from park.registry import park_of
+from park.registry import metering_start_of, park_of
 from park.settings import Settings
 
 # The registry is the one source of the park's time zone and of the day its metering started (the
@@ -32,7 +32,7 @@ from park.settings import Settings
 PARK = park_of(Settings().registry)
 PARK_TZ = PARK.timezone
 # The first interval is the year the park's metering started in.
-START = pendulum.datetime(PARK.metering_start.year, 1, 1, tz=PARK_TZ)
+START = pendulum.datetime(metering_start_of(PARK).year, 1, 1, tz=PARK_TZ)
 
 
 @dag(

@@ -27,7 +27,7 @@ import pendulum
 from airflow.sdk import dag, get_current_context, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-from park.registry import park_of
+from park.registry import metering_start_of, park_of
 from park.settings import Settings
 
 # The registry is the one source of the park's time zone and of the day its metering started (the
@@ -35,7 +35,7 @@ from park.settings import Settings
 PARK = park_of(Settings().registry)
 PARK_TZ = PARK.timezone
 # The first interval is the month the park's metering started in.
-START = pendulum.datetime(PARK.metering_start.year, PARK.metering_start.month, 1, tz=PARK_TZ)
+START = pendulum.datetime(metering_start_of(PARK).year, metering_start_of(PARK).month, 1, tz=PARK_TZ)
 
 
 def _period() -> str:

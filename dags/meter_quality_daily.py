@@ -22,7 +22,7 @@ import pendulum
 from airflow.sdk import dag, get_current_context, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-from park.registry import park_of
+from park.registry import metering_start_of, park_of
 from park.settings import Settings
 
 # The registry is the one source of the park's time zone and of the day its metering started (the
@@ -30,7 +30,7 @@ from park.settings import Settings
 PARK = park_of(Settings().registry)
 PARK_TZ = PARK.timezone
 # The first interval is the day the park's metering started.
-START = pendulum.instance(datetime.combine(PARK.metering_start, time()), tz=PARK_TZ)
+START = pendulum.instance(datetime.combine(metering_start_of(PARK), time()), tz=PARK_TZ)
 
 
 @dag(

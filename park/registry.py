@@ -86,8 +86,12 @@ class Park(_Model):
     id: Id
     name: str
     timezone: str = DEFAULT_TIMEZONE
-    metering_start: date = Field(
-        description="the first day the park's meters are read: the DAGs' start date, nothing before it is computed"
+    metering_start: date | None = Field(
+        None,
+        description=(
+            "the first day the park's meters are read: the DAGs start there and no month before it is computed;"
+            " ingestion does not need it, the monthly computation does"
+        ),
     )
     latitude_deg: float = Field(ge=-90, le=90)
     longitude_deg: float = Field(ge=-180, le=180)
@@ -99,6 +103,16 @@ class Park(_Model):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"timezone {self.timezone!r} is not an IANA time zone name") from None
         return self
+
+
+def metering_start_of(park: Park) -> date:
+    """``park.metering_start``, which scheduling and computing months need; ValueError saying so if missing."""
+    if park.metering_start is None:
+        raise ValueError(
+            "the registry has no park.metering_start (the first day the park's meters are read): the DAGs start"
+            " there and no month before it is computed; add it to the registry"
+        )
+    return park.metering_start
 
 
 class Enterprise(_Model):

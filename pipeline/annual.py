@@ -21,7 +21,7 @@ import pandas as pd
 from ledger.settlement import book_settlement, open_ledger, operator, write_compliance
 from park.measurements import CREDITS_ANNUAL, DATA_QUALITY, LATE_DATA, MONTH_COVERAGE, Measurement
 from park.month import Month
-from park.registry import Registry, load_registry
+from park.registry import Registry, load_registry, metering_start_of
 from park.settings import Settings
 from park.store import InfluxStore
 from pipeline.checks import WrongInputError
@@ -75,7 +75,11 @@ def check_year(
     start included) is one the operator accepted as missing. Returns the months without data, each
     with its enterprises."""
     timezone = registry.park.timezone
-    metered = [m for m in months_of(year, timezone) if m.end.date() > registry.park.metering_start]
+    try:
+        start = metering_start_of(registry.park)
+    except ValueError as exc:
+        raise SettlementError(str(exc)) from None
+    metered = [m for m in months_of(year, timezone) if m.end.date() > start]
     ran = _sum_by_month(store, DATA_QUALITY, "readings", year, timezone)
     late = _sum_by_month(store, LATE_DATA, "late_readings", year, timezone)
     missing = [m.period for m in metered if m.start_ns not in ran]

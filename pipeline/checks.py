@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from park.month import Month
-from park.registry import Registry, RegistryError
+from park.registry import Registry, RegistryError, metering_start_of
 from scoring.factors import UnknownFactorSetError
 from scoring.inputs import InputError
 from scoring.policy import PolicyError
@@ -26,7 +26,10 @@ def check_month(registry: Registry, month: Month, now: datetime | None = None) -
         raise WrongInputError(
             f"{month.period} has not ended yet (it ends {month.end.isoformat()}): a month is computed once it is over"
         )
-    start = registry.park.metering_start
+    try:
+        start = metering_start_of(registry.park)
+    except ValueError as exc:
+        raise WrongInputError(str(exc)) from None
     if month.end.date() <= start:
         raise WrongInputError(
             f"{month.period} is before the park's metering start {start.isoformat()} (registry park.metering_start)"

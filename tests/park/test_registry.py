@@ -76,3 +76,24 @@ class TestErrors:
         path.write_text("park: [unclosed")
         with pytest.raises(RegistryError, match="not valid YAML"):
             load_registry(path)
+
+
+def test_metering_start_is_needed_to_compute_months_not_to_ingest(tmp_path):
+    """A registry without park.metering_start is valid (a collector needs none, e.g. a benchmark's
+    registry), but computing a month with it is refused with one line saying what to add."""
+    import pytest
+    import yaml
+
+    from park.month import Month
+    from park.registry import load_registry
+    from park.settings import DEMO_REGISTRY
+    from pipeline.checks import WrongInputError, check_month
+
+    document = yaml.safe_load(DEMO_REGISTRY.read_text(encoding="utf-8"))
+    del document["park"]["metering_start"]
+    path = tmp_path / "registry.yaml"
+    path.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
+    registry = load_registry(path)
+    assert registry.park.metering_start is None
+    with pytest.raises(WrongInputError, match="the registry has no park.metering_start"):
+        check_month(registry, Month.of("2026-01", registry.park.timezone))
