@@ -95,5 +95,5 @@ def test_metering_start_is_needed_to_compute_months_not_to_ingest(tmp_path):
     path.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
     registry = load_registry(path)
     assert registry.park.metering_start is None
-    with pytest.raises(WrongInputError, match="the registry has no park.metering_start"):
+    with pytest.raises(WrongInputError, match=r"the registry has no park\.metering_start"):
         check_month(registry, Month.of("2026-01", registry.park.timezone))
