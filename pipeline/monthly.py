@@ -133,14 +133,15 @@ def coverage_points(
 ) -> tuple[list[Point], set[str]]:
     """``MONTH_COVERAGE`` per enterprise, and the enterprises with data: an enterprise none of whose
     meters has a reading in (or around) the month has no data, which is not the same as zero."""
+    windows_of: dict[str, list[list[WindowConsumption]]] = {e.id: [] for e in registry.enterprises}
+    for meter in registry.meters:  # per enterprise: each meter's register windows, in one pass
+        windows_of[meter.enterprise].append(
+            [consumption[(meter.id, r.value)] for r in meter.registers if (meter.id, r.value) in consumption]
+        )
     points, with_data = [], set()
     for enterprise in registry.enterprises:
-        meters = [m for m in registry.meters if m.enterprise == enterprise.id]
-        windows = [consumption[(m.id, r.value)] for m in meters for r in m.registers if (m.id, r.value) in consumption]
-        meters_with_data = sum(
-            any(_has_data(consumption[(m.id, r.value)]) for r in m.registers if (m.id, r.value) in consumption)
-            for m in meters
-        )
+        meters = windows_of[enterprise.id]
+        meters_with_data = sum(any(_has_data(w) for w in windows) for windows in meters)
         status = "data" if meters_with_data else "no_data"
         if meters_with_data:
             with_data.add(enterprise.id)
@@ -148,7 +149,7 @@ def coverage_points(
             "status": status,
             "meters": float(len(meters)),
             "meters_with_data": float(meters_with_data),
-            "readings": float(sum(w.readings for w in windows)),
+            "readings": float(sum(w.readings for windows in meters for w in windows)),
         }
         points.append(MONTH_COVERAGE.point({"enterprise": enterprise.id}, fields, at_ns))
     return points, with_data

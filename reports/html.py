@@ -274,11 +274,6 @@ class MonthData:
             'GROUP BY "enterprise", "source"'
         )
         self.actions: dict[str, WhatItTakes] = {}
-        for frame in (self.activity, self.emissions, self.near_zero):
-            if len(frame) and "workshop" in frame:
-                frame["workshop"] = frame["workshop"].fillna("")
-            elif len(frame):
-                frame["workshop"] = ""
 
     @staticmethod
     def rows_of(frame: pd.DataFrame, enterprise: str) -> pd.DataFrame:
