@@ -7,7 +7,7 @@ through its v1 compatibility endpoints; no Flux is used anywhere.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import islice
 from typing import Any, Self
 
@@ -158,22 +158,63 @@ class InfluxStore:
         Bind parameters (``$name`` in the statement) are passed as ``params`` and never spliced
         into the text, so values from meters or users cannot change the query.
         """
-        request: dict[str, str] = {"q": statement, "db": self.database, "epoch": "ns"}
+        return self.query_many([statement], params)[0]
+
+    def query_many(self, statements: Sequence[str], params: Mapping[str, Any] | None = None) -> list[pd.DataFrame]:
+        """Run several InfluxQL SELECTs in one request (one round trip, the same bind ``params`` for
+        all); return one DataFrame per statement, in order, each as :meth:`query` returns it."""
+        results = self._select(statements, params)
+        return [_frame(result, statement) for result, statement in zip(results, statements, strict=True)]
+
+    def query_rows_many(
+        self, statements: Sequence[str], params: Mapping[str, Any] | None = None
+    ) -> list[list[dict[str, Any]]]:
+        """:meth:`query_many` without pandas, for small answers read often (a web page's): per statement,
+        its points as dicts of ``time`` (int, ns since the epoch, UTC), the tags and the columns."""
+        results = self._select(statements, params)
+        return [_rows(result, statement) for result, statement in zip(results, statements, strict=True)]
+
+    def _select(self, statements: Sequence[str], params: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+        if not statements or any(";" in s for s in statements):
+            raise ValueError("statements must be given, none with ';' (they are joined with it)")
+        request: dict[str, str] = {"q": ";".join(statements), "db": self.database, "epoch": "ns"}
         if params:
             request["params"] = json.dumps(dict(params))
         body = self._request("GET", "/query", params=request).json()
-        frames = []
-        for result in body.get("results", []):
-            if "error" in result:
-                raise InfluxError(f"InfluxQL error: {result['error']} in: {statement}", 400)
-            for series in result.get("series", []):
-                frame = pd.DataFrame(series["values"], columns=series["columns"])
-                for tag, value in (series.get("tags") or {}).items():
-                    frame[tag] = value
-                frames.append(frame)
-        if not frames:
-            return pd.DataFrame(columns=["time"])
-        frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-        if "time" in frame:
-            frame["time"] = pd.to_datetime(frame["time"], unit="ns", utc=True)
-        return frame
+        results: list[dict[str, Any]] = body.get("results", [])
+        if len(results) != len(statements):
+            raise InfluxError(f"InfluxDB answered {len(results)} results to {len(statements)} statements", 500)
+        return results
+
+
+def _checked(result: Mapping[str, Any], statement: str) -> list[dict[str, Any]]:
+    """A statement's series; InfluxError if InfluxDB refused the statement."""
+    if "error" in result:
+        raise InfluxError(f"InfluxQL error: {result['error']} in: {statement}", 400)
+    series: list[dict[str, Any]] = result.get("series", [])
+    return series
+
+
+def _rows(result: Mapping[str, Any], statement: str) -> list[dict[str, Any]]:
+    """One statement's result as dicts: ``time`` (ns), the tags and the columns."""
+    rows: list[dict[str, Any]] = []
+    for series in _checked(result, statement):
+        columns, tags = series["columns"], series.get("tags") or {}
+        rows.extend(dict(zip(columns, values, strict=True), **tags) for values in series["values"])
+    return rows
+
+
+def _frame(result: Mapping[str, Any], statement: str) -> pd.DataFrame:
+    """One statement's result as a DataFrame: ``time`` (UTC), the tags and the columns."""
+    frames = []
+    for series in _checked(result, statement):
+        frame = pd.DataFrame(series["values"], columns=series["columns"])
+        for tag, value in (series.get("tags") or {}).items():
+            frame[tag] = value
+        frames.append(frame)
+    if not frames:
+        return pd.DataFrame(columns=["time"])
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    if "time" in frame:
+        frame["time"] = pd.to_datetime(frame["time"], unit="ns", utc=True)
+    return frame

@@ -34,6 +34,7 @@ from park.registry import load_registry
 from park.store import InfluxStore
 from portal import auth
 from portal.audit import Actor, record
+from portal.cache import ResultsCache
 from portal.config import PlatformConfig
 from portal.data import SCOPES, Backend, View
 from portal.scope import ROLE_NAMES, ForbiddenError, NotFoundError, Scope
@@ -127,6 +128,7 @@ def create_app(config: PlatformConfig, store: InfluxStore | None = None) -> Fast
         reports_dir=config.reports_dir,
         security=config.security,
         timezone=registry.park.timezone,
+        results=ResultsCache(config.security.results_ttl_s),
     )
     security = config.security
     lifetime = security.session_lifetime

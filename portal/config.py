@@ -29,6 +29,15 @@ class PlatformSettings(BaseSettings):
     session_hours: float = Field(12.0, gt=0, le=24 * 30, description="a session ends this long after login")
     max_failures: int = Field(10, ge=1, description="wrong passwords in a row that lock a user name or address")
     lockout_minutes: float = Field(15.0, gt=0, description="how long a locked user name or address stays locked")
+    results_ttl_s: float = Field(
+        30.0,
+        ge=0,
+        le=3600,
+        description=(
+            "seconds a worker keeps an enterprise page's results from InfluxDB (0: read them on every"
+            " request); a re-run month shows at most this long after the DAG wrote it"
+        ),
+    )
 
     @property
     def lockout(self) -> timedelta:

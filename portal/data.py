@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +38,7 @@ from park.month import Month
 from park.store import InfluxStore
 from portal import auth
 from portal.audit import Actor, record
+from portal.cache import ResultsCache
 from portal.config import PlatformSettings
 from portal.schema import ENTERPRISE_ROLES, ROLES, audit_log
 from portal.scope import ForbiddenError, NotFoundError, Scope
@@ -86,15 +88,13 @@ class Backend:
     reports_dir: Path
     security: PlatformSettings
     timezone: str
+    results: ResultsCache[tuple[str, str | None], EnterpriseResults]
 
 
-@dataclass
-class EnterpriseMonth:
-    """Everything on an enterprise's page for one month (credits are year to date)."""
+@dataclass(frozen=True)
+class EnterpriseResults:
+    """What InfluxDB says about one enterprise's month (credits are year to date); cached by period."""
 
-    enterprise_id: str
-    name: str
-    industry: str
     period: str | None
     periods: list[str]
     has_data: bool | None
@@ -107,6 +107,20 @@ class EnterpriseMonth:
     workshops: list[dict[str, Any]]
     near_zero: list[dict[str, Any]]
     quality: list[dict[str, Any]]
+
+    @classmethod
+    def nothing(cls) -> EnterpriseResults:
+        """An enterprise without any credits yet."""
+        return cls(None, [], None, None, math.nan, {}, {}, {"periods": [], "series": {}}, [], [], [], [])
+
+
+@dataclass(frozen=True)
+class EnterpriseMonth(EnterpriseResults):
+    """Everything on an enterprise's page for one month: its results and its ledger, read now."""
+
+    enterprise_id: str
+    name: str
+    industry: str
     holdings: list[dict[str, Any]]
     statement: list[dict[str, Any]]
     reports: list[str]
@@ -141,16 +155,27 @@ class View:
     def _read(self, measurement: Measurement, enterprise_id: str | None, where: str = "") -> pd.DataFrame:
         """Points of ``measurement`` of one enterprise (resolved through the scope) or of every enterprise
         in scope, with ``period`` (the park's YYYY-MM of each point's time)."""
+        return self._read_many([(measurement, where)], enterprise_id)[0]
+
+    def _read_many(self, wanted: list[tuple[Measurement, str]], enterprise_id: str | None) -> list[pd.DataFrame]:
+        """:meth:`_read` of each (measurement, condition) in one request to InfluxDB."""
         params: dict[str, str] = {}
-        clauses = [where] if where else []
+        restrict = []
         if enterprise_id is not None:
             self.scope.enterprise(enterprise_id)
-            clauses.append('"enterprise" = $enterprise')
+            restrict.append('"enterprise" = $enterprise')
             params["enterprise"] = enterprise_id
         elif not self.scope.is_park:
             raise ForbiddenError("an enterprise's person reads its own enterprise's data only")
-        statement = f"SELECT * FROM {measurement.q}" + (" WHERE " + " AND ".join(clauses) if clauses else "")
-        frame = self.scope.rows(self._b.store.query(statement, params or None))
+        statements = []
+        for measurement, where in wanted:
+            clauses = [where, *restrict] if where else restrict
+            statements.append(f"SELECT * FROM {measurement.q}" + (" WHERE " + " AND ".join(clauses) if clauses else ""))
+        frames = self._b.store.query_many(statements, params or None)
+        return [self._shaped(m, self.scope.rows(f)) for (m, _), f in zip(wanted, frames, strict=True)]
+
+    def _shaped(self, measurement: Measurement, frame: pd.DataFrame) -> pd.DataFrame:
+        """``frame`` with ``period`` and every tag of ``measurement`` as a column ("" where missing)."""
         if len(frame):
             periods = {t: t.tz_convert(self._b.timezone).strftime("%Y-%m") for t in frame["time"].unique()}
             frame["period"] = frame["time"].map(periods)
@@ -163,112 +188,125 @@ class View:
             raise NotFoundError(period)
         return Month.of(period, self._b.timezone)
 
-    def credits(self, enterprise_id: str) -> pd.DataFrame:
-        """The enterprise's year-to-date credits of every month."""
-        return self._read(CREDITS, enterprise_id)
+    def _rows_many(self, wanted: list[tuple[Measurement, str]], enterprise_id: str) -> list[list[dict[str, Any]]]:
+        """Like :meth:`_read_many` for one enterprise's page, without pandas: per (measurement, condition),
+        its points as dicts with ``time`` (ns), ``period`` and every tag ("" where missing)."""
+        self.scope.enterprise(enterprise_id)
+        statements = [
+            f"SELECT * FROM {m.q} WHERE " + " AND ".join([*([where] if where else []), '"enterprise" = $enterprise'])
+            for m, where in wanted
+        ]
+        allowed = self.scope.enterprise_ids
+        periods: dict[int, str] = {}
+        out = []
+        for (measurement, _), rows in zip(
+            wanted, self._b.store.query_rows_many(statements, {"enterprise": enterprise_id}), strict=True
+        ):
+            kept = [r for r in rows if r.get("enterprise") in allowed]
+            for row in kept:
+                at = row["time"]
+                if at not in periods:
+                    periods[at] = pd.Timestamp(at, unit="ns", tz="UTC").tz_convert(self._b.timezone).strftime("%Y-%m")
+                row["period"] = periods[at]
+                for tag in measurement.tags:  # InfluxDB keeps no empty tag value: a missing tag is ""
+                    if row.get(tag) is None:
+                        row[tag] = ""
+            out.append(kept)
+        return out
 
-    def _year_emissions(self, enterprise_id: str, year: int) -> pd.DataFrame:
+    def _year_condition(self, year: int) -> str:
         january = Month.of(f"{year:04d}-01", self._b.timezone)
-        end = Month.of(f"{year:04d}-12", self._b.timezone).end_ns
-        return self._read(EMISSIONS_MONTHLY, enterprise_id, f"time >= {january.start_ns} AND time < {end}")
+        return f"time >= {january.start_ns} AND time < {Month.of(f'{year:04d}-12', self._b.timezone).end_ns}"
 
-    def trend(
-        self,
-        enterprise_id: str,
-        year: int | None = None,
-        credits: pd.DataFrame | None = None,
-        emissions: pd.DataFrame | None = None,
-    ) -> dict[str, Any]:
+    def trend(self, enterprise_id: str, year: int | None = None) -> dict[str, Any]:
         """Per month of ``year`` (default: the latest with results): emissions by scope and the
-        year-to-date credits; the enterprise's chart data. The caller may pass the rows it read already
-        (all of the enterprise's credit rows, the year's emission rows)."""
-        if credits is None:
-            credits = self.credits(enterprise_id)
+        year-to-date credits; the enterprise's chart data."""
         if year is None:
-            year = int(max(credits["period"])[:4]) if len(credits) else datetime.now(UTC).year
-        if emissions is None:
-            emissions = self._year_emissions(enterprise_id, year)
-        own = emissions[emissions["workshop"] == ""] if len(emissions) else emissions
-        credits = credits[credits["period"].str.startswith(f"{year:04d}-")] if len(credits) else credits
-        periods = sorted(set(own["period"]) | set(credits["period"])) if len(own) or len(credits) else []
-        series: dict[str, list[float | None]] = {}
-        for scope, _name in SCOPES:
-            rows = own[own["scope"] == scope].set_index("period") if len(own) else pd.DataFrame()
-            series[f"{scope}_tco2_location"] = [
-                _none(rows["tco2_location"].get(p)) if len(rows) else None for p in periods
-            ]
-        indexed = credits.set_index("period") if len(credits) else pd.DataFrame()
-        series["credits_ytd_tco2"] = [_none(indexed["credits_tco2"].get(p)) if len(indexed) else None for p in periods]
-        return {"enterprise": enterprise_id, "year": year, "periods": periods, "series": series}
+            (credits,) = self._rows_many([(CREDITS, "")], enterprise_id)
+            year = int(max(r["period"] for r in credits)[:4]) if credits else datetime.now(UTC).year
+        credits, emissions = self._rows_many(
+            [(CREDITS, self._year_condition(year)), (EMISSIONS_MONTHLY, self._year_condition(year))], enterprise_id
+        )
+        return _trend(enterprise_id, year, credits, emissions)
 
     def enterprise_month(self, enterprise_id: str, period: str | None = None) -> EnterpriseMonth:
+        """The enterprise's page: its results (from InfluxDB, kept by the backend's results cache for at
+        most ``results_ttl_s``) and, always read afresh, its ledger holdings, statement and reports."""
         enterprise = self.scope.enterprise(enterprise_id)
-        credits = self.credits(enterprise_id)
-        periods = sorted(credits["period"].unique(), reverse=True) if len(credits) else []
-        if period is None:
-            period = periods[0] if periods else None
-        elif not PERIOD.match(period):
+        if period is not None and not PERIOD.match(period):
             raise NotFoundError(period)
+        results = self._b.results.get((enterprise.id, period))
+        if results is None:
+            results = self._enterprise_results(enterprise.id, period)
+            self._b.results.put((enterprise.id, period), results)
+        period = results.period
         if self.scope.is_park:
             self._audit("view", f"enterprise:{enterprise_id}", to_value=f"page {period or '-'}")
-        credit = None
-        industry_mean = math.nan
-        months: dict[str, tuple[float, float]] = {}
-        ytd: dict[str, float] = {}
-        trend: dict[str, Any] = {"periods": [], "series": {}}
-        activity = workshops = near_zero = quality = pd.DataFrame()
-        has_data: bool | None = None
-        if period is not None:
-            month = self._month(period)
-            at = f"time = {month.start_ns}"
-            rows = credits[credits["period"] == period]
-            credit = _records(rows.drop(columns=["time"]))[0] if len(rows) else None
-            if credit is not None:
-                intensity, k = _float(credit.get("intensity_t_per_10k_cny")), _float(credit.get("k_ratio"))
-                industry_mean = intensity / k if math.isfinite(intensity) and math.isfinite(k) and k else math.nan
-            year_emissions = self._year_emissions(enterprise_id, month.year)
-            trend = self.trend(enterprise_id, month.year, credits, year_emissions)
-            emissions = year_emissions[year_emissions["period"] <= period] if len(year_emissions) else year_emissions
-            if len(emissions):
-                own = emissions[emissions["workshop"] == ""]
-                this = own[own["period"] == period]
-                for scope, _name in SCOPES:
-                    rows = this[this["scope"] == scope]
-                    if len(rows):
-                        months[scope] = (float(rows["tco2_location"].sum()), float(rows["tco2_market"].sum()))
-                    ytd[scope] = float(own.loc[own["scope"] == scope, "tco2_location"].sum())
-                workshops = emissions[
-                    (emissions["workshop"] != "") & (emissions["period"] == period) & (emissions["scope"] == "total")
-                ]
-            coverage = self._read(MONTH_COVERAGE, enterprise_id, at)
-            has_data = bool((coverage["status"] == "data").any()) if len(coverage) else None
-            activity = self._read(ACTIVITY_MONTHLY, enterprise_id, at)
-            if len(activity):
-                activity = activity[activity["workshop"] == ""]
-            near_zero = self._read(NEAR_ZERO_PROGRESS, enterprise_id, at)
-            quality = self._read(DATA_QUALITY, enterprise_id, at)
-            if len(quality):
-                quality = quality.sort_values(["meter", "register"])
-        year = int(period[:4]) if period else None
         return EnterpriseMonth(
             enterprise_id=enterprise.id,
             name=enterprise.name,
             industry=enterprise.industry,
+            **vars(results),
+            holdings=_records(self.holdings(enterprise_id)),
+            statement=_records(self.statement(enterprise_id, int(period[:4]) if period else None)),
+            reports=self.report_periods(enterprise_id),
+        )
+
+    def _enterprise_results(self, enterprise_id: str, period: str | None) -> EnterpriseResults:
+        """What InfluxDB holds for the enterprise's page of ``period`` (default: its latest month):
+        one request to InfluxDB (two without a period), shaped without pandas."""
+        credits: list[dict[str, Any]] | None = None
+        if period is None:  # the latest month with credits
+            (credits,) = self._rows_many([(CREDITS, "")], enterprise_id)
+            period = max((r["period"] for r in credits), default=None)
+        if period is None:
+            return EnterpriseResults.nothing()
+        month = self._month(period)
+        at = f"time = {month.start_ns}"
+        reads = [
+            (CREDITS, ""),
+            (EMISSIONS_MONTHLY, self._year_condition(month.year)),
+            (MONTH_COVERAGE, at),
+            (ACTIVITY_MONTHLY, at),
+            (NEAR_ZERO_PROGRESS, at),
+            (DATA_QUALITY, at),
+        ]
+        found = self._rows_many(reads if credits is None else reads[1:], enterprise_id)
+        if credits is None:
+            credits = found.pop(0)
+        year_emissions, coverage, activity, near_zero, quality = found
+        credit = next((_without_time(r) for r in credits if r["period"] == period), None)
+        industry_mean = math.nan
+        if credit is not None:
+            intensity, k = _float(credit.get("intensity_t_per_10k_cny")), _float(credit.get("k_ratio"))
+            industry_mean = intensity / k if math.isfinite(intensity) and math.isfinite(k) and k else math.nan
+        year = f"{month.year:04d}-"
+        trend = _trend(enterprise_id, month.year, [r for r in credits if r["period"].startswith(year)], year_emissions)
+        own = [r for r in year_emissions if r["workshop"] == "" and r["period"] <= period]
+        months: dict[str, tuple[float, float]] = {}
+        ytd: dict[str, float] = {}
+        for scope, _name in SCOPES:
+            this = [r for r in own if r["scope"] == scope and r["period"] == period]
+            if this:
+                months[scope] = (_sum(r["tco2_location"] for r in this), _sum(r["tco2_market"] for r in this))
+            if own:
+                ytd[scope] = _sum(r["tco2_location"] for r in own if r["scope"] == scope)
+        workshops = [
+            r for r in year_emissions if r["workshop"] != "" and r["period"] == period and r["scope"] == "total"
+        ]
+        return EnterpriseResults(
             period=period,
-            periods=periods,
-            has_data=has_data,
+            periods=sorted({r["period"] for r in credits}, reverse=True),
+            has_data=any(r.get("status") == "data" for r in coverage) if coverage else None,
             credit=credit,
             industry_mean=industry_mean,
             emissions_month=months,
             emissions_ytd=ytd,
             trend=trend,
-            activity=_records(activity.drop(columns=["time"])) if len(activity) else [],
-            workshops=_records(workshops.drop(columns=["time"])) if len(workshops) else [],
-            near_zero=_records(near_zero.drop(columns=["time"])) if len(near_zero) else [],
-            quality=_records(quality.drop(columns=["time"])) if len(quality) else [],
-            holdings=_records(self.holdings(enterprise_id)),
-            statement=_records(self.statement(enterprise_id, year)),
-            reports=self.report_periods(enterprise_id),
+            activity=[_without_time(r) for r in activity if r["workshop"] == ""],
+            workshops=[_without_time(r) for r in workshops],
+            near_zero=[_without_time(r) for r in near_zero],
+            quality=[_without_time(r) for r in sorted(quality, key=lambda r: (r["meter"], r["register"]))],
         )
 
     # -- the ledger -----------------------------------------------------------------------------------
@@ -544,6 +582,31 @@ class View:
     def _audit(self, action: str, target: str, from_value: str = "", to_value: str = "") -> None:
         with self._b.writer.begin() as conn:
             record(conn, self.actor, action, target, from_value, to_value)
+
+
+def _without_time(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if k != "time"}
+
+
+def _sum(values: Iterable[object]) -> float:
+    """The sum of the finite numbers among ``values`` (a missing field is None)."""
+    return math.fsum(n for n in map(_float, values) if math.isfinite(n))
+
+
+def _trend(
+    enterprise_id: str, year: int, credits: list[dict[str, Any]], emissions: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The chart data of ``year``: per month, the enterprise's own emissions by scope (location-based)
+    and its year-to-date credits; a month without a value is None."""
+    own = [r for r in emissions if r["workshop"] == ""]
+    periods = sorted({r["period"] for r in own} | {r["period"] for r in credits})
+    series: dict[str, list[float | None]] = {}
+    for scope, _name in SCOPES:
+        by_period = {r["period"]: r.get("tco2_location") for r in own if r["scope"] == scope}
+        series[f"{scope}_tco2_location"] = [_none(by_period.get(p)) for p in periods]
+    credit_by_period = {r["period"]: r.get("credits_tco2") for r in credits}
+    series["credits_ytd_tco2"] = [_none(credit_by_period.get(p)) for p in periods]
+    return {"enterprise": enterprise_id, "year": year, "periods": periods, "series": series}
 
 
 def _none(value: object) -> float | None:

@@ -88,3 +88,35 @@ def test_park_roles_read_but_manage_no_users(park, role_user):
     assert client.get("/park").status_code == 200
     assert client.get("/park/users").status_code == 403
     assert client.get("/park/audit").status_code == (200 if role_user == "aud-auditor" else 403)
+
+
+@pytest.mark.parametrize("ttl_s", [30.0, 0.0])
+def test_a_rewritten_month_shows_once_the_results_cache_lets_it(settings, store, ledger_url, tmp_path, ttl_s):
+    """A page's results are kept ``results_ttl_s`` seconds (portal/cache.py): a month the DAG re-wrote
+    shows at once without the cache, and after the TTL with it; the ledger is read afresh every time."""
+    from ledger.book import Ledger
+    from ledger.db import make_engine
+    from park.month import Month
+    from tests.portal.park import make_park
+
+    made = make_park(settings, store, ledger_url, tmp_path, results_ttl_s=ttl_s)
+    try:
+        client = made.login("alpha-reporter")
+        shown = re.compile(r'id="credits-tco2" data-value="([^"]+)"')
+        assert shown.search(client.get("/enterprises/ALPHA?period=2026-03").text).group(1) == "123.45"
+        at = Month.of("2026-03", "Asia/Shanghai").start_ns
+        store.replace_at(
+            CREDITS, at, [CREDITS.point({"enterprise": "ALPHA", "industry": "C39"}, {"credits_tco2": 200.5}, at)]
+        )
+        engine = make_engine(ledger_url)
+        try:
+            Ledger(engine, "Asia/Shanghai").transfer("ALPHA", "CHARLIE", 1.0, 2025, "after-cache", "test")
+        finally:
+            engine.dispose()
+        page = client.get("/enterprises/ALPHA?period=2026-03").text
+        assert shown.search(page).group(1) == ("123.45" if ttl_s else "200.5")
+        assert "after-cache" in page and "34.000" in page  # the ledger is never cached: 35 − 1
+        made.app.state.backend.results.clear()  # as when the TTL has passed
+        assert shown.search(client.get("/enterprises/ALPHA?period=2026-03").text).group(1) == "200.5"
+    finally:
+        made.close()
