@@ -23,6 +23,7 @@ from park.month import Month, rfc3339
 from park.registry import Registry, load_registry
 from park.settings import Settings
 from park.store import InfluxStore
+from parkcarbon.platform_setup import DemoLogins, ensure_demo_logins
 from parkcarbon.runtime import environ_without_credentials, export_settings, settings_for_run_dir
 from parkcarbon.services import LocalServices, Ports, ServiceError, free_ports, load_credentials
 
@@ -35,6 +36,7 @@ class DemoResult:
     truth: pd.DataFrame  # monthly ground truth per meter
     report_dir: Path
     timings_s: dict[str, float]
+    logins: DemoLogins  # the platform's logins for the demo park
 
 
 def previous_month(timezone: str) -> str:
@@ -138,9 +140,10 @@ def run_demo(settings: Settings, period: str | None = None, seed: int = 2026) ->
     run_month(period)
     timings["dag"] = time.monotonic() - clock
 
+    logins = ensure_demo_logins(settings)
     truth = pd.read_csv(settings.run_dir / "truth" / period / "monthly.csv", keep_default_na=False)
     table = enterprise_table(settings, period)
-    return DemoResult(period, stats.readings, table, truth, settings.run_dir / "reports" / period, timings)
+    return DemoResult(period, stats.readings, table, truth, settings.run_dir / "reports" / period, timings, logins)
 
 
 def truth_by_enterprise(truth: pd.DataFrame, period: str) -> pd.DataFrame:
@@ -177,6 +180,9 @@ Where the results are:
                    --data-urlencode 'q=SELECT credits_tco2, grade, rating FROM credits GROUP BY enterprise'
                  (PASSWORD: "influxdb" → "dashboards" in {resolved.run_dir / "credentials.json"})
   ground truth   {resolved.run_dir / "truth" / result.period}
+  platform       parkcarbon platform serve   then open http://127.0.0.1:8000/ and log in as park-admin (every
+                 enterprise), park-viewer, or e01-admin … (one enterprise each); passwords in
+                 {result.logins.path} (readable by you only)
   re-run a month parkcarbon monthly {result.period}
   stop services  parkcarbon services down   (or: make services-down)
 """)

@@ -17,11 +17,10 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from park.settings import Settings
+from parkcarbon.platform_setup import DEMO_LOGINS, ensure_demo_logins, prepare_database
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
-
-DEMO_LOGINS = "platform-logins.json"  # in the run directory, mode 0600, like the broker's credentials
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -77,25 +76,8 @@ def read_only_settings(settings: Settings) -> Settings:
     return settings_for_run_dir(unset, "dashboards")
 
 
-def _prepare(settings: Settings) -> str:
-    """Check the registry (the platform knows enterprises from it), migrate the database at
-    ``settings.ledger_url``; return the URL."""
-    from ledger.db import make_engine, migrate
-    from park.registry import load_registry
-
-    load_registry(settings.registry)
-    if settings.ledger.url is None:
-        settings.run_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.ledger_url)
-    try:
-        migrate(engine)
-    finally:
-        engine.dispose()
-    return settings.ledger_url
-
-
 def _migrate(_args: argparse.Namespace, settings: Settings) -> int:
-    _prepare(settings)
+    prepare_database(settings)
     print("the platform's database is at the newest schema")
     return 0
 
@@ -106,7 +88,7 @@ def _create_admin(args: argparse.Namespace, settings: Settings) -> int:
     from portal import auth
     from portal.audit import Actor
 
-    url = _prepare(settings)
+    url = prepare_database(settings)
     registry = load_registry(settings.registry)
     password = auth.generate_password()
     engine = make_engine(url)
@@ -142,7 +124,7 @@ def _grant_role(args: argparse.Namespace, settings: Settings) -> int:
     from ledger.db import grant_app_role, make_engine
     from portal.db import grant_platform_role
 
-    url = _prepare(settings)
+    url = prepare_database(settings)
     password = os.environ.get(args.password_env) if args.password_env else None
     if args.password_env and not password:
         print(f"parkcarbon platform grant-role: {args.password_env} is not set", file=sys.stderr)
@@ -161,41 +143,8 @@ def _grant_role(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _demo_users(_args: argparse.Namespace, settings: Settings) -> int:
-    """A park admin (``park-admin``), a park viewer (``park-viewer``) and an enterprise admin per
-    enterprise (``<id>-admin``, lower case) with generated passwords, written to RUN/platform-logins.json
-    (0600). Users that exist already keep their password; the file keeps what it had for them."""
-    import json
-
-    from ledger.db import make_engine
-    from park.registry import load_registry
-    from parkcarbon.services import write_private
-    from portal import auth
-    from portal.audit import Actor
-
-    url = _prepare(settings)
-    registry = load_registry(settings.registry)
-    path = settings.run_dir / DEMO_LOGINS
-    logins: dict[str, dict[str, str]] = json.loads(path.read_text()) if path.exists() else {}
-    wanted = [("park-admin", "park_admin", None), ("park-viewer", "park_viewer", None)] + [
-        (f"{e.id.lower()}-admin", "enterprise_admin", e.id) for e in registry.enterprises
-    ]
-    by = Actor(f"cli:{getpass.getuser()}", "cli", None, "local")
-    engine = make_engine(url)
-    made = 0
-    try:
-        with engine.begin() as conn:
-            for username, role, enterprise in wanted:
-                if auth.find_user(conn, username) is not None:
-                    continue
-                password = auth.generate_password()
-                auth.create_user(conn, username, role, enterprise, password, by, {e.id for e in registry.enterprises})
-                logins[username] = {"password": password, "role": role, "enterprise": enterprise or ""}
-                made += 1
-    finally:
-        engine.dispose()
-    settings.run_dir.mkdir(parents=True, exist_ok=True)
-    write_private(path, json.dumps(logins, indent=2, ensure_ascii=False) + "\n")
-    print(f"{made} new logins; all demo logins and their passwords are in {path} (readable by you only)")
+    logins = ensure_demo_logins(settings)
+    print(f"{logins.made} new logins; all demo logins and their passwords are in {logins.path} (readable by you only)")
     return 0
 
 
@@ -207,7 +156,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from portal.app import create_app
     from portal.config import PlatformConfig
 
-    _prepare(settings)
+    prepare_database(settings)
     reader = read_only_settings(settings)
     require_influx(reader)
     config = PlatformConfig.from_settings(reader)
