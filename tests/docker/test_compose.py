@@ -27,6 +27,7 @@ LONG_RUNNING = [
     "airflow-dag-processor",
     "collector-0",
     "collector-1",
+    "platform",
 ]
 
 
@@ -46,7 +47,7 @@ def compose(env_file: Path, *args: str, compose_file: Path = COMPOSE) -> subproc
 @pytest.fixture
 def env_file(tmp_path) -> Path:
     path = tmp_path / ".env"
-    path.write_text("".join(f"{name}=test-{i}\n" for i, name in enumerate(SECRETS)))
+    path.write_text("".join(f"{name}=test-{i:02d}\n" for i, name in enumerate(SECRETS)))
     return path
 
 
@@ -142,17 +143,19 @@ WHO_SEES = {
     "INFLUX_ADMIN_PASSWORD": {"influxdb"},
     "INFLUX_COLLECTOR_PASSWORD": {"influxdb", "collector-0", "collector-1"},
     "INFLUX_PIPELINE_PASSWORD": {"influxdb", "airflow-scheduler"},
-    "INFLUX_DASHBOARDS_PASSWORD": {"influxdb", "grafana"},
+    "INFLUX_DASHBOARDS_PASSWORD": {"influxdb", "grafana", "platform"},
     "POSTGRES_PASSWORD": {
         "postgres",
         "airflow-init",
         "airflow-apiserver",
         "airflow-scheduler",
         "airflow-dag-processor",
+        "platform-init",
     },
     "GRAFANA_ADMIN_PASSWORD": {"grafana"},
     "AIRFLOW_JWT_SECRET": {"airflow-apiserver", "airflow-scheduler", "airflow-dag-processor"},
     "AIRFLOW_ADMIN_PASSWORD": {"airflow-init"},
+    "PLATFORM_DB_PASSWORD": {"platform-init", "platform"},
 }
 
 
@@ -162,7 +165,7 @@ def test_each_secret_reaches_only_the_services_that_need_it(config):
     only the gateways' passwords (a file), no secret in its environment."""
     assert set(WHO_SEES) == set(SECRETS)
     for index, name in enumerate(SECRETS):
-        value = f"test-{index}"
+        value = f"test-{index:02d}"
         seen = {
             service
             for service, spec in config["services"].items()
@@ -173,6 +176,11 @@ def test_each_secret_reaches_only_the_services_that_need_it(config):
     assert users["collector-0"] == users["collector-1"] == "collector"
     assert users["airflow-scheduler"] == "pipeline"
     assert config["services"]["grafana"]["environment"]["INFLUX_USER"] == "dashboards"
+    assert users["platform"] == "dashboards"  # the platform only reads InfluxDB
+    platform = config["services"]["platform"]["environment"]
+    assert platform["PARKCARBON_LEDGER__URL"].startswith("postgresql+psycopg://platform:")  # not the owner
+    assert platform["PARKCARBON_PLATFORM_COOKIE_SECURE"] == "always"
+    assert config["services"]["platform-init"]["command"].startswith("parkcarbon platform grant-role --role platform")
     influx = config["services"]["influxdb"]["environment"]
     assert (influx["INFLUXDB_USER"], influx["INFLUXDB_WRITE_USER"], influx["INFLUXDB_READ_USER"]) == (
         "pipeline",
@@ -198,6 +206,7 @@ def test_only_mqtt_over_tls_leaves_the_host(config):
         "mosquitto": [("0.0.0.0", 8883)],
         "grafana": [("127.0.0.1", 3000)],
         "airflow-apiserver": [("127.0.0.1", 8080)],
+        "platform": [("127.0.0.1", 8000)],
     }
     conf = (DOCKER / "mosquitto" / "mosquitto.conf").read_text()
     assert "listener 8883\n" in conf and "certfile /mosquitto/certs/server.crt" in conf
