@@ -82,6 +82,17 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class ParkTarget(_Model):
+    """A year's cap on the park's emissions: every enterprise's Scope 1 + 2, location-based."""
+
+    year: int = Field(ge=2000, le=2100)
+    emissions_cap_tco2: float = Field(gt=0, description="the year's cap, tCO2")
+    source: str = Field(
+        min_length=1,
+        description="where the cap comes from: the plan or document and its clause, or 'the park's own choice'",
+    )
+
+
 class Park(_Model):
     id: Id
     name: str
@@ -95,6 +106,17 @@ class Park(_Model):
     )
     latitude_deg: float = Field(ge=-90, le=90)
     longitude_deg: float = Field(ge=-180, le=180)
+    targets: list[ParkTarget] = Field(default_factory=list, description="the park's emission caps, one per year")
+
+    @model_validator(mode="after")
+    def _one_target_a_year(self) -> Park:
+        years = [t.year for t in self.targets]
+        if len(set(years)) != len(years):
+            raise ValueError(f"targets: a year has two caps ({sorted({y for y in years if years.count(y) > 1})})")
+        return self
+
+    def target_of(self, year: int) -> ParkTarget | None:
+        return next((t for t in self.targets if t.year == year), None)
 
     @model_validator(mode="after")
     def _known_timezone(self) -> Park:

@@ -35,6 +35,7 @@ from park.measurements import (
     Measurement,
 )
 from park.month import Month
+from park.registry import ParkTarget
 from park.store import InfluxStore
 from portal import auth
 from portal.audit import Actor, record
@@ -126,6 +127,51 @@ class EnterpriseMonth(EnterpriseResults):
     reports: list[str]
 
 
+@dataclass(frozen=True)
+class TargetProgress:
+    """The park's year to date against its cap for the year (``park.targets`` in the registry)."""
+
+    year: int
+    cap_t: float
+    source: str
+    months: int  # January to the month shown
+    ytd_t: float
+    cap_to_date_t: float  # the cap pro rata: cap × months / 12
+    projected_t: float  # the year at this pace: year to date / months × 12
+    remaining_t: float  # cap − year to date (negative: the cap is spent)
+    monthly_allowance_t: float | None  # what each month left may emit to stay within; None in December
+
+    @property
+    def within(self) -> bool:
+        return self.projected_t <= self.cap_t
+
+
+def target_progress(target: ParkTarget | None, ytd_t: float, months: int) -> TargetProgress | None:
+    """``ytd_t`` (January to month ``months``) against ``target``; None without a target for the year.
+
+    >>> p = target_progress(ParkTarget(year=2026, emissions_cap_tco2=1200, source="x"), 330.0, 3)
+    >>> (p.cap_to_date_t, p.projected_t, p.remaining_t, p.monthly_allowance_t, p.within)
+    (300.0, 1320.0, 870.0, 96.66666666666667, False)
+    """
+    if target is None:
+        return None
+    if not 1 <= months <= 12:
+        raise ValueError(f"months must be 1 to 12, not {months}")
+    cap = target.emissions_cap_tco2
+    remaining = cap - ytd_t
+    return TargetProgress(
+        year=target.year,
+        cap_t=cap,
+        source=target.source,
+        months=months,
+        ytd_t=ytd_t,
+        cap_to_date_t=cap * months / 12,
+        projected_t=ytd_t / months * 12,
+        remaining_t=remaining,
+        monthly_allowance_t=remaining / (12 - months) if months < 12 else None,
+    )
+
+
 @dataclass
 class ParkMonth:
     period: str | None
@@ -140,6 +186,7 @@ class ParkMonth:
     ledger: list[dict[str, Any]]
     without_results: list[str] = field(default_factory=list)
     gateways: list[dict[str, Any]] = field(default_factory=list)
+    target: TargetProgress | None = None
 
 
 class View:
@@ -485,6 +532,9 @@ class View:
             credits_total_t=credits_total,
             quality=quality_rows,
             ledger=self.ledger_totals(),
+            target=target_progress(registry.park.target_of(int(period[:4])), total_ytd, int(period[5:]))
+            if period
+            else None,
             without_results=without,
             gateways=gateway_rows,
         )

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ["park", "scoring", "ledger", "collectors", "simulators", "pipeline", "reports", "parkcarbon"]
+PACKAGES = ["park", "scoring", "ledger", "collectors", "simulators", "pipeline", "reports", "portal", "parkcarbon"]
 WITH_EXAMPLES = sorted(
     ".".join(path.relative_to(ROOT).with_suffix("").parts)
     for package in PACKAGES

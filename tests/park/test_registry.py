@@ -28,6 +28,8 @@ class TestDemoRegistry:
         carriers = {m.carrier for m in demo_registry.meters}
         assert {Carrier.NATURAL_GAS, Carrier.PV_GENERATION, Carrier.HEAT} <= carriers
         assert sum(w.near_zero is not None for w in demo_registry.workshops) >= 4
+        assert demo_registry.park.target_of(2026).emissions_cap_tco2 == 190_000
+        assert demo_registry.park.target_of(2024) is None
 
 
 class TestErrors:
@@ -70,6 +72,15 @@ class TestErrors:
 
         with pytest.raises(RegistryError, match="unit 'kWh' does not measure natural_gas"):
             load_registry(write(tmp_path, mutate))
+
+    def test_a_year_with_two_targets(self, tmp_path):
+        """The park's caps: one per year, each with its source."""
+        path = write(tmp_path, lambda d: d["park"]["targets"].append(dict(d["park"]["targets"][0])))
+        with pytest.raises(RegistryError, match=r"park: targets: a year has two caps \(\[2025\]\)"):
+            load_registry(path)
+        path = write(tmp_path, lambda d: d["park"]["targets"][0].pop("source"))
+        with pytest.raises(RegistryError, match=r"targets.*source"):
+            load_registry(path)
 
     def test_not_yaml(self, tmp_path):
         path = tmp_path / "r.yaml"

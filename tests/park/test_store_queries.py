@@ -52,9 +52,9 @@ def test_rows_are_the_frames_without_pandas(store):
 
 def test_a_bad_statement_or_a_separator_is_refused(store):
     store.write_lines(LINES)
-    with pytest.raises(InfluxError, match="answered 400.*error parsing query"):
+    with pytest.raises(InfluxError, match=r"answered 400.*error parsing query"):
         store.query_many(['SELECT * FROM "credits"', "SELECT nonsense FROM WHERE"])
-    with pytest.raises(InfluxError, match="InfluxQL error: .*in: SELECT mean"):  # refused when run
+    with pytest.raises(InfluxError, match=r"InfluxQL error: .*in: SELECT mean"):  # refused when run
         store.query_many(['SELECT * FROM "credits"', 'SELECT mean("status") FROM "month_coverage"'])
     with pytest.raises(ValueError, match="';'"):
         store.query_many(['SELECT * FROM "credits"; DROP DATABASE x'])

@@ -42,6 +42,8 @@ park:
   metering_start: 2026-01-01
   latitude_deg: 31.8
   longitude_deg: 117.1
+  targets:
+  - {year: 2026, emissions_cap_tco2: 1000000, source: the test park's own choice}
 enterprises:
 - {id: ALPHA, name: Alpha Optics, industry: C39}
 - {id: BRAVO, name: Bravo Hidden Steel, industry: C39}

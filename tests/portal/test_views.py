@@ -76,6 +76,22 @@ def test_park_admin_sees_every_enterprise(park, store):
     assert "4,361.900" in page.text and "321.900" in page.text  # issued, retired (ledger totals)
     gateways = re.findall(r"<td>(gw-\w+)</td><td>(\d+)</td><td>(\d+)</td><td>([\d,]+)</td>", page.text)
     assert gateways == [("gw-alpha", "3", "0", "288"), ("gw-bravo", "3", "1", "192"), ("gw-charlie", "3", "0", "288")]
+    # The park against its 2026 cap (tests/portal/park.py: 1,000,000 t), from FIGURES by hand: January has
+    # no results, so the year to date is February and March of every enterprise.
+    ytd = sum(months[p][3] for months in FIGURES.values() for p in ("2026-02", "2026-03"))
+    assert ytd == 194_907.0
+    target = {k: float(v) for k, v in re.findall(r'id="target-([\w-]+)" data-value="([^"]+)"', page.text)}
+    assert target == pytest.approx(
+        {
+            "cap": 1_000_000.0,
+            "cap-to-date": 250_000.0,  # 3 of 12 months
+            "ytd": ytd,
+            "projected": ytd / 3 * 12,  # 779,628: within the cap
+            "remaining": 1_000_000.0 - ytd,
+        },
+        rel=1e-12,
+    )
+    assert "within the cap" in page.text and f"{(1_000_000 - ytd) / 9:,.1f} t a month" in page.text
     grades = client.get("/park/charts/grades.json").json()
     assert grades == {"period": "2026-03", "grades": {"1": 0, "2": 1, "3": 1, "4": 0, "5": 1, "–": 0}}
     other = client.get("/enterprises/BRAVO")  # the park office reads any enterprise's page
