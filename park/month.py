@@ -55,6 +55,13 @@ def rfc3339(when: datetime) -> str:
     return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond * 1000:09d}Z"
 
 
+def _with_tags(frame: pd.DataFrame, measurement: Measurement) -> pd.DataFrame:
+    """Every tag of ``measurement`` as a column, "" where a point has none."""
+    for tag in measurement.tags:
+        frame[tag] = frame[tag].fillna("").astype(str) if tag in frame else ""
+    return frame
+
+
 def read_month(store: InfluxStore, measurement: Measurement, month: Month) -> pd.DataFrame:
     """The points of ``measurement`` stamped at the month's start (its monthly results), without ``time``.
 
@@ -62,6 +69,31 @@ def read_month(store: InfluxStore, measurement: Measurement, month: Month) -> pd
     an empty tag, so a park without workshops has no ``workshop`` column in InfluxDB's answer.
     """
     frame = store.query(f"SELECT * FROM {measurement.q} WHERE time = {month.start_ns}").drop(columns="time")
-    for tag in measurement.tags:
-        frame[tag] = frame[tag].fillna("").astype(str) if tag in frame else ""
-    return frame
+    return _with_tags(frame, measurement)
+
+
+def months_through(last: Month, count: int) -> list[Month]:
+    """The ``count`` months ending with ``last`` (included), oldest first."""
+    months = [last]
+    while len(months) < count:
+        months.append(months[-1].previous())
+    return months[::-1]
+
+
+def read_months(store: InfluxStore, measurement: Measurement, first: Month, last: Month) -> pd.DataFrame:
+    """The monthly results of ``measurement`` from ``first`` to ``last`` (both included), each row with
+    its ``period`` (YYYY-MM in the months' time zone) instead of ``time``; tags as :func:`read_month`
+    gives them."""
+    frame = store.query(f"SELECT * FROM {measurement.q} WHERE time >= {first.start_ns} AND time <= {last.start_ns}")
+    if "time" in frame and len(frame):
+        frame["period"] = frame["time"].dt.tz_convert(str(last.start.tzinfo)).dt.strftime("%Y-%m")
+    else:
+        frame["period"] = pd.Series(dtype=str)
+    return _with_tags(frame.drop(columns="time"), measurement)
+
+
+def read_within(store: InfluxStore, measurement: Measurement, month: Month) -> pd.DataFrame:
+    """The points of ``measurement`` stamped inside the month (daily results, for instance), with
+    ``time`` (UTC); tags as :func:`read_month` gives them."""
+    frame = store.query(f"SELECT * FROM {measurement.q} WHERE time >= {month.start_ns} AND time < {month.end_ns}")
+    return _with_tags(frame, measurement)

@@ -11,6 +11,9 @@
 - **In CNY**: each tonnage at the ledger's last trade price (the latest priced transfer), when
   there is one: what buying that many credits would cost.
 - **Problem meters**: registers with completeness below 0.9, or with a reset, in the month.
+- **Problem gateways**: in the month, offline on a day (announced offline, or every meter silent:
+  GATEWAY_QUALITY_DAILY), stale (a meter of it silent a whole day), or its registers' mean
+  completeness below 0.9 (DATA_QUALITY, meters mapped to their gateway by the registry).
 
 Pure functions on the frames the reports read (and, for the price, the ledger opened read-only); the
 report pages and the platform's pages show the same figures.
@@ -23,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+import numpy as np
 import pandas as pd
 
 from scoring.accounting import FUELS, KWH_PER_MWH, Source, to_accounting_units
@@ -153,6 +157,106 @@ def problem_meters(quality: pd.DataFrame) -> pd.DataFrame:
     resets = pd.to_numeric(quality.get("resets", pd.Series(0, index=quality.index)), errors="coerce").fillna(0)
     problems = quality[(completeness < PROBLEM_COMPLETENESS) | (resets > 0)]
     return problems.sort_values(["completeness", "enterprise", "meter"]).reset_index(drop=True)
+
+
+GATEWAY_COLUMNS = [
+    "enterprise",
+    "gateway",
+    "days_reported",
+    "days_offline",
+    "offline_last_day",
+    "days_with_silent_meters",
+    "meters_silent_last_day",
+    "registers",
+    "completeness",
+    "registers_below_90",
+    "problems",
+]
+OFFLINE, STALE, LOW_COMPLETENESS = "offline", "stale", "low_completeness"
+
+
+def _true(value: object) -> bool:
+    """A boolean field that is there and true (a missing field, NaN, is not)."""
+    return isinstance(value, bool | np.bool_) and bool(value)
+
+
+def gateway_days(rows: pd.DataFrame) -> dict[str, object]:
+    """One gateway's month from its GATEWAY_QUALITY_DAILY rows (in any order)."""
+    if not len(rows):
+        return {
+            "days_reported": 0,
+            "days_offline": 0,
+            "offline_last_day": None,
+            "days_with_silent_meters": 0,
+            "meters_silent_last_day": math.nan,
+        }
+    rows = rows.sort_values("time")
+    silent = pd.to_numeric(rows["meters_silent"], errors="coerce").fillna(0.0)
+    offline = [_true(v) for v in rows["offline"]] if "offline" in rows else [False] * len(rows)
+    return {
+        "days_reported": len(rows),
+        "days_offline": sum(offline),
+        "offline_last_day": offline[-1],
+        "days_with_silent_meters": int((silent > 0).sum()),
+        "meters_silent_last_day": float(silent.iloc[-1]),
+    }
+
+
+def gateway_completeness(completeness: pd.Series) -> dict[str, object]:
+    """The month's completeness of a gateway's meter registers (their DATA_QUALITY completeness)."""
+    return {
+        "registers": len(completeness),
+        "completeness": float(completeness.mean()) if len(completeness) else math.nan,
+        "registers_below_90": int((completeness < PROBLEM_COMPLETENESS).sum()),
+    }
+
+
+def gateway_problems(row: Mapping[str, object]) -> list[str]:
+    """What is wrong with a gateway's month: OFFLINE, STALE, LOW_COMPLETENESS (none: an empty list)."""
+    problems = []
+    if _number(row.get("days_offline")) > 0:
+        problems.append(OFFLINE)
+    if _number(row.get("days_with_silent_meters")) > 0:
+        problems.append(STALE)
+    if _number(row.get("completeness")) < PROBLEM_COMPLETENESS:
+        problems.append(LOW_COMPLETENESS)
+    return problems
+
+
+def gateway_month(
+    daily: pd.DataFrame,
+    quality: pd.DataFrame,
+    gateway_enterprise: Mapping[str, str],
+    gateway_meters: Mapping[str, Sequence[str]],
+) -> pd.DataFrame:
+    """Each gateway's month (GATEWAY_COLUMNS) from the month's GATEWAY_QUALITY_DAILY and DATA_QUALITY
+    rows; ``gateway_enterprise`` and ``gateway_meters`` from the registry."""
+    days = dict(tuple(daily.groupby("gateway"))) if len(daily) else {}
+    gateway_of = {meter: gateway for gateway, meters in gateway_meters.items() for meter in meters}
+    completeness = pd.to_numeric(quality["completeness"], errors="coerce") if len(quality) else pd.Series(dtype=float)
+    by_gateway = dict(tuple(completeness.groupby(quality["meter"].map(gateway_of)))) if len(quality) else {}
+    rows = []
+    for gateway, enterprise in gateway_enterprise.items():
+        row: dict[str, object] = {"enterprise": enterprise, "gateway": gateway}
+        row |= gateway_days(days.get(gateway, daily.iloc[0:0]))
+        row |= gateway_completeness(by_gateway.get(gateway, pd.Series(dtype=float)))
+        row["problems"] = gateway_problems(row)
+        rows.append(row)
+    return pd.DataFrame(rows, columns=GATEWAY_COLUMNS)
+
+
+def problem_gateways(gateways: pd.DataFrame) -> pd.DataFrame:
+    """The rows of :func:`gateway_month` with a problem: offline on the last day first, then by days
+    offline, days with silent meters and completeness, worst first."""
+    if not len(gateways):
+        return gateways
+    problems = gateways[gateways["problems"].map(len) > 0].copy()
+    problems["_offline_now"] = problems["offline_last_day"].map(_true)
+    ordered = problems.sort_values(
+        ["_offline_now", "days_offline", "days_with_silent_meters", "completeness", "gateway"],
+        ascending=[False, False, False, True, True],
+    )
+    return ordered.drop(columns="_offline_now").reset_index(drop=True)
 
 
 def last_trade_price(ledger_url: str, timezone: str) -> TradePrice | None:

@@ -20,16 +20,43 @@ from park.measurements import (
     CREDITS,
     DATA_QUALITY,
     EMISSIONS_MONTHLY,
+    GATEWAY_QUALITY_DAILY,
     MONTH_COVERAGE,
     NEAR_ZERO_PROGRESS,
     Measurement,
 )
-from park.month import Month
+from park.month import Month, months_through, read_months, read_within
 from park.registry import Registry, load_registry
 from park.settings import Settings
 from park.store import InfluxStore
-from reports.actions import TradePrice, WhatItTakes, last_trade_price, problem_meters, source_emissions, what_it_takes
+from reports.actions import (
+    GATEWAY_COLUMNS,
+    LOW_COMPLETENESS,
+    OFFLINE,
+    STALE,
+    TradePrice,
+    WhatItTakes,
+    gateway_month,
+    last_trade_price,
+    problem_gateways,
+    problem_meters,
+    source_emissions,
+    what_it_takes,
+)
 from reports.svg import bar_chart
+from reports.trend import (
+    COMPARISON_COLUMNS,
+    DATA,
+    FIGURE_COLUMNS,
+    METRICS,
+    NOT_RUN,
+    PARK,
+    PREVIOUS_MONTH,
+    YEAR_AGO,
+    comparisons,
+    monthly_figures,
+    shift_period,
+)
 from scoring.factors import FactorSet, factor_set
 from scoring.policy import Policy, load_policy
 
@@ -43,6 +70,7 @@ h1{{font-size:1.6em}}h2{{font-size:1.2em;border-bottom:1px solid #ccc;margin-top
 table{{border-collapse:collapse;margin:.5em 0}}td,th{{border:1px solid #ccc;padding:.25em .6em;text-align:right}}
 th{{background:#f3f5f4}}td.t,th.t{{text-align:left}}.note{{color:#666;font-size:.9em}}.neg{{color:#b8433c}}
 .nodata{{color:#8a6d00;font-style:italic}}.behind{{color:#b8433c;font-weight:bold}}.todo td.t{{max-width:22em}}
+.cmp,.trend{{white-space:nowrap}}
 @page{{size:A4;margin:14mm 12mm}}
 @media print{{
 body{{max-width:none;margin:0;padding:0;font-size:9.5pt;color:#000}}
@@ -67,6 +95,7 @@ SOURCE_NAMES = {
 
 
 NO_DATA = '<span class="nodata">无数据 no data</span>'
+TREND_MONTHS = 12
 
 
 def _num(value: object, digits: int = 1) -> str:
@@ -243,6 +272,182 @@ def factor_lines(factors: FactorSet) -> list[list[str]]:
     ]
 
 
+METRIC_NAMES = {
+    "emissions_tco2": "排放 emissions, tCO2 (month, location-based)",
+    "credits_ytd_tco2": "积分 credits, tCO2 (year to date)",
+    "intensity_ytd_t_per_10k_cny": "强度 intensity, tCO2 / 10⁴ CNY (year to date)",
+}
+METRIC_DIGITS = {"emissions_tco2": 1, "credits_ytd_tco2": 1, "intensity_ytd_t_per_10k_cny": 4}
+BASIS_NAMES = {PREVIOUS_MONTH: "上月 last month", YEAR_AGO: "去年同月 a year ago"}
+
+
+def _marked(css: str, attrs: Mapping[str, str], value: float, text: str) -> str:
+    """``text`` in a span of class ``css`` with ``data-*`` attributes and its exact value ("" when
+    missing), for tests and readers."""
+    data = "".join(f' data-{k}="{escape(v)}"' for k, v in attrs.items())
+    exact = repr(float(value)) if math.isfinite(value) else ""
+    return f'<span class="{css}"{data} data-value="{exact}">{text}</span>'
+
+
+def _signed(value: float, digits: int, suffix: str = "") -> str:
+    """``value`` with its sign (+, -; none for 0), red when negative."""
+    text = f"{abs(value):,.{digits}f}{suffix}"
+    if value < 0:
+        return f'<span class="neg">-{text}</span>'
+    return f"+{text}" if value > 0 else text
+
+
+def trend_cell(subject: str, metric: str, period: str, value: float, status: str) -> str:
+    """A trend figure: the number, "no data" for a month without data (or without results), "–" for
+    a month with data but no such figure (no value added: no credits, no intensity); ``data-status``
+    tells a month without data from one without results (``not_run``)."""
+    missing = "–" if status == DATA else NO_DATA  # the line's status says whether the month was computed
+    text = _num(value, METRIC_DIGITS[metric]) if math.isfinite(value) else missing
+    attrs = {"subject": subject, "metric": metric, "period": period, "status": status}
+    return _marked("trend", attrs, value, text)
+
+
+def trend_table(rows: pd.DataFrame, enterprises: int | None = None) -> str:
+    """One line per month: its status and the METRICS; for the park (``enterprises``: how many it
+    has), how many enterprises had data."""
+    lines = []
+    for r in rows.to_dict("records"):
+        status = str(r["status"])
+        shown = {DATA: "有数据 data", NOT_RUN: "未计算 not computed"}.get(status, NO_DATA)
+        if enterprises is not None and status == DATA:
+            shown = f"{int(r['enterprises_with_data'])} / {enterprises}"
+        cells = [str(r["period"]), shown]
+        cells += [trend_cell(str(r["subject"]), m, str(r["period"]), float(r[m]), status) for m in METRICS]
+        lines.append(cells)
+    data = "数据 data" if enterprises is None else "有数据企业 enterprises with data"
+    headers = ["月份 month", data, *(METRIC_NAMES[m] for m in METRICS)]
+    return _table(headers, lines, text_columns=2)
+
+
+def trend_charts(rows: pd.DataFrame, who: str) -> list[str]:
+    """The month's emissions and the year-to-date credits over the trend's months, "no data" drawn."""
+    periods = [str(p) for p in rows["period"]]
+    return [
+        bar_chart(
+            f"{who} 近12个月排放 emissions, last 12 months (tCO2, location-based)",
+            periods,
+            {f"{who} 排放 emissions": [float(v) for v in rows["emissions_tco2"]]},
+            "tCO2",
+            missing="无数据 no data",
+        ),
+        bar_chart(
+            f"{who} 近12个月积分 credits year to date, last 12 months (+ surplus / − deficit)",
+            periods,
+            {f"{who} 积分 credits YTD": [float(v) for v in rows["credits_ytd_tco2"]]},
+            "tCO2",
+            missing="无数据 no data",
+        ),
+    ]
+
+
+def comparison_cells(c: Mapping[str, object]) -> list[str]:
+    """This month, then the month compared with, the change and the change in percent."""
+    metric, now, then = str(c["metric"]), _float(c["now"]), _float(c["then"])
+    change, pct = _float(c["change"]), _float(c["change_pct"])
+    digits = METRIC_DIGITS[metric]
+    attrs = {"subject": str(c["subject"]), "metric": metric, "basis": str(c["basis"])}
+    if not math.isfinite(then):
+        then_text, change_text, pct_text = NO_DATA, NO_DATA, NO_DATA
+    elif not math.isfinite(now):
+        then_text, change_text, pct_text = _num(then, digits), NO_DATA, NO_DATA
+    else:
+        then_text, change_text = _num(then, digits), _signed(change, digits)
+        pct_text = _signed(pct, 1, " %") if math.isfinite(pct) else "– (from 0)"
+    return [
+        _marked("cmp", attrs | {"field": "then", "period": str(c["period_then"])}, then, then_text),
+        _marked("cmp", attrs | {"field": "change"}, change, change_text),
+        _marked("cmp", attrs | {"field": "change_pct"}, pct, pct_text),
+    ]
+
+
+def comparison_row(label: str, previous: Mapping[str, object], year_ago: Mapping[str, object]) -> list[str]:
+    """A subject's metric against last month and a year ago: label, now, then ×2 (then, change, %)."""
+    metric, now = str(previous["metric"]), _float(previous["now"])
+    attrs = {"subject": str(previous["subject"]), "metric": metric, "basis": "now"}
+    now_text = _num(now, METRIC_DIGITS[metric]) if math.isfinite(now) else NO_DATA
+    now_cell = _marked("cmp", attrs | {"field": "now"}, now, now_text)
+    return [label, now_cell, *comparison_cells(previous), *comparison_cells(year_ago)]
+
+
+def comparison_table(comps: pd.DataFrame, labels: Mapping[tuple[str, str], str], period: str) -> str:
+    """One line per (subject, metric) of ``labels``, in their order."""
+    indexed = {(str(c["subject"]), str(c["metric"]), str(c["basis"])): c for c in comps.to_dict("records")}
+    lines = [
+        comparison_row(label, indexed[(subject, metric, PREVIOUS_MONTH)], indexed[(subject, metric, YEAR_AGO)])
+        for (subject, metric), label in labels.items()
+        if (subject, metric, PREVIOUS_MONTH) in indexed
+    ]
+    headers = ["", f"本月 this month {period}"]
+    for basis, months in ((PREVIOUS_MONTH, -1), (YEAR_AGO, -12)):
+        headers += [f"{BASIS_NAMES[basis]} {shift_period(period, months)}", "变化 change", "%"]
+    return _table(headers, lines)
+
+
+GATEWAY_PROBLEMS = {
+    OFFLINE: "离线 offline",
+    STALE: "停滞 stale (a meter silent a whole day)",
+    LOW_COMPLETENESS: "完整率低 completeness below 90 %",
+}
+GATEWAY_HEADERS = [
+    "网关 gateway",
+    "离线天数 days offline",
+    "末日离线 offline on the last day",
+    "有静默表的天数 days with a silent meter",
+    "完整率 completeness",
+    "低于90%寄存器 registers below 90 %",
+    "问题 problem",
+]
+
+
+def problem_gateway_rows(gateways: pd.DataFrame, with_enterprise: bool) -> list[list[str]]:
+    """The gateways with a problem this month (:func:`reports.actions.problem_gateways`), worst first."""
+    rows = []
+    for r in problem_gateways(gateways).to_dict("records"):
+        problems = list(r["problems"])
+        marked = (
+            f'<span class="gw" data-gateway="{escape(str(r["gateway"]))}" data-problems="{" ".join(problems)}">'
+            f"{escape(str(r['gateway']))}</span>"
+        )
+        last_day = r["offline_last_day"]
+        cells = [
+            marked,
+            f"{int(r['days_offline'])} / {int(r['days_reported'])}" if r["days_reported"] else "–",
+            "–" if last_day is None else ("是 yes" if last_day else "否 no"),
+            f"{int(r['days_with_silent_meters'])}" if r["days_reported"] else "–",
+            _num(100 * _float(r["completeness"]), 1) + " %" if math.isfinite(_float(r["completeness"])) else "–",
+            str(int(r["registers_below_90"])),
+            "; ".join(GATEWAY_PROBLEMS[p] for p in problems),
+        ]
+        rows.append(([escape(str(r["enterprise"]))] if with_enterprise else []) + cells)
+    return rows
+
+
+def gateway_section(gateways: pd.DataFrame, days_recorded: int, with_enterprise: bool) -> list[str]:
+    """The problem gateways next to the problem meters, or why there are none to show."""
+    rows = problem_gateway_rows(gateways, with_enterprise)
+    parts = []
+    if rows:
+        parts.append(
+            f"<p><b>问题网关 Problem gateways</b> ({len(rows)}: offline on a day, stale, or completeness below 90 %)"
+            "</p>"
+        )
+        headers = (["企业 enterprise"] if with_enterprise else []) + GATEWAY_HEADERS
+        parts.append(_table(headers, rows, text_columns=2 if with_enterprise else 1))
+    elif len(gateways):
+        parts.append("<p>无问题网关 No problem gateways this month.</p>")
+    if not days_recorded:
+        parts.append(
+            '<p class="note nodata">无网关日数据 No daily gateway quality for this month (the daily quality DAG '
+            "did not run): offline and stale gateways cannot be told; completeness is the month's.</p>"
+        )
+    return parts
+
+
 class MonthData:
     """The month's measurements, read once for the park and all enterprise pages."""
 
@@ -274,6 +479,32 @@ class MonthData:
             'GROUP BY "enterprise", "source"'
         )
         self.actions: dict[str, WhatItTakes] = {}
+        # The trend's months, and a year back from this one for the comparison: thirteen months of results.
+        self.trend_periods = [m.period for m in months_through(month, TREND_MONTHS)]
+        self.history_periods = [m.period for m in months_through(month, TREND_MONTHS + 1)]
+        first = Month.of(self.history_periods[0], timezone)
+        self.history = {m: read_months(store, m, first, month) for m in (MONTH_COVERAGE, EMISSIONS_MONTHLY, CREDITS)}
+        self.gateway_days = read_within(store, GATEWAY_QUALITY_DAILY, month)
+        self.figures = pd.DataFrame(columns=FIGURE_COLUMNS)
+        self.comparisons = pd.DataFrame(columns=COMPARISON_COLUMNS)
+        self.gateways = pd.DataFrame(columns=GATEWAY_COLUMNS)
+
+    def take_history(self, registry: Registry) -> None:
+        """The months' figures and the comparisons (:mod:`reports.trend`), and each gateway's month
+        (:func:`reports.actions.gateway_month`)."""
+        ids = [e.id for e in registry.enterprises]
+        coverage, emissions, credits = (self.history[m] for m in (MONTH_COVERAGE, EMISSIONS_MONTHLY, CREDITS))
+        self.figures = monthly_figures(ids, self.history_periods, coverage, emissions, credits)
+        self.comparisons = comparisons(self.figures, self.month.period)
+        meters = {g.id: [m.id for m in registry.meters_of_gateway(g.id)] for g in registry.gateways}
+        self.gateways = gateway_month(
+            self.gateway_days, self.quality, {g.id: g.enterprise for g in registry.gateways}, meters
+        )
+
+    def trend_of(self, subject: str) -> pd.DataFrame:
+        """The subject's (PARK or an enterprise) rows of the trend's months, oldest first."""
+        rows = self.figures[(self.figures["subject"] == subject) & self.figures["period"].isin(self.trend_periods)]
+        return rows.sort_values("period")
 
     @staticmethod
     def rows_of(frame: pd.DataFrame, enterprise: str) -> pd.DataFrame:
@@ -304,6 +535,20 @@ class MonthData:
         rows = self.enterprise_rows(self.emissions, enterprise)
         rows = rows[rows["scope"] == scope] if len(rows) else rows
         return float(rows[field].sum()) if len(rows) else 0.0
+
+
+def enterprise_comparison_and_trend(data: MonthData, enterprise_id: str) -> list[str]:
+    """The enterprise against last month and a year ago, and its last twelve months."""
+    labels = {(enterprise_id, metric): METRIC_NAMES[metric] for metric in METRICS}
+    rows = data.trend_of(enterprise_id)
+    return [
+        "<h2>对比 Compared with last month and a year ago</h2>",
+        comparison_table(data.comparisons, labels, data.month.period),
+        '<p class="note">Change = this month − then; % of |then|; "no data" where a month has none.</p>',
+        "<h2>趋势 The last 12 months</h2>",
+        *trend_charts(rows, enterprise_id),
+        trend_table(rows),
+    ]
 
 
 def enterprise_page(registry: Registry, data: MonthData, enterprise_id: str, factors: FactorSet, policy: Policy) -> str:
@@ -394,6 +639,7 @@ def enterprise_page(registry: Registry, data: MonthData, enterprise_id: str, fac
         )
     else:
         parts.append("<p>无积分结果 No credits computed for this month.</p>")
+    parts += enterprise_comparison_and_trend(data, enterprise_id)
     if enterprise_id in data.actions:
         parts.append("<h2>行动要点 What it takes (year to date)</h2>")
         parts.append(_table(None, what_it_takes_rows(data.actions[enterprise_id]), text_columns=2, css="todo"))
@@ -428,6 +674,8 @@ def enterprise_page(registry: Registry, data: MonthData, enterprise_id: str, fac
         parts.append(_table(PROBLEM_HEADERS, problems, text_columns=2))
     elif len(quality):
         parts.append("<p>无问题计量表 No problem meters: every register at least 90 % complete, no reset.</p>")
+    mine = data.rows_of(data.gateways, enterprise_id)
+    parts += gateway_section(mine, len(data.rows_of(data.gateway_days, enterprise_id)), with_enterprise=False)
     rows = [
         [
             escape(f"{r['meter']} {r['register']}"),
@@ -507,6 +755,37 @@ def park_actions(data: MonthData) -> list[str]:
     ]
 
 
+def park_comparisons(registry: Registry, data: MonthData) -> list[str]:
+    """The park's total and each enterprise against last month and the same month a year ago, one
+    table per metric."""
+    parts = [
+        "<h2>对比 Compared with last month and a year ago</h2>",
+        '<p class="note">Change = this month − then; % of |then| (a rise is +, whatever the sign); "no data" where'
+        " a month has none. Emissions are the month's; credits and intensity year to date, as each month's"
+        " results have them.</p>",
+    ]
+    for metric in METRICS:
+        labels = {(PARK, metric): "<b>园区 park</b>"} | {
+            (e.id, metric): f'<a href="enterprises/{escape(e.id)}.html">{escape(e.id)}</a>'
+            for e in registry.enterprises
+        }
+        parts.append(f"<p><b>{METRIC_NAMES[metric]}</b></p>")
+        parts.append(comparison_table(data.comparisons, labels, data.month.period))
+    return parts
+
+
+def park_trend(registry: Registry, data: MonthData) -> list[str]:
+    """The park's last twelve months: charts and a table, months without data marked."""
+    rows = data.trend_of(PARK)
+    return [
+        "<h2>趋势 The last 12 months</h2>",
+        *trend_charts(rows, "园区 park"),
+        trend_table(rows, enterprises=len(registry.enterprises)),
+        '<p class="note">A month without data (no meter sent a reading) is "no data", not zero; "not computed": the'
+        " monthly DAG wrote no results for it. The park's emissions add up its enterprises with data.</p>",
+    ]
+
+
 def park_page(registry: Registry, data: MonthData, factors: FactorSet, policy: Policy | None = None) -> str:
     policy = policy or load_policy(None)
     period = data.month.period
@@ -554,6 +833,7 @@ def park_page(registry: Registry, data: MonthData, factors: FactorSet, policy: P
         ),
         '<p class="note">Intensity and benchmark in tCO2 / 10⁴ CNY value added, year to date; K = intensity /'
         " industry mean (grade limits " + " / ".join(f"{k:g}" for k in policy.grade_k_upper) + ").</p>",
+        *park_comparisons(registry, data),
         *park_actions(data),
         bar_chart(
             "本月排放 emissions this month (tCO2, location-based)",
@@ -582,6 +862,7 @@ def park_page(registry: Registry, data: MonthData, factors: FactorSet, policy: P
                 width=420,
             )
         )
+    parts += park_trend(registry, data)
     if len(data.near_zero):
         parts.append("<h2>近零碳车间 Near-zero-carbon workshops</h2>")
         parts.append(
@@ -614,6 +895,9 @@ def park_page(registry: Registry, data: MonthData, factors: FactorSet, policy: P
                 f"<p><b>问题计量表 Problem meters</b> ({len(problems)}: completeness below 90 % or a reset)</p>"
             )
             parts.append(_table(["企业 enterprise", *PROBLEM_HEADERS], problems, text_columns=3))
+    else:
+        parts.append("<h2>数据质量 Data quality</h2>")
+    parts += gateway_section(data.gateways, len(data.gateway_days), with_enterprise=True)
     parts.append("<h2>排放因子 Emission factors</h2>")
     parts.append(_table(["", "因子 factor", "来源 source"], factor_lines(factors), text_columns=3))
     return _page(f"{registry.park.name} {period}", "".join(parts))
@@ -640,6 +924,7 @@ def write_html_reports(
     factors = factor_set(used)
     policy = load_policy(settings.policy)
     data.take_actions(factors, policy, trade_price(settings, registry.park.timezone))
+    data.take_history(registry)
     for enterprise in registry.enterprises:
         page = enterprise_page(registry, data, enterprise.id, factors, policy)
         (out / "enterprises" / f"{enterprise.id}.html").write_text(page, encoding="utf-8")

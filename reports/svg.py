@@ -1,7 +1,9 @@
 """Bar charts as inline SVG for the HTML reports: no plotting library, no JavaScript, readable offline.
 
 Bars carry ``class="bar"`` and ``data-series``/``data-label``/``data-value`` so a test (or a
-screen reader, through ``<title>``) can read back what was drawn.
+screen reader, through ``<title>``) can read back what was drawn. A value that is missing (NaN) draws
+no bar; with ``missing`` set it draws that word instead (``class="nodata"``), so a month without data
+never looks like a month of zero.
 """
 
 from __future__ import annotations
@@ -35,6 +37,15 @@ def nice_ceiling(value: float) -> float:
     return round(10 * power, 12)
 
 
+def _missing_mark(series: str, label: str, word: str, x: float, baseline: float) -> str:
+    """``word`` written upward from the zero line where a bar would stand."""
+    return (
+        f'<text class="nodata" data-series="{escape(series)}" data-label="{escape(label)}" x="{x:.1f}" '
+        f'y="{baseline - 4:.1f}" font-size="10" fill="#8a6d00" transform="rotate(-90 {x:.1f} {baseline - 4:.1f})">'
+        f"{escape(word)}<title>{escape(series)} {escape(label)}: {escape(word)}</title></text>"
+    )
+
+
 def bar_chart(
     title: str,
     labels: list[str],
@@ -42,8 +53,10 @@ def bar_chart(
     unit: str,
     width: int = 720,
     height: int = 280,
+    missing: str | None = None,
 ) -> str:
-    """Grouped bars, one group per label and one bar per series; negative values hang below zero."""
+    """Grouped bars, one group per label and one bar per series; negative values hang below zero;
+    ``missing``: the word drawn upright in place of a missing (NaN) value, none when None."""
     left, right, top, bottom = 70, 16, 34, 56
     plot_w, plot_h = width - left - right, height - top - bottom
     values = [v for vs in series.values() for v in vs if math.isfinite(v)]
@@ -80,6 +93,8 @@ def bar_chart(
         for j, (name, vs) in enumerate(series.items()):
             value = vs[i]
             if not math.isfinite(value):
+                if missing is not None:
+                    parts.append(_missing_mark(name, label, missing, x0 + (j + 0.5) * bar_w, y(0.0)))
                 continue
             y_top, y_bottom = sorted((y(value), y(0.0)))
             parts.append(

@@ -115,7 +115,7 @@ def test_reports_open_in_a_browser(demo, tmp_path):
     index = result.report_dir / "index.html"
     dom = render(index, tmp_path / "park.png")
     charts = re.findall(r'<svg[^>]*class="chart"', dom)
-    assert len(charts) == 3  # emissions, credits, grades
+    assert len(charts) == 5  # emissions, credits, grades; the last 12 months' emissions and credits
     bars = re.findall(r'<rect class="bar" data-series="([^"]+)" data-label="([^"]+)" data-value="([^"]+)"', dom)
     credits = {label: float(value) for series, label, value in bars if series.startswith("credits")}
     stored = result.table.set_index("enterprise")["credits_tco2"]
