@@ -85,6 +85,21 @@ EMISSIONS_MONTHLY = Measurement(
     ("tco2_location", "tco2_market", "factor_set", "policy_version", "inputs_sha256"),
     "month start",
 )
+EMISSIONS_BY_SOURCE = Measurement(
+    "emissions_by_source",
+    ("enterprise", "workshop", "source", "scope"),
+    (
+        "quantity",
+        "unit",
+        "factor_location_t_per_unit",
+        "factor_market_t_per_unit",
+        "factor_source",
+        "tco2_location",
+        "tco2_market",
+        "factor_set",
+    ),
+    "month start",
+)
 _CREDIT_FIELDS = (
     "emissions_tco2",
     "value_added_10k_cny",
@@ -169,6 +184,7 @@ ALL: tuple[Measurement, ...] = (
     COLLECTOR_STATS,
     ACTIVITY_MONTHLY,
     EMISSIONS_MONTHLY,
+    EMISSIONS_BY_SOURCE,
     CREDITS,
     NEAR_ZERO_PROGRESS,
     DATA_QUALITY,

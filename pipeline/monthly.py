@@ -18,6 +18,7 @@ from park.measurements import (
     ACTIVITY_MONTHLY,
     CREDITS,
     DATA_QUALITY,
+    EMISSIONS_BY_SOURCE,
     EMISSIONS_MONTHLY,
     LATE_DATA,
     METER_REGISTER,
@@ -338,7 +339,8 @@ def credit_points(result: ScoreResult, measurement: Measurement, at_ns: int) -> 
 
 
 def compute_scores(settings: Settings, period: str) -> dict[str, object]:
-    """Activity (metered + manual) → ``EMISSIONS_MONTHLY``, year-to-date ``CREDITS`` and ``NEAR_ZERO_PROGRESS``.
+    """Activity (metered + manual) → ``EMISSIONS_MONTHLY`` (and its lines, ``EMISSIONS_BY_SOURCE``),
+    year-to-date ``CREDITS`` and ``NEAR_ZERO_PROGRESS``.
 
     A month in which the park has no data writes none of them (and removes what an earlier run wrote).
     """
@@ -346,7 +348,7 @@ def compute_scores(settings: Settings, period: str) -> dict[str, object]:
     with InfluxStore(settings.influx) as store:
         result = score_through(settings, store, month)
         if result is None:
-            for measurement in (EMISSIONS_MONTHLY, CREDITS, NEAR_ZERO_PROGRESS):
+            for measurement in (EMISSIONS_MONTHLY, EMISSIONS_BY_SOURCE, CREDITS, NEAR_ZERO_PROGRESS):
                 store.replace_at(measurement, month.start_ns, [])
             return {"period": period, "status": "no_data", "enterprises": 0}
         emissions = result.emissions[result.emissions["period"] == period]
@@ -366,6 +368,14 @@ def compute_scores(settings: Settings, period: str) -> dict[str, object]:
                         month.start_ns,
                     )
                 )
+        source_points = [
+            EMISSIONS_BY_SOURCE.point(
+                {"enterprise": r["enterprise"], "workshop": r["workshop"], "source": r["source"], "scope": r["scope"]},
+                _fields(r, list(EMISSIONS_BY_SOURCE.fields)),
+                month.start_ns,
+            )
+            for r in result.by_source[result.by_source["period"] == period].to_dict("records")
+        ]
         progress_points = [
             NEAR_ZERO_PROGRESS.point(
                 {"enterprise": r["enterprise"], "workshop": r["workshop"]},
@@ -386,6 +396,7 @@ def compute_scores(settings: Settings, period: str) -> dict[str, object]:
             for r in result.near_zero.to_dict("records")
         ]
         store.replace_at(EMISSIONS_MONTHLY, month.start_ns, emission_points)
+        store.replace_at(EMISSIONS_BY_SOURCE, month.start_ns, source_points)
         store.replace_at(CREDITS, month.start_ns, credit_points(result, CREDITS, month.start_ns))
         store.replace_at(NEAR_ZERO_PROGRESS, month.start_ns, progress_points)
     return {

@@ -28,6 +28,7 @@ from park.measurements import (
     ACTIVITY_MONTHLY,
     CREDITS,
     DATA_QUALITY,
+    EMISSIONS_BY_SOURCE,
     EMISSIONS_MONTHLY,
     GATEWAY_QUALITY_DAILY,
     MONTH_COVERAGE,
@@ -108,11 +109,12 @@ class EnterpriseResults:
     workshops: list[dict[str, Any]]
     near_zero: list[dict[str, Any]]
     quality: list[dict[str, Any]]
+    by_source: list[dict[str, Any]]  # the month's emission lines: source, quantity, factor, tonnes
 
     @classmethod
     def nothing(cls) -> EnterpriseResults:
         """An enterprise without any credits yet."""
-        return cls(None, [], None, None, math.nan, {}, {}, {"periods": [], "series": {}}, [], [], [], [])
+        return cls(None, [], None, None, math.nan, {}, {}, {"periods": [], "series": {}}, [], [], [], [], [])
 
 
 @dataclass(frozen=True)
@@ -317,11 +319,12 @@ class View:
             (ACTIVITY_MONTHLY, at),
             (NEAR_ZERO_PROGRESS, at),
             (DATA_QUALITY, at),
+            (EMISSIONS_BY_SOURCE, at),
         ]
         found = self._rows_many(reads if credits is None else reads[1:], enterprise_id)
         if credits is None:
             credits = found.pop(0)
-        year_emissions, coverage, activity, near_zero, quality = found
+        year_emissions, coverage, activity, near_zero, quality, by_source = found
         credit = next((_without_time(r) for r in credits if r["period"] == period), None)
         industry_mean = math.nan
         if credit is not None:
@@ -354,6 +357,11 @@ class View:
             workshops=[_without_time(r) for r in workshops],
             near_zero=[_without_time(r) for r in near_zero],
             quality=[_without_time(r) for r in sorted(quality, key=lambda r: (r["meter"], r["register"]))],
+            by_source=[
+                _without_time(r)
+                for r in sorted(by_source, key=lambda r: (r["workshop"], r["scope"], -_float(r.get("tco2_location"))))
+                if r["workshop"] == ""
+            ],
         )
 
     # -- the ledger -----------------------------------------------------------------------------------

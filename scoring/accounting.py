@@ -159,3 +159,112 @@ def account(activity: pd.DataFrame, factors: FactorSet, m3_to_nm3: float | None 
     wide["pv_exported_avoided_tco2"] = q[Source.PV_EXPORTED] / KWH_PER_MWH * elec.location_t_per_mwh
     wide["factor_set"] = factors.id
     return wide
+
+
+BY_SOURCE_COLUMNS = [
+    *KEYS,
+    "source",
+    "scope",
+    "quantity",
+    "unit",
+    "factor_location_t_per_unit",
+    "factor_market_t_per_unit",
+    "factor_source",
+    "tco2_location",
+    "tco2_market",
+]
+
+
+def emissions_by_source(accounted: pd.DataFrame, factors: FactorSet) -> pd.DataFrame:
+    """Each emission line of :func:`account`'s rows, with its quantity and the factor it was taken at.
+
+    One row per enterprise, workshop, period and emitting source: every fuel burnt (Scope 1, the same
+    tonnes both ways), grid electricity net of export (Scope 2; market-based: net of certified green
+    power as well, never below 0, at the residual factor) and purchased heat net of export (Scope 2).
+    Per scope the lines add up to :func:`account`'s ``scope1_tco2``, ``scope2_location_tco2`` and
+    ``scope2_market_tco2``; sources with nothing to account give no line.
+
+    Examples
+    --------
+    >>> from scoring.factors import factor_set
+    >>> rows = pd.DataFrame({"enterprise": ["E1", "E1"], "period": ["2023-01"] * 2,
+    ...                      "source": ["grid_electricity", "natural_gas"], "quantity": [1000.0, 1.0],
+    ...                      "unit": ["kWh", "10^4 Nm3"]})
+    >>> lines = emissions_by_source(account(rows, factor_set("cn-national-2023")), factor_set("cn-national-2023"))
+    >>> lines[["source", "scope", "quantity", "unit", "tco2_location"]].round(4).values.tolist()
+    [['natural_gas', 'scope1', 1.0, '10^4 Nm3', 21.6219], ['grid_electricity', 'scope2', 1.0, 'MWh', 0.5306]]
+    """
+    elec, heat = factors.electricity, factors.heat
+    lines: list[dict[str, object]] = []
+    for row in accounted.to_dict("records"):
+        keys = {k: row[k] for k in KEYS}
+        for fuel in FUELS:
+            default = factors.fuels[fuel.value]
+            tonnes = float(row[quantity_column(fuel)]) * default.factor_t_per_unit
+            lines += _line(
+                keys,
+                fuel,
+                "scope1",
+                float(row[quantity_column(fuel)]),
+                ACCOUNTING_UNIT[fuel],
+                (default.factor_t_per_unit, default.factor_t_per_unit),
+                default.source,
+                (tonnes, tonnes),
+            )
+        grid = float(row[quantity_column(Source.GRID_ELECTRICITY)])
+        exported = float(row[quantity_column(Source.EXPORTED_ELECTRICITY)])
+        green = float(row[quantity_column(Source.GREEN_ELECTRICITY_CERTIFIED)])
+        net_mwh = (grid - exported) / KWH_PER_MWH
+        residual_mwh = max(grid - green - exported, 0.0) / KWH_PER_MWH  # market-based: the residual MWh
+        lines += _line(
+            keys,
+            Source.GRID_ELECTRICITY,
+            "scope2",
+            net_mwh,
+            "MWh",
+            (elec.location_t_per_mwh, elec.residual_t_per_mwh),
+            f"{elec.location_source} | residual: {elec.residual_source}",
+            (net_mwh * elec.location_t_per_mwh, residual_mwh * elec.residual_t_per_mwh),
+        )
+        net_gj = float(row[quantity_column(Source.PURCHASED_HEAT)]) - float(row[quantity_column(Source.EXPORTED_HEAT)])
+        tonnes = net_gj * heat.t_per_gj
+        lines += _line(
+            keys,
+            Source.PURCHASED_HEAT,
+            "scope2",
+            net_gj,
+            "GJ",
+            (heat.t_per_gj, heat.t_per_gj),
+            heat.source,
+            (tonnes, tonnes),
+        )
+    return pd.DataFrame(lines, columns=BY_SOURCE_COLUMNS)
+
+
+def _line(
+    keys: dict[str, object],
+    source: Source,
+    scope: str,
+    quantity: float,
+    unit: str,
+    factors_t_per_unit: tuple[float, float],
+    cite: str,
+    tco2: tuple[float, float],
+) -> list[dict[str, object]]:
+    """One emission line (location- and market-based), or none when there is nothing to account."""
+    if quantity == 0.0 and tco2 == (0.0, 0.0):
+        return []
+    return [
+        keys
+        | {
+            "source": source.value,
+            "scope": scope,
+            "quantity": quantity,
+            "unit": unit,
+            "factor_location_t_per_unit": factors_t_per_unit[0],
+            "factor_market_t_per_unit": factors_t_per_unit[1],
+            "factor_source": cite,
+            "tco2_location": tco2[0],
+            "tco2_market": tco2[1],
+        }
+    ]

@@ -14,7 +14,7 @@ import pandas as pd
 
 from park.registry import NearZeroTarget
 from scoring import near_zero
-from scoring.accounting import Source, account, quantity_column
+from scoring.accounting import Source, account, emissions_by_source, quantity_column
 from scoring.audit import rows_sha256
 from scoring.credits import annual_emissions, base_year_of, score_credits, year_table
 from scoring.factors import FactorSet
@@ -35,6 +35,7 @@ class ScoreResult:
     emissions: pd.DataFrame  # enterprise and workshop rows, every period in the activity data
     credits: pd.DataFrame  # one row per enterprise for the year scored
     near_zero: pd.DataFrame  # year-to-date offset ratio per enterprise (factory) and workshop
+    by_source: pd.DataFrame  # emissions' lines per source with quantity and factor (accounting.BY_SOURCE_COLUMNS)
 
 
 def _with_activity_hashes(emissions: pd.DataFrame, activity: pd.DataFrame) -> pd.DataFrame:
@@ -158,4 +159,5 @@ def score(
         emissions=emissions,
         credits=credits,
         near_zero=_near_zero(emissions, year, factors, policy, targets or {}),
+        by_source=emissions_by_source(emissions, factors).assign(factor_set=factors.id),
     )

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from numpy.testing import assert_allclose
 
-from park.measurements import ACTIVITY_MONTHLY, CREDITS, EMISSIONS_MONTHLY, NEAR_ZERO_PROGRESS
+from park.measurements import ACTIVITY_MONTHLY, CREDITS, EMISSIONS_BY_SOURCE, EMISSIONS_MONTHLY, NEAR_ZERO_PROGRESS
 from park.month import Month, read_month
 from park.registry import DEFAULT_TIMEZONE
 from park.settings import Settings
@@ -73,6 +73,28 @@ def test_emissions_match_hand_formula(demo):
     table = result.table.set_index("enterprise")
     assert_allclose(table["tco2_month"], expected.reindex(table.index), rtol=1e-12)
     assert heat.index.tolist() == ["E08"]
+
+
+def test_emissions_by_source_trace_every_tonne(demo):
+    """Each enterprise's lines per source (emissions_by_source) carry the truth's quantities at the cited
+    factors, and add up to emissions_monthly's scopes."""
+    result, settings = demo
+    truth = truth_by_enterprise(result.truth, PERIOD)
+    with InfluxStore(settings.influx) as store:
+        month = Month.of(PERIOD, DEFAULT_TIMEZONE)
+        lines = read_month(store, EMISSIONS_BY_SOURCE, month)
+        scopes = read_month(store, EMISSIONS_MONTHLY, month)
+    own = lines[lines["workshop"] == ""]
+    grid = own[own["source"] == "grid_electricity"].set_index("enterprise")
+    assert_allclose(grid["quantity"], truth["grid_kwh"].reindex(grid.index) / 1000, rtol=1e-12)  # MWh, no export
+    assert set(grid["factor_location_t_per_unit"]) == {GRID_T_PER_MWH} and set(grid["unit"]) == {"MWh"}
+    gas = own[own["source"] == "natural_gas"].set_index("enterprise")
+    assert_allclose(gas["tco2_location"], truth["gas_nm3"].reindex(gas.index) / 1e4 * GAS_T_PER_10K_NM3, rtol=1e-12)
+    summed = lines.groupby(["enterprise", "workshop", "scope"])[["tco2_location", "tco2_market"]].sum()
+    stored = scopes[scopes["scope"] != "total"].set_index(["enterprise", "workshop", "scope"])
+    summed = summed.reindex(stored.index).fillna(0.0)
+    assert_allclose(summed["tco2_location"], stored["tco2_location"], rtol=1e-9, atol=1e-9)
+    assert_allclose(summed["tco2_market"], stored["tco2_market"], rtol=1e-9, atol=1e-9)
 
 
 def test_credits_grades_and_progress(demo):

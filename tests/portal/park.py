@@ -19,6 +19,7 @@ from ledger.db import make_engine, migrate
 from park.measurements import (
     CREDITS,
     DATA_QUALITY,
+    EMISSIONS_BY_SOURCE,
     EMISSIONS_MONTHLY,
     GATEWAY_QUALITY_DAILY,
     MONTH_COVERAGE,
@@ -68,7 +69,12 @@ FIGURES = {
     "BRAVO": {"2026-02": (-48_765.4, 5, "E", 97_531.5), "2026-03": (-98_765.4, 5, "E", 96_420.5)},
     "CHARLIE": {"2026-02": (7.5, 3, "C", 55.5), "2026-03": (15.75, 3, "C", 56.75)},
 }
-BRAVO_FIGURES = ("48,765", "98,765", "97,531", "96,420", "48765", "98765", "97531", "96420", "4321.9")
+BRAVO_FIGURES = (
+    *("48,765", "98,765", "97,531", "96,420", "48765", "98765", "97531", "96420", "4321.9"),
+    *("72,315", "72315", "136,289", "136289"),  # its March grid line: 96,420.5 × 0.75 t, / 0.5306 MWh
+)
+GRID_T_PER_MWH = 0.5306
+GAS_T_PER_10K_NM3 = 21.62
 ROLES_USERS = {
     "olga-admin": ("park_admin", None),
     "ana-analyst": ("park_analyst", None),
@@ -123,6 +129,26 @@ def write_results(store: InfluxStore, timezone: str) -> None:
                     )
                 )
             points.append(MONTH_COVERAGE.point({"enterprise": enterprise}, {"status": "data", "meters": 1}, at))
+            for source, scope, share, factor, unit in (
+                ("grid_electricity", "scope2", 0.75, GRID_T_PER_MWH, "MWh"),
+                ("natural_gas", "scope1", 0.25, GAS_T_PER_10K_NM3, "10^4 Nm3"),
+            ):
+                points.append(
+                    EMISSIONS_BY_SOURCE.point(
+                        {"enterprise": enterprise, "workshop": "", "source": source, "scope": scope},
+                        {
+                            "quantity": tco2 * share / factor,
+                            "unit": unit,
+                            "factor_location_t_per_unit": factor,
+                            "factor_market_t_per_unit": factor,
+                            "factor_source": "test factor",
+                            "tco2_location": tco2 * share,
+                            "tco2_market": tco2 * share,
+                            "factor_set": "cn",
+                        },
+                        at,
+                    )
+                )
             points.append(
                 DATA_QUALITY.point(
                     {"enterprise": enterprise, "meter": f"{enterprise}-M", "register": "active_energy_import"},

@@ -34,6 +34,9 @@ def test_enterprise_user_sees_its_own_month(park, store):
     assert "842.8" in text  # year to date: 410.5 + 432.25
     assert 'id="grade">2<' in text and "alpha reasons" in text
     assert "ALPHA-WS-1" in text and "ALPHA-M active_energy_import" in text
+    lines = dict(re.findall(r'<tr data-source="(\w+)">.*?class="tco2" data-value="([^"]+)"', text, re.S))
+    assert {k: float(v) for k, v in lines.items()} == {"grid_electricity": 432.25 * 0.75, "natural_gas": 432.25 * 0.25}
+    assert f"{432.25 * 0.75 / 0.5306:,.3f}" in text  # the grid line's MWh at its factor
     assert "35.000" in text  # holdings of vintage 2025: 40 issued − 5 given to CHARLIE
     assert "alpha-to-charlie" in text
     assert "/enterprises/ALPHA/reports/2026-03.html" in text

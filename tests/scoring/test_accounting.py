@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from numpy.testing import assert_allclose
 
-from scoring.accounting import account
+from scoring.accounting import ACCOUNTING_UNIT, Source, account, emissions_by_source
 from scoring.factors import factor_set
 
 NAT23 = factor_set("cn-national-2023")  # 0.5306 location, 0.6096 residual, gas 21.62188809, heat 0.11
@@ -113,3 +115,67 @@ def test_steel_plant_monthly(steel):
     assert_allclose(result["scope2_location_tco2"], monthly / 1000 * 0.5306, rtol=1e-12)
     # The file's own CO2 column is rounded per interval and must not be what we reproduce.
     assert_allclose(result["scope2_location_tco2"].sum(), steel["energy_kwh"].sum() / 1000 * 0.5306, rtol=1e-12)
+
+
+class TestBySource:
+    """Every tonne of :func:`account` traced to its source, quantity and factor (the platform's
+    "emissions by source"), against the hand computations above."""
+
+    def test_lines_with_their_factors(self):
+        """(100 − 30) GJ heat × 0.11; (5 − 1) MWh grid × 0.5306, market (5 − 3 certified − 1) × 0.6096;
+        1 × 10^4 Nm3 gas × 389.31 × 0.0153 × 0.99 × 44/12."""
+        rows = activity(
+            ("purchased_heat", 100.0, "GJ"),
+            ("exported_heat", 30.0, "GJ"),
+            ("grid_electricity", 5.0, "MWh"),
+            ("exported_electricity", 1.0, "MWh"),
+            ("green_electricity_certified", 3.0, "MWh"),
+            ("natural_gas", 10_000.0, "Nm3"),
+            ("pv_self_consumed", 2.0, "MWh"),
+        )
+        lines = emissions_by_source(account(rows, NAT23), NAT23).set_index("source")
+        assert list(lines.index) == ["natural_gas", "grid_electricity", "purchased_heat"]  # PV emits nothing
+        gas, grid, heat = lines.loc["natural_gas"], lines.loc["grid_electricity"], lines.loc["purchased_heat"]
+        assert (gas.scope, gas.quantity, gas.unit) == ("scope1", 1.0, "10^4 Nm3")
+        assert_allclose([gas.tco2_location, gas.tco2_market], [GAS_T_PER_10K_NM3] * 2, rtol=1e-12)
+        assert (grid.scope, grid.quantity, grid.unit) == ("scope2", 4.0, "MWh")
+        assert (grid.factor_location_t_per_unit, grid.factor_market_t_per_unit) == (0.5306, 0.6096)
+        assert_allclose([grid.tco2_location, grid.tco2_market], [4 * 0.5306, 1 * 0.6096], rtol=1e-12)
+        assert (heat.quantity, heat.factor_location_t_per_unit) == (70.0, 0.11)
+        assert_allclose(heat.tco2_location, 7.7, rtol=1e-12)
+        assert "GB" in gas.factor_source or "指南" in gas.factor_source  # each line names its factor's source
+
+    @settings(max_examples=60, deadline=None)
+    @given(
+        st.lists(
+            st.tuples(
+                st.sampled_from([s.value for s in Source]),
+                st.floats(min_value=0, max_value=1e7, allow_nan=False),
+                st.sampled_from(["", "W1"]),
+            ),
+            min_size=1,
+            max_size=12,
+        )
+    )
+    def test_lines_add_up_to_the_scopes(self, rows):
+        """For any activity, the lines of a scope add up to account()'s figure for it (both bases)."""
+        frame = pd.DataFrame(
+            [
+                {"enterprise": "E1", "period": "2023-05", "workshop": w, "source": s, "quantity": q, "unit": UNIT[s]}
+                for s, q, w in rows
+            ]
+        )
+        accounted = account(frame, NAT23)
+        lines = emissions_by_source(accounted, NAT23)
+        for row in accounted.to_dict("records"):
+            mine = lines[lines["workshop"] == row["workshop"]]
+            for scope, location, market in (
+                ("scope1", row["scope1_tco2"], row["scope1_tco2"]),
+                ("scope2", row["scope2_location_tco2"], row["scope2_market_tco2"]),
+            ):
+                of_scope = mine[mine["scope"] == scope]
+                assert_allclose(of_scope["tco2_location"].sum(), location, rtol=1e-9, atol=1e-9)
+                assert_allclose(of_scope["tco2_market"].sum(), market, rtol=1e-9, atol=1e-9)
+
+
+UNIT = {s.value: ACCOUNTING_UNIT[s] for s in Source}
