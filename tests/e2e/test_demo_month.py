@@ -50,6 +50,18 @@ def test_every_reading_was_published_and_stored(demo):
     assert result.readings == 64 * (28 * 96 + 1)
 
 
+def test_the_demo_writes_the_platforms_logins(demo):
+    """After the demo a person can log in: a park admin, a viewer and an admin per enterprise, private."""
+    import json
+    import stat
+
+    result, _ = demo
+    logins = json.loads(result.logins.path.read_text())
+    assert stat.S_IMODE(result.logins.path.stat().st_mode) == 0o600
+    assert set(logins) == {"park-admin", "park-viewer", *(f"e{n:02d}-admin" for n in range(1, 13))}
+    assert all(len(login["password"]) >= 16 for login in logins.values())
+
+
 def test_activity_matches_ground_truth(demo):
     """Each enterprise's grid kWh and gas Nm3 equal the simulator's main-meter truth."""
     result, _ = demo
