@@ -1,5 +1,6 @@
-"""The ledger's side of a year: settled credits booked into the credit ledger, and compliance read
-back from it, written to InfluxDB (the COMPLIANCE measurement) for the dashboards and fed to the rating.
+"""The ledger's side of a year: settled credits booked into the credit ledger, credits past their
+banking validity booked out, and compliance read back from it, written to InfluxDB (the COMPLIANCE
+measurement) for the dashboards and fed to the rating.
 
 COMPLIANCE (tag enterprise) is stamped at local midnight of 1 January of the obligation's year:
 due_tco2, surrendered_tco2 (by the deadline), status, score (absent while open), deadline.
@@ -21,12 +22,17 @@ from park.settings import Settings
 from park.store import InfluxStore
 
 
-def open_ledger(settings: Settings) -> Ledger:
-    """The ledger at ``settings.ledger_url``, migrated, with an account for every registry enterprise."""
+def open_ledger(settings: Settings, credit_validity_years: int | None = None) -> Ledger:
+    """The ledger at ``settings.ledger_url``, migrated, with an account for every registry enterprise.
+
+    ``credit_validity_years`` is the policy's banking validity (``scoring.policy.LedgerPolicy``, read by
+    the caller: the ledger does not depend on scoring). Whatever books must pass it, or credits never
+    expire and transfers of a vintage past it are not refused; None only for readers and tests.
+    """
     if settings.ledger.url is None:
         settings.run_dir.mkdir(parents=True, exist_ok=True)
     registry = load_registry(settings.registry)
-    ledger = Ledger.open(settings.ledger_url, registry.park.timezone)
+    ledger = Ledger.open(settings.ledger_url, registry.park.timezone, credit_validity_years=credit_validity_years)
     ledger.open_accounts(e.id for e in registry.enterprises)
     return ledger
 
@@ -50,6 +56,15 @@ def book_settlement(
         for r in credits.to_dict("records")
     ]
     return ledger.settle(year, settled, deadline, requested_by)
+
+
+def expire_after_year(ledger: Ledger, year: int, requested_by: str) -> dict[tuple[str, int], int]:
+    """Book out what enterprises hold of vintages past their validity on 31 December of ``year`` (as of
+    1 January of the next year); kg expired by (enterprise, vintage). Nothing twice: once booked out,
+    a vintage is no longer held. Nothing at all when the ledger has no banking validity."""
+    if ledger.credit_validity_years is None:
+        return {}
+    return ledger.expire(date(year + 1, 1, 1), requested_by)
 
 
 def write_compliance(ledger: Ledger, store: InfluxStore, year: int, as_of: date) -> pd.DataFrame:

@@ -1,5 +1,6 @@
 """Task body of the ``carbon_annual`` DAG: settle a year's credits, grades and ratings, and book
-them into the credit ledger (surplus issued, deficit owed by the deadline).
+them into the credit ledger (surplus issued, deficit owed by the deadline), and book out the credits
+past the policy's banking validity at the year's end (``ledger.credit_validity_years``).
 
 Monthly results are year-to-date and provisional. Settlement scores the whole year once every one
 of its twelve months has run and no month has readings that arrived after it ran (``LATE_DATA``);
@@ -12,13 +13,14 @@ a year without any data is never settled.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import date
 
 import numpy as np
 import pandas as pd
 
-from ledger.settlement import book_settlement, open_ledger, operator, write_compliance
+from ledger.book import Ledger, SettlementReport
+from ledger.settlement import book_settlement, expire_after_year, open_ledger, operator, write_compliance
 from park.measurements import CREDITS_ANNUAL, DATA_QUALITY, LATE_DATA, MONTH_COVERAGE, Measurement
 from park.month import Month
 from park.registry import Registry, load_registry, metering_start_of
@@ -27,10 +29,32 @@ from park.store import InfluxStore
 from pipeline.checks import WrongInputError
 from pipeline.monthly import credit_points, score_through
 from reports.annual import write_year_report
+from scoring.policy import load_policy
 
 
 class SettlementError(WrongInputError):
     """The year cannot be settled as it stands; the message says what to run or decide first."""
+
+
+@dataclass(frozen=True)
+class YearBooking:
+    """What booking a settled year did: the settlement, and the kg expired by (enterprise, vintage)."""
+
+    settlement: SettlementReport
+    expired_kg: dict[tuple[str, int], int]
+
+
+def credit_validity_years(settings: Settings) -> int | None:
+    """The policy's banking validity (years after a vintage), None when the policy sets none."""
+    ledger_policy = load_policy(settings.policy).ledger
+    return None if ledger_policy is None else ledger_policy.credit_validity_years
+
+
+def book_year(ledger: Ledger, year: int, credits: pd.DataFrame, deadline: date, requested_by: str) -> YearBooking:
+    """Book the settled ``credits`` of ``year`` (deficits due by ``deadline``), then book out what is held
+    of vintages past their validity on 31 December of ``year``. Run again, it books only differences."""
+    settlement = book_settlement(ledger, year, credits, deadline, requested_by)
+    return YearBooking(settlement, expire_after_year(ledger, year, requested_by))
 
 
 def months_of(year: int, timezone: str) -> list[Month]:
@@ -111,13 +135,15 @@ def check_year(
 
 def settle_year(settings: Settings, year: int, accept_missing: Sequence[str] = ()) -> dict[str, object]:
     """Check the year, score it through December, write ``CREDITS_ANNUAL`` at the year's start and book
-    it. ``accept_missing`` lists the months (``YYYY-MM``) the operator settles without data: the
-    enterprises lacking them are scored on the months they have, value added prorated."""
+    it (``book_year``: credits past the policy's banking validity are booked out). ``accept_missing``
+    lists the months (``YYYY-MM``) the operator settles without data: the enterprises lacking them are
+    scored on the months they have, value added prorated."""
     registry = load_registry(settings.registry)
     timezone = registry.park.timezone
     december = Month.of(f"{year:04d}-12", timezone)
     january = Month.of(f"{year:04d}-01", timezone)
-    with InfluxStore(settings.influx) as store, open_ledger(settings) as ledger:
+    validity_years = credit_validity_years(settings)
+    with InfluxStore(settings.influx) as store, open_ledger(settings, validity_years) as ledger:
         lacking = check_year(store, registry, year, accept_missing)
         result = score_through(settings, store, december)
         if result is None:
@@ -141,7 +167,7 @@ def settle_year(settings: Settings, year: int, accept_missing: Sequence[str] = (
         store.replace_at(CREDITS_ANNUAL, january.start_ns, credit_points(result, CREDITS_ANNUAL, january.start_ns))
         # An enterprise without value added has no credits: nothing of it is booked.
         bookable = credits[np.isfinite(credits["credits_tco2"].astype(float))]
-        booked = book_settlement(ledger, year, bookable, settings.ledger.deadline_for(year), operator(settings))
+        booked = book_year(ledger, year, bookable, settings.ledger.deadline_for(year), operator(settings))
         # The new year's obligations are open; last year's deadline has passed: its compliance is final.
         as_of = date(year + 1, 1, 1)
         compliance = pd.concat([write_compliance(ledger, store, y, as_of) for y in (year - 1, year)])
@@ -152,8 +178,9 @@ def settle_year(settings: Settings, year: int, accept_missing: Sequence[str] = (
         "base_year": result.base_year,
         "months_accepted_without_data": sorted(p for p in lacking if p in accept_missing),
         "credits_tco2": float(bookable["credits_tco2"].sum()) if len(bookable) else 0.0,
-        "issued_tco2": sum(booked.issued_kg.values()) / 1000,
-        "obligations_tco2": sum(booked.obligation_kg.values()) / 1000,
+        "issued_tco2": sum(booked.settlement.issued_kg.values()) / 1000,
+        "obligations_tco2": sum(booked.settlement.obligation_kg.values()) / 1000,
+        "expired_tco2": sum(booked.expired_kg.values()) / 1000,
         "compliance": {f"{y} {s}": int(n) for (y, s), n in compliance.groupby(["year", "status"]).size().items()},
         "report": str(report),
     }

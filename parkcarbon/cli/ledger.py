@@ -1,9 +1,14 @@
-"""``parkcarbon ledger``: settle a year, transfer, surrender, retire, balances, statements, compliance,
-and check the book.
+"""``parkcarbon ledger``: settle a year, transfer, surrender, retire, use external units, expire banked
+credits, balances, statements, compliance, and check the book.
 
-Every refusal (insufficient balance, unknown enterprise, wrong vintage, a reference reused with
-other content or reserved for settlements, an amount or price that is no finite number) is printed
-with its reason in one line and exits 1; nothing of a refused request is booked.
+What books opens the ledger with the policy's ledger section (``PARKCARBON_POLICY``, else the packaged
+policy): its banking validity (``credit_validity_years``: a vintage past it cannot be moved, and
+``expire`` books it out) and the share of an obligation external units may cover (``external_units_cap``).
+
+Every refusal (insufficient balance, unknown enterprise, wrong or expired vintage, a reference reused
+with other content or reserved for settlements, an amount or price that is no finite number, an
+external unit used already or beyond the cap) is printed with its reason in one line and exits 1;
+nothing of a refused request is booked.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import argparse
 import sys
 from collections.abc import Callable
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,10 +28,13 @@ from park.settings import Settings
 
 if TYPE_CHECKING:
     from ledger.book import Booked, Ledger
+    from scoring.policy import Policy
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    ledger = subparsers.add_parser("ledger", help="the credit ledger: settle, transfer, surrender, retire, balances")
+    ledger = subparsers.add_parser(
+        "ledger", help="the credit ledger: settle, transfer, surrender, retire, external units, expiry, balances"
+    )
     commands = ledger.add_subparsers(dest="ledger_command", required=True)
 
     settle = commands.add_parser("settle", help="book a settled year: surplus issued, deficit owed")
@@ -57,6 +66,49 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     retire.add_argument("--memo", default="", help="free text kept with the transaction, e.g. what it offsets")
     retire.set_defaults(handler=_retire)
 
+    use_external = commands.add_parser(
+        "use-external",
+        help="use external units (green certificates, CCER, 碳普惠) against a year's obligation, within the cap",
+        description="Book a lot of external units against an enterprise's obligation. External units may cover "
+        "at most the policy's ledger.external_units_cap of the year's obligation (floor, whole kg), all lots of "
+        "the year together; the success line names the cap and its source. A serial counts once park-wide.",
+    )
+    use_external.add_argument("--enterprise", required=True, help="the enterprise's id, e.g. E02")
+    use_external.add_argument("--year", type=int, required=True, help="the obligation's year the units cover")
+    use_external.add_argument(
+        "--kind", required=True, help="gec (green electricity certificate), ccer, or puhui (碳普惠 credit)"
+    )
+    use_external.add_argument("--serial", required=True, help="the unit's serial number in its registry")
+    use_external.add_argument(
+        "--vintage", type=int, required=True, help="the year of the generation or reduction (at most --year)"
+    )
+    use_external.add_argument("--origin", required=True, help="the project, registry and issuing body")
+    use_external.add_argument("--amount", required=True, help="t CO2 (1 unit = 1 t), at most 3 decimals")
+    use_external.add_argument(
+        "--valid-until",
+        type=date.fromisoformat,
+        help="YYYY-MM-DD, the last day its registry lets it be used (default: no limit stated)",
+    )
+    use_external.add_argument(
+        "--reference", required=True, help="your id of this request; a retry with it is applied once"
+    )
+    use_external.set_defaults(handler=_use_external)
+
+    expire = commands.add_parser(
+        "expire",
+        help="book out banked credits past the policy's validity (credit_validity_years)",
+        description="Credits of vintage V can be used through 31 December of V + the policy's "
+        "credit_validity_years; what enterprises still hold of older vintages moves to park:expired, one "
+        "transaction per enterprise and vintage. Running it again books nothing new.",
+    )
+    expire.add_argument(
+        "--as-of",
+        type=date.fromisoformat,
+        default=date.today(),
+        help="YYYY-MM-DD: expire vintages whose validity ended before this day (default: today)",
+    )
+    expire.set_defaults(handler=_expire)
+
     balance = commands.add_parser("balance", help="holdings per account and vintage")
     balance.add_argument("enterprise", nargs="?", help="one enterprise's id (default: every account)")
     balance.set_defaults(handler=_balance)
@@ -79,7 +131,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     check.set_defaults(handler=_check)
 
-    for command in (settle, transfer, surrender, retire, balance, statement, compliance):
+    for command in (settle, transfer, surrender, retire, use_external, expire, balance, statement, compliance):
         command.add_argument("--by", help="who asks (default: PARKCARBON_LEDGER__OPERATOR or the system user)")
 
 
@@ -100,13 +152,27 @@ def _run(args: argparse.Namespace, settings: Settings, work: Callable[[Settings,
         return 1
 
 
+def _policy(settings: Settings) -> Policy:
+    from scoring.policy import load_policy
+
+    return load_policy(settings.policy)
+
+
+def _open_to_book(settings: Settings, policy: Policy | None = None) -> Ledger:
+    """The ledger for a command that books: with the policy's banking validity (``policy`` or the run's)."""
+    from ledger.settlement import open_ledger
+
+    ledger_policy = (policy or _policy(settings)).ledger
+    return open_ledger(settings, None if ledger_policy is None else ledger_policy.credit_validity_years)
+
+
 def _print(frame: pd.DataFrame) -> None:
     print(frame.to_string(index=False) if len(frame) else "(nothing)")
 
 
 def _settle(args: argparse.Namespace, settings: Settings) -> int:
     def work(settings: Settings, by: str) -> int:
-        from ledger.settlement import book_settlement, open_ledger
+        from ledger.settlement import book_settlement
         from park.month import Month
         from park.registry import park_timezone
         from park.store import InfluxStore
@@ -119,7 +185,7 @@ def _settle(args: argparse.Namespace, settings: Settings) -> int:
                 january = Month.of(f"{args.year:04d}-01", park_timezone(settings.registry))
                 credits = store.query(f"SELECT * FROM {CREDITS_ANNUAL.q} WHERE time = {january.start_ns}")
         deadline = settings.ledger.deadline_for(args.year)
-        with open_ledger(settings) as ledger:
+        with _open_to_book(settings) as ledger:
             report = book_settlement(ledger, args.year, credits, deadline, by)
         for enterprise, kg in sorted(report.issued_kg.items()):
             what = "issued" if kg > 0 else "clawed back"
@@ -133,13 +199,17 @@ def _settle(args: argparse.Namespace, settings: Settings) -> int:
     return _run(args, settings, work)
 
 
-def _book(args: argparse.Namespace, settings: Settings, what: str, request: Callable[[Ledger, str], Booked]) -> int:
+def _book(
+    args: argparse.Namespace,
+    settings: Settings,
+    what: str,
+    request: Callable[[Ledger, str], Booked],
+    policy: Policy | None = None,
+) -> int:
     """Open the ledger, book ``request`` (given the ledger and who asks), say what was booked."""
 
     def work(settings: Settings, by: str) -> int:
-        from ledger.settlement import open_ledger
-
-        with open_ledger(settings) as ledger:
+        with _open_to_book(settings, policy) as ledger:
             booked = request(ledger, by)
         print(_booked_text(what, booked.transaction_id, booked.replayed))
         return 0
@@ -174,6 +244,46 @@ def _retire(args: argparse.Namespace, settings: Settings) -> int:
         "retirement",
         lambda ledger, by: ledger.retire(args.enterprise, args.amount, args.vintage, args.reference, by, args.memo),
     )
+
+
+def _use_external(args: argparse.Namespace, settings: Settings) -> int:
+    from ledger.book import DEFAULT_EXTERNAL_CAP, ExternalLot
+
+    policy = _policy(settings)
+    if policy.ledger is None:
+        cap = DEFAULT_EXTERNAL_CAP
+        source = f"policy {policy.version} sets none: the ledger's default, the national ETS share"
+    else:
+        cap = Decimal(str(policy.ledger.external_units_cap))
+        source = f"policy {policy.version}, ledger.external_units_cap: {policy.ledger.external_units_cap_source}"
+    lot = ExternalLot(args.serial, args.kind, args.vintage, args.origin, args.amount, args.valid_until)
+    code = _book(
+        args,
+        settings,
+        "external units",
+        lambda ledger, by: ledger.use_external(args.enterprise, args.year, lot, args.reference, by, cap),
+        policy,
+    )
+    if code == 0:
+        print(f"cap: external units may cover at most {cap:%} of {args.enterprise}'s {args.year} obligation ({source})")
+    return code
+
+
+def _expire(args: argparse.Namespace, settings: Settings) -> int:
+    def work(settings: Settings, by: str) -> int:
+        with _open_to_book(settings) as ledger:
+            expired_kg = ledger.expire(args.as_of, by)  # refused when the policy sets no validity
+        for (enterprise, vintage), kg in sorted(expired_kg.items()):
+            last_day = ledger.valid_through(vintage)
+            print(f"{enterprise}: {kg / 1000:,.3f} t of vintage {vintage} expired (valid through {last_day})")
+        if not expired_kg:
+            print(
+                f"nothing expired as of {args.as_of}: no enterprise holds credits past their validity "
+                f"(vintage V through 31 December of V + {ledger.credit_validity_years})"
+            )
+        return 0
+
+    return _run(args, settings, work)
 
 
 def _booked_text(what: str, transaction_id: int, replayed: bool) -> str:
