@@ -8,7 +8,12 @@ For each park size (default 2,000 and 20,000 meters; 100 meters per enterprise, 
 
 - ``read``: the exact InfluxQL requests the step makes, answered by InfluxDB and received in full
   (bytes, no parsing): the floor any implementation on this store pays;
-- ``compute``: :func:`pipeline.monthly.compute_activity`, end to end, with its peak RSS.
+- ``compute``: :func:`pipeline.monthly.compute_activity`, end to end, with its peak RSS, from raw
+  readings (no day rolled up);
+- ``day_read``: InfluxDB returning each day's raw readings as the daily rollup asks for them (the day
+  and a small margin, received in full, not parsed), per day;
+- ``rollup``: :func:`pipeline.daily.compute_day_rollup` for every day of the month, per day;
+- ``compute`` again: the activity step now summing the month's rolled-up days.
 
 Run: ``.venv/bin/python bench/monthly.py [--meters 2000 20000]``. Writing 20,000 meters (60 M
 points) takes about five minutes on 2 cores; the figures printed are what the closing note cites.
@@ -138,7 +143,7 @@ def child_read(port: int, database: str, registry_path: Path) -> dict[str, float
 
     from park.month import Month
     from park.registry import load_registry
-    from pipeline import monthly
+    from pipeline import daily, monthly
 
     registry = load_registry(registry_path)
     month = Month.of(PERIOD, TZ)
@@ -150,8 +155,8 @@ def child_read(port: int, database: str, registry_path: Path) -> dict[str, float
             return pd.DataFrame(columns=["time"])
 
     meters = registry.meters
-    for first in range(0, len(meters), monthly.CHUNK_METERS):
-        monthly.read_registers(Recorder(), month, [m.id for m in meters[first : first + monthly.CHUNK_METERS]])  # type: ignore[arg-type]
+    for first in range(0, len(meters), daily.CHUNK_METERS):
+        monthly.read_registers(Recorder(), month, [m.id for m in meters[first : first + daily.CHUNK_METERS]])  # type: ignore[arg-type]
     received = 0
     started = time.monotonic()
     from park.settings import InfluxSettings
@@ -164,6 +169,67 @@ def child_read(port: int, database: str, registry_path: Path) -> dict[str, float
             response.raise_for_status()
             received += len(response.content)
     return {"read_s": time.monotonic() - started, "read_mb": received / 1e6, "requests": len(statements)}
+
+
+def child_day_read(port: int, database: str, registry_path: Path) -> dict[str, float]:
+    """Time InfluxDB answering the daily rollup's raw read of each day of the month (the day and its
+    small margin; the rare look-ups further back for silent registers are left out), in full, unparsed."""
+    import httpx
+
+    from park.month import Month
+    from park.registry import load_registry
+    from park.settings import InfluxSettings
+    from pipeline import daily
+
+    registry = load_registry(registry_path)
+    month = Month.of(PERIOD, TZ)
+    statements: list[str] = []
+
+    class Recorder:  # collects the raw read of each day, without sending it
+        def query(self, statement: str) -> pd.DataFrame:
+            statements.append(statement)
+            return pd.DataFrame(columns=["time"])
+
+        def query_many(self, _statements: list[str]) -> list[pd.DataFrame]:
+            return []
+
+    days = daily.days_in(month)
+    meters = registry.meters
+    for day in days:
+        for first in range(0, len(meters), daily.CHUNK_METERS):
+            chunk = meters[first : first + daily.CHUNK_METERS]
+            daily.read_span(Recorder(), daily.day_start(day, TZ), daily.day_end(day, TZ), month, chunk)  # type: ignore[arg-type]
+    account = _pipeline(InfluxSettings())
+    auth = (account.username or "", account.password.get_secret_value() if account.password else "")
+    received = 0
+    started = time.monotonic()
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=600, auth=auth) as client:
+        for statement in statements:
+            response = client.get("/query", params={"q": statement, "db": database, "epoch": "ns"})
+            response.raise_for_status()
+            received += len(response.content)
+    return {"day_read_s": (time.monotonic() - started) / len(days), "day_read_mb": received / 1e6 / len(days)}
+
+
+def child_rollup(port: int, database: str, registry_path: Path) -> dict[str, float]:
+    """Roll up every day of the month as the daily DAG does; seconds per day and peak RSS."""
+    from park.month import Month
+    from park.settings import InfluxSettings, Settings
+    from pipeline.daily import compute_day_rollup, days_in
+
+    settings = Settings(
+        registry=registry_path, influx=_pipeline(InfluxSettings(port=port, database=database, timeout_s=600))
+    )
+    days = days_in(Month.of(PERIOD, TZ))
+    started = time.monotonic()
+    registers = 0
+    for day in days:
+        registers += int(compute_day_rollup(settings, day.isoformat())["registers"])  # type: ignore[call-overload]
+    return {
+        "rollup_s": (time.monotonic() - started) / len(days),
+        "rollup_registers": registers / len(days),
+        "peak_rss_mb": peak_rss_mb(),
+    }
 
 
 def child_compute(port: int, database: str, registry_path: Path) -> dict[str, float]:
@@ -183,6 +249,7 @@ def child_compute(port: int, database: str, registry_path: Path) -> dict[str, fl
         "rss_after_imports_mb": baseline,
         "registers": float(summary["registers"]),  # type: ignore[arg-type]
         "meters_with_readings": float(summary["meters_with_readings"]),  # type: ignore[arg-type]
+        "register_days_from_rollups": float(summary["register_days_from_rollups"]),  # type: ignore[arg-type]
     }
 
 
@@ -200,12 +267,12 @@ def in_child(kind: str, port: int, database: str, registry_path: Path) -> dict[s
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--meters", type=int, nargs="+", default=[2000, 20000])
+    parser.add_argument("--meters", type=int, nargs="+", default=[2000, 20000], help="park sizes to measure")
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         kind, port, database, path = args.child
-        work = child_read if kind == "read" else child_compute
+        work = {"read": child_read, "compute": child_compute, "day_read": child_day_read, "rollup": child_rollup}[kind]
         print(json.dumps(work(int(port), database, Path(path))))
         return
 
@@ -229,14 +296,24 @@ def main() -> None:
             readings, write_s = write_month(ports.influx_http, database, path)
             read = in_child("read", ports.influx_http, database, path)
             compute = in_child("compute", ports.influx_http, database, path)
-            assert compute["meters_with_readings"] == n, compute
+            assert compute["meters_with_readings"] == n and compute["register_days_from_rollups"] == 0, compute
+            day_read = in_child("day_read", ports.influx_http, database, path)
+            rollup = in_child("rollup", ports.influx_http, database, path)
+            rolled = in_child("compute", ports.influx_http, database, path)
+            assert rolled["register_days_from_rollups"] == 31 * n, rolled
             rows.append((n, readings, write_s, read, compute))
             print(
                 f"{n:>6,} meters, {n // METERS_PER_ENTERPRISE:>4} enterprises: {readings:>11,} readings written in "
                 f"{write_s:6.1f} s; InfluxDB returns them in {read['read_s']:6.1f} s ({read['read_mb']:,.0f} MB, "
                 f"{read['requests']:.0f} requests); the step takes {compute['compute_s']:6.1f} s "
                 f"({compute['compute_s'] / read['read_s']:.2f}× the read), peak RSS {compute['peak_rss_mb']:,.0f} MB "
-                f"({compute['rss_after_imports_mb']:,.0f} MB after imports)",
+                f"({compute['rss_after_imports_mb']:,.0f} MB after imports)\n"
+                f"        daily rollup {rollup['rollup_s']:6.2f} s per day against InfluxDB's read of the day's raw "
+                f"data {day_read['day_read_s']:6.2f} s ({rollup['rollup_s'] / day_read['day_read_s']:.2f}×, "
+                f"{day_read['day_read_mb']:,.1f} MB), peak RSS {rollup['peak_rss_mb']:,.0f} MB\n"
+                f"        monthly step from rollups {rolled['compute_s']:6.1f} s against {compute['compute_s']:6.1f} s "
+                f"from raw ({compute['compute_s'] / rolled['compute_s']:.1f}× faster), peak RSS "
+                f"{rolled['peak_rss_mb']:,.0f} MB",
                 flush=True,
             )
     finally:

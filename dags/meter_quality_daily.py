@@ -7,9 +7,14 @@ One run per day in the park's time zone (the registry's `park.timezone`), for th
    (stale past `PARKCARBON_QUALITY__STALE_AFTER_HOURS`) → `METER_QUALITY_DAILY`; per gateway its
    readings, silent meters and announced status (offline if it said so or all its meters were
    silent) → `GATEWAY_QUALITY_DAILY`.
-2. **late_data**: recounts the readings of every month `carbon_monthly` has run (the last 13) and
+2. **rollup**: each meter register's consumption of the day with its data-quality flags →
+   `METER_DAILY` (the same rules as the monthly step; a pair of readings across midnight apportioned
+   by time); `carbon_monthly` sums a month's rolled-up days and reads raw readings only for the others.
+3. **late_data**: recounts the readings of every month `carbon_monthly` has run (the last 13) and
    writes `LATE_DATA` where more are stored now than the month's run counted: clear that month's
    `carbon_monthly` run to include them.
+4. **late_rollups**: rolled-up days of those months whose readings changed since (late readings),
+   and the days around them that those readings change, are rolled up again.
 
 No catchup: a new installation starts from today. Task bodies live in `pipeline.quality`.
 """
@@ -59,7 +64,27 @@ def meter_quality_daily() -> None:
 
         return compute_late_data(Settings(), dt.date.fromisoformat(str(summary["day"])))
 
-    late_data(day())  # type: ignore[arg-type]
+    @task
+    def rollup() -> dict[str, object]:
+        from pipeline.checks import failing_fast
+        from pipeline.daily import compute_day_rollup
+
+        start = get_current_context()["data_interval_start"]
+        assert start is not None, "meter_quality_daily runs on data intervals; trigger it for a day"
+        with failing_fast():
+            return compute_day_rollup(Settings(), pendulum.instance(start).in_timezone(PARK_TZ).to_date_string())
+
+    @task
+    def late_rollups(summary: dict[str, object]) -> dict[str, int]:
+        import datetime as dt
+
+        from pipeline.daily import reroll_late_days
+
+        return reroll_late_days(Settings(), dt.date.fromisoformat(str(summary["day"])))
+
+    summary = day()
+    late_data(summary)  # type: ignore[arg-type]
+    late_rollups(rollup())  # type: ignore[arg-type]
 
 
 meter_quality_daily_dag = meter_quality_daily()

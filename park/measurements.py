@@ -176,6 +176,26 @@ GATEWAY_QUALITY_DAILY = Measurement(
     ("readings", "meters_silent", "announced_online", "offline"),
     "day start",
 )
+METER_DAILY = Measurement(
+    "meter_daily",
+    ("enterprise", "meter", "register"),
+    (
+        "quantity",
+        "unit",
+        "readings",
+        "expected",
+        "gaps",
+        "estimated_intervals",
+        "rollovers",
+        "resets",
+        "replacements",
+        "spikes",
+        "apportioned",
+        "has_start",
+        "rules_sha256",
+    ),
+    "day start; quantity is the day's share, the flags of a pair of readings are on the day it ends",
+)
 
 ALL: tuple[Measurement, ...] = (
     METER_REGISTER,
@@ -194,6 +214,7 @@ ALL: tuple[Measurement, ...] = (
     COMPLIANCE,
     METER_QUALITY_DAILY,
     GATEWAY_QUALITY_DAILY,
+    METER_DAILY,
 )
 # The monthly results the report and the demo read back, in the order the report files list them.
 MONTHLY_RESULTS: tuple[Measurement, ...] = (

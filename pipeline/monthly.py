@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import timedelta
 
 import numpy as np
 import pandas as pd
@@ -31,16 +30,14 @@ from park.registry import Registry, load_registry, park_timezone
 from park.settings import Settings
 from park.store import InfluxStore, quote_literal
 from pipeline.checks import WrongInputError, check_month
+from pipeline.daily import CHUNK_METERS, MARGIN, month_consumption
 from scoring.activity import QUALITY_COLUMNS, activity_from_meters
 from scoring.credits import CREDIT_COLUMNS, EXTRA_CREDIT_COLUMNS, base_year_of
 from scoring.engine import ScoreResult, score
 from scoring.factors import factor_set
 from scoring.inputs import InputError, RowError, read_activity, read_enterprises
 from scoring.policy import load_policy
-from scoring.registers import WindowConsumption, meter_window
-
-MARGIN = timedelta(days=35)  # how far before and after the month to look for the bracketing readings
-CHUNK_METERS = 200  # meters read from InfluxDB per query: bounds memory whatever the park's size
+from scoring.registers import WindowConsumption
 
 Series = dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]
 QUALITY_FIELDS = [c for c in QUALITY_COLUMNS if c in DATA_QUALITY.fields]
@@ -57,7 +54,9 @@ def _meter_filter(meter_ids: Sequence[str]) -> str:
 
 
 def read_registers(store: InfluxStore, month: Month, meter_ids: Sequence[str] | None = None) -> Series:
-    """Each meter register's readings in the month, plus the last before it and the first after it.
+    """Each meter register's readings in the month, plus the last before it and the first after it,
+    in one request of three statements (what the monthly step read before daily rollups; the
+    benchmark times InfluxDB answering it).
 
     ``meter_ids`` limits the read to those meters (all meters when None).
     """
@@ -87,22 +86,29 @@ def read_registers(store: InfluxStore, month: Month, meter_ids: Sequence[str] | 
 def meter_consumption(
     registry: Registry, store: InfluxStore, month: Month, chunk_meters: int = CHUNK_METERS
 ) -> dict[tuple[str, str], WindowConsumption]:
-    """Every registry meter register's consumption in the month (zero and 0 % complete if silent).
+    """Every registry meter register's consumption in the month (zero and 0 % complete if silent),
+    summed from its days: the days rolled up in ``METER_DAILY``, the others from raw readings
+    (:func:`pipeline.daily.month_consumption`); the same figures, bit for bit, whichever days are
+    rolled up, and the same rules as :func:`scoring.registers.meter_window` over the month.
 
-    Registers are read ``chunk_meters`` meters at a time, so memory depends on the chunk, not on the
-    size of the park; only each register's result is kept.
+    Meters are taken ``chunk_meters`` at a time, so memory depends on the chunk, not on the size of
+    the park; only each register's result is kept.
     """
-    result = {}
-    empty = (np.array([], dtype=np.int64), np.array([], dtype=float))
+    return month_consumption_counted(registry, store, month, chunk_meters)[0]
+
+
+def month_consumption_counted(
+    registry: Registry, store: InfluxStore, month: Month, chunk_meters: int = CHUNK_METERS
+) -> tuple[dict[tuple[str, str], WindowConsumption], int]:
+    """:func:`meter_consumption`, and how many register-days came from rollups."""
+    result: dict[tuple[str, str], WindowConsumption] = {}
+    from_rollups = 0
     meters = registry.meters
     for first in range(0, len(meters), chunk_meters):
-        chunk = meters[first : first + chunk_meters]
-        series = read_registers(store, month, [m.id for m in chunk])
-        for meter in chunk:
-            for register in meter.registers:
-                times, raw = series.get((meter.id, register.value), empty)
-                result[(meter.id, register.value)] = meter_window(meter, times, raw, month.start_ns, month.end_ns)
-    return result
+        part, rolled = month_consumption(registry, store, month, meters[first : first + chunk_meters])
+        result |= part
+        from_rollups += rolled
+    return result, from_rollups
 
 
 def _fields(row: Mapping[str, object], names: Iterable[str]) -> dict[str, FieldValue]:
@@ -165,7 +171,7 @@ def compute_activity(settings: Settings, period: str) -> dict[str, object]:
     check_month(registry, month)
     with InfluxStore(settings.influx) as store:
         store.create_database()
-        consumption = meter_consumption(registry, store, month)
+        consumption, from_rollups = month_consumption_counted(registry, store, month)
         activity, quality = activity_from_meters(registry, consumption, period)
         coverage, with_data = coverage_points(registry, consumption, month.start_ns)
         activity = activity[activity["enterprise"].isin(with_data)]
@@ -200,6 +206,7 @@ def compute_activity(settings: Settings, period: str) -> dict[str, object]:
         "enterprises_without_data": sorted(set(registry.enterprise_by_id) - with_data),
         "meters_with_readings": int(sum(1 for w in consumption.values() if w.readings)),
         "registers": len(consumption),
+        "register_days_from_rollups": from_rollups,
         "activity_rows": len(activity),
         "resets": int(quality["resets"].sum()),
         "gaps": int(quality["gaps"].sum()),

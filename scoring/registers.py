@@ -16,6 +16,9 @@ For each pair of consecutive readings (t0, r0) → (t1, r1) of one meter registe
 - more than 1.2 x the meter's physical maximum per hour is flagged as a spike (flagged, not dropped);
 - no reading before the window: consumption counts from the first reading, none is invented.
 
+A month is also the sum of its days (:func:`consumption_by_day`, :func:`combine_days`): the same
+rules, each pair's flags counted once, the quantity equal to a few units in the last place.
+
 References
 ----------
 1. Home Assistant ``sensor/recorder.py`` reset detection; Oracle MDM and Itron VEE interval rules
@@ -24,6 +27,10 @@ References
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,6 +70,37 @@ class WindowConsumption:
         return min(1.0, self.readings / self.expected) if self.expected else 0.0
 
 
+def _pair_rules(
+    span: np.ndarray, r0: np.ndarray, r1: np.ndarray, spec: RegisterSpec
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The rules of each pair of consecutive readings, whatever window it is booked in: its energy
+    (multiplier applied, 0 for a reset), and whether it is a rollover, a reset, a gap, a spike.
+
+    ``span`` is each pair's duration [ns, as float], ``r0``/``r1`` its registers [meter unit].
+    """
+    advance = r1 - r0
+    drop = advance < 0
+    if spec.rollover_at is not None:
+        wrapped = spec.rollover_at - r0 + r1
+        if spec.max_per_hour is not None:
+            limit = SPIKE_TOLERANCE * spec.max_per_hour * span / NS_PER_HOUR / spec.multiplier
+            plausible = wrapped <= limit
+        else:
+            plausible = (r0 >= 0.9 * spec.rollover_at) & (r1 < 0.1 * spec.rollover_at)
+        rollover = drop & plausible
+        advance = np.where(rollover, wrapped, advance)
+    else:
+        rollover = np.zeros_like(drop)
+    reset = drop & ~rollover
+    energy = np.where(reset, 0.0, advance) * spec.multiplier
+    gap = span > GAP_FACTOR * spec.interval_ns
+    if spec.max_per_hour is not None:
+        spike = energy / (span / NS_PER_HOUR) > SPIKE_TOLERANCE * spec.max_per_hour
+    else:
+        spike = np.zeros_like(drop)
+    return energy, rollover, reset, gap, spike
+
+
 def consumption_in_window(
     times_ns: np.ndarray, raw: np.ndarray, spec: RegisterSpec, start_ns: int, end_ns: int
 ) -> WindowConsumption:
@@ -97,32 +135,12 @@ def consumption_in_window(
     keep = overlap > 0
     t0, t1, r0, r1, overlap = t0[keep], t1[keep], r0[keep], r1[keep], overlap[keep]
     span = (t1 - t0).astype(float)
-
-    advance = r1 - r0
-    drop = advance < 0
-    if spec.rollover_at is not None:
-        wrapped = spec.rollover_at - r0 + r1
-        if spec.max_per_hour is not None:
-            limit = SPIKE_TOLERANCE * spec.max_per_hour * span / NS_PER_HOUR / spec.multiplier
-            plausible = wrapped <= limit
-        else:
-            plausible = (r0 >= 0.9 * spec.rollover_at) & (r1 < 0.1 * spec.rollover_at)
-        rollover = drop & plausible
-        advance = np.where(rollover, wrapped, advance)
-    else:
-        rollover = np.zeros_like(drop)
-    reset = drop & ~rollover
-    energy = np.where(reset, 0.0, advance) * spec.multiplier
+    energy, rollover, reset, gap, spike = _pair_rules(span, r0, r1, spec)
     share = overlap / span
-    quantity = float((energy * share).sum())
+    quantity = math.fsum((energy * share).tolist())  # correctly rounded: the same whatever the order
 
-    gap = span > GAP_FACTOR * spec.interval_ns
     ends_inside = (t1 > start_ns) & (t1 <= end_ns)
     missing = np.rint(overlap / spec.interval_ns).astype(int) - ends_inside.astype(int)
-    spikes = 0
-    if spec.max_per_hour is not None:
-        per_hour = energy / (span / NS_PER_HOUR)
-        spikes = int((per_hour > SPIKE_TOLERANCE * spec.max_per_hour).sum())
     return WindowConsumption(
         quantity=quantity,
         readings=inside,
@@ -131,7 +149,7 @@ def consumption_in_window(
         estimated_intervals=int(np.clip(missing[gap], 0, None).sum()),
         rollovers=int(rollover.sum()),
         resets=int(reset.sum()),
-        spikes=spikes,
+        spikes=int(spike.sum()),
         apportioned=int(((t0 < start_ns) | (t1 > end_ns)).sum()),
         has_start=has_start,
     )
@@ -151,34 +169,12 @@ def meter_window(meter: Meter, times_ns: np.ndarray, raw: np.ndarray, start_ns: 
         return consumption_in_window(times_ns, raw, spec, start_ns, end_ns)
     bounds = [to_ns_exact(r.at) for r in meter.replacements]
     parts: list[WindowConsumption] = []
-    multiplier = meter.multiplier
-    lower: int | None = None
-    for index, change in enumerate([*meter.replacements, None]):
-        upper = bounds[index] if change is not None else None
-        keep = np.ones(len(times_ns), dtype=bool)
-        if lower is not None:
-            keep &= times_ns > lower
-        if upper is not None:
-            keep &= times_ns <= upper
-        seg_t, seg_r = times_ns[keep], raw[keep]
-        if lower is not None:  # the new meter's first register, at the change
-            previous = meter.replacements[index - 1]
-            seg_t, seg_r = np.insert(seg_t, 0, lower), np.insert(seg_r, 0, previous.new_initial_reading)
-        if change is not None:  # the old meter's last register, at the change
-            assert upper is not None
-            if len(seg_t) and seg_t[-1] == upper:
-                seg_r = seg_r.copy()
-                seg_r[-1] = change.old_final_reading
-            else:
-                seg_t, seg_r = np.append(seg_t, upper), np.append(seg_r, change.old_final_reading)
+    for seg_t, seg_r, multiplier in _segments(meter, times_ns, raw, bounds):
         spec = RegisterSpec(multiplier, meter.rollover_at, interval_ns, meter.max_per_hour)
         parts.append(consumption_in_window(seg_t, seg_r, spec, start_ns, end_ns))
-        if change is not None:
-            multiplier = change.new_multiplier or multiplier
-        lower = upper
     whole = consumption_in_window(times_ns, raw, RegisterSpec(1.0, None, interval_ns, None), start_ns, end_ns)
     return WindowConsumption(
-        quantity=sum(p.quantity for p in parts),
+        quantity=math.fsum(p.quantity for p in parts),
         readings=whole.readings,
         expected=whole.expected,
         gaps=sum(p.gaps for p in parts),
@@ -190,3 +186,196 @@ def meter_window(meter: Meter, times_ns: np.ndarray, raw: np.ndarray, start_ns: 
         has_start=whole.has_start,
         replacements=sum(1 for b in bounds if start_ns < b <= end_ns),
     )
+
+
+# -- days ------------------------------------------------------------------------------------------
+#
+# A period (a month) is booked as the sum of its days, with the same rules. The quantity of a day
+# is its time share of every pair that overlaps it, so a pair across midnight is apportioned by time
+# and the days of a period add up to the period. A pair's flags (gap, estimated intervals, rollover,
+# reset, spike, apportioned at the period's edge) are counted once in the period: on the day the pair
+# ends, the period's last day for a pair that ends after it; its estimated intervals are those inside
+# the period. So the days' counts add up to exactly the period's.
+
+
+def consumption_by_day(
+    times_ns: np.ndarray,
+    raw: np.ndarray,
+    spec: RegisterSpec,
+    bounds_ns: Sequence[int] | np.ndarray,
+    period_start_ns: int,
+    period_end_ns: int,
+) -> list[WindowConsumption]:
+    """Consumption of one register in each day (bounds[i], bounds[i+1]] of the period (start, end].
+
+    ``bounds_ns`` are consecutive day bounds [ns] inside the period (the whole period's, or a run of
+    them); ``times_ns`` must hold the readings of those days and the last reading before the first
+    day and the first after the last, if any. A day's quantity does not depend on the other bounds
+    given: rolling up one day gives, bit for bit, what rolling up its month gives for that day.
+
+    Examples
+    --------
+    >>> spec = RegisterSpec(1.0, None, 900 * 10**9, None)
+    >>> t = np.array([0, 900, 5400]) * 10**9  # a gap across the bound at 3600 s
+    >>> days = consumption_by_day(t, np.array([0.0, 1.0, 6.0]), spec, [0, 3600 * 10**9, 7200 * 10**9], 0, 7200 * 10**9)
+    >>> [d.quantity for d in days], [d.gaps for d in days]
+    ([4.0, 2.0], [0, 1])
+    """
+    bounds = np.asarray(bounds_ns, dtype=np.int64)
+    n_days = len(bounds) - 1
+    expected = np.diff(bounds) // spec.interval_ns
+    readings = np.diff(np.searchsorted(times_ns, bounds, side="right"))
+    has_start = (times_ns[0] <= bounds[:-1]) if len(times_ns) else np.zeros(n_days, dtype=bool)
+    quantity = [0.0] * n_days
+    counts = np.zeros((6, n_days), dtype=np.int64)  # gaps, estimated, rollovers, resets, spikes, apportioned
+    if len(times_ns) >= 2:
+        t0, t1 = times_ns[:-1], times_ns[1:]
+        span = (t1 - t0).astype(float)
+        energy, rollover, reset, gap, spike = _pair_rules(span, raw[:-1], raw[1:], spec)
+
+        # Quantity: every (pair, day) piece, energy x the day's share of the pair.
+        over = np.flatnonzero((t1 > bounds[0]) & (t0 < bounds[-1]))
+        first = np.clip(np.searchsorted(bounds, t0[over], side="right") - 1, 0, n_days - 1)
+        last = np.clip(np.searchsorted(bounds, t1[over], side="left") - 1, 0, n_days - 1)
+        pieces = last - first + 1
+        pair = np.repeat(over, pieces)
+        day = np.repeat(first, pieces) + np.arange(int(pieces.sum())) - np.repeat(np.cumsum(pieces) - pieces, pieces)
+        overlap = np.minimum(t1[pair], bounds[day + 1]) - np.maximum(t0[pair], bounds[day])
+        amount = (energy[pair] * (overlap / span[pair])).tolist()
+        edges = np.searchsorted(day, np.arange(n_days + 1), side="left")
+        quantity = [math.fsum(amount[edges[i] : edges[i + 1]]) for i in range(n_days)]
+
+        # Flags: each pair that overlaps the period, on the day it ends (clipped to the period's end).
+        ends = np.minimum(t1, period_end_ns)
+        on = np.searchsorted(bounds, ends, side="left") - 1
+        booked = (t1 > period_start_ns) & (t0 < period_end_ns) & (on >= 0) & (on < n_days)
+        in_period = np.minimum(t1, period_end_ns) - np.maximum(t0, period_start_ns)
+        ends_inside = (t1 > period_start_ns) & (t1 <= period_end_ns)
+        missing = np.rint(in_period / spec.interval_ns).astype(np.int64) - ends_inside.astype(np.int64)
+        estimated = np.where(gap, np.clip(missing, 0, None), 0)
+        apportioned = (t0 < period_start_ns) | (t1 > period_end_ns)
+        for row, values in enumerate((gap, estimated, rollover, reset, spike, apportioned)):
+            counts[row] = np.bincount(on[booked], weights=np.asarray(values, dtype=float)[booked], minlength=n_days)
+    return [
+        WindowConsumption(
+            quantity=quantity[i],
+            readings=int(readings[i]),
+            expected=int(expected[i]),
+            gaps=int(counts[0, i]),
+            estimated_intervals=int(counts[1, i]),
+            rollovers=int(counts[2, i]),
+            resets=int(counts[3, i]),
+            spikes=int(counts[4, i]),
+            apportioned=int(counts[5, i]),
+            has_start=bool(has_start[i]),
+        )
+        for i in range(n_days)
+    ]
+
+
+def meter_days(
+    meter: Meter,
+    times_ns: np.ndarray,
+    raw: np.ndarray,
+    bounds_ns: Sequence[int] | np.ndarray,
+    period_start_ns: int,
+    period_end_ns: int,
+) -> list[WindowConsumption]:
+    """:func:`consumption_by_day` of one meter register, with the registry's meter replacements split
+    as :func:`meter_window` splits them."""
+    interval_ns = meter.interval_minutes * 60 * 10**9
+    bounds = np.asarray(bounds_ns, dtype=np.int64)
+    period = (period_start_ns, period_end_ns)
+    if not meter.replacements:
+        spec = RegisterSpec(meter.multiplier, meter.rollover_at, interval_ns, meter.max_per_hour)
+        return consumption_by_day(times_ns, raw, spec, bounds, *period)
+    changes = [to_ns_exact(r.at) for r in meter.replacements]
+    parts: list[list[WindowConsumption]] = []
+    for seg_t, seg_r, multiplier in _segments(meter, times_ns, raw, changes):
+        spec = RegisterSpec(multiplier, meter.rollover_at, interval_ns, meter.max_per_hour)
+        parts.append(consumption_by_day(seg_t, seg_r, spec, bounds, *period))
+    whole = consumption_by_day(times_ns, raw, RegisterSpec(1.0, None, interval_ns, None), bounds, *period)
+    return [
+        WindowConsumption(
+            quantity=math.fsum(p[i].quantity for p in parts),
+            readings=whole[i].readings,
+            expected=whole[i].expected,
+            gaps=sum(p[i].gaps for p in parts),
+            estimated_intervals=sum(p[i].estimated_intervals for p in parts),
+            rollovers=sum(p[i].rollovers for p in parts),
+            resets=sum(p[i].resets for p in parts),
+            spikes=sum(p[i].spikes for p in parts),
+            apportioned=sum(p[i].apportioned for p in parts),
+            has_start=whole[i].has_start,
+            replacements=sum(1 for c in changes if bounds[i] < c <= bounds[i + 1]),
+        )
+        for i in range(len(bounds) - 1)
+    ]
+
+
+def _segments(
+    meter: Meter, times_ns: np.ndarray, raw: np.ndarray, changes: list[int]
+) -> list[tuple[np.ndarray, np.ndarray, float]]:
+    """The series cut at each replacement, as :func:`meter_window` cuts it: the old meter's segment
+    ends with its final register at the change, the new one's starts with its initial register."""
+    segments = []
+    multiplier = meter.multiplier
+    lower: int | None = None
+    for index, change in enumerate([*meter.replacements, None]):
+        upper = changes[index] if change is not None else None
+        keep = np.ones(len(times_ns), dtype=bool)
+        if lower is not None:
+            keep &= times_ns > lower
+        if upper is not None:
+            keep &= times_ns <= upper
+        seg_t, seg_r = times_ns[keep], raw[keep]
+        if lower is not None:
+            previous = meter.replacements[index - 1]
+            seg_t, seg_r = np.insert(seg_t, 0, lower), np.insert(seg_r, 0, previous.new_initial_reading)
+        if change is not None:
+            assert upper is not None
+            if len(seg_t) and seg_t[-1] == upper:
+                seg_r = seg_r.copy()
+                seg_r[-1] = change.old_final_reading
+            else:
+                seg_t, seg_r = np.append(seg_t, upper), np.append(seg_r, change.old_final_reading)
+        segments.append((seg_t, seg_r, multiplier))
+        if change is not None:
+            multiplier = change.new_multiplier or multiplier
+        lower = upper
+    return segments
+
+
+def combine_days(days: Sequence[WindowConsumption], start_ns: int, end_ns: int, interval_ns: int) -> WindowConsumption:
+    """The period (start, end] from all its days, oldest first (from :func:`consumption_by_day` or
+    :func:`meter_days` with that period): what :func:`meter_window` gives for it, the quantity to a
+    few units in the last place (a correctly rounded sum of the days)."""
+    return WindowConsumption(
+        quantity=math.fsum(d.quantity for d in days),
+        readings=sum(d.readings for d in days),
+        expected=int((end_ns - start_ns) // interval_ns),
+        gaps=sum(d.gaps for d in days),
+        estimated_intervals=sum(d.estimated_intervals for d in days),
+        rollovers=sum(d.rollovers for d in days),
+        resets=sum(d.resets for d in days),
+        spikes=sum(d.spikes for d in days),
+        apportioned=sum(d.apportioned for d in days),
+        has_start=bool(days and days[0].has_start),
+        replacements=sum(d.replacements for d in days),
+    )
+
+
+def rules_sha256(meter: Meter) -> str:
+    """A fingerprint of what the register rules take from the meter's registry entry (multiplier,
+    rollover, interval, physical maximum, replacements): a day rolled up under other rules is stale."""
+    rules = {
+        "multiplier": meter.multiplier,
+        "rollover_at": meter.rollover_at,
+        "interval_minutes": meter.interval_minutes,
+        "max_per_hour": meter.max_per_hour,
+        "replacements": [
+            [to_ns_exact(r.at), r.old_final_reading, r.new_initial_reading, r.new_multiplier]
+            for r in meter.replacements
+        ],
+    }
+    return hashlib.sha256(json.dumps(rules, sort_keys=True).encode()).hexdigest()

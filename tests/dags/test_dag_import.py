@@ -16,7 +16,7 @@ pytestmark = pytest.mark.airflow
     [
         ("carbon_monthly", "0 0 1 * *", True, {"activity", "scores", "report"}),
         ("carbon_annual", "0 0 1 1 *", True, {"settle"}),
-        ("meter_quality_daily", "0 0 * * *", False, {"day", "late_data"}),
+        ("meter_quality_daily", "0 0 * * *", False, {"day", "late_data", "rollup", "late_rollups"}),
     ],
 )
 def test_dag_imports_offline(airflow_home, monkeypatch, name, cron, catchup, tasks):

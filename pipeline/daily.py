@@ -1,0 +1,435 @@
+"""Daily rollups: each meter register's consumption of one local day with its data-quality flags
+(``METER_DAILY``), rolled up by the daily quality DAG, and the month summed from its days.
+
+- A day (local midnight to midnight in the registry's park time zone, readings in (start, end]) is
+  computed by :func:`scoring.registers.meter_days` with its month as the period, from the day's raw
+  readings and a small margin around it (``NEAR``); a register without a reading in that margin
+  gets the last reading before the day (first after it) looked up as far as the monthly step looks
+  (``MARGIN`` around the month). So a day rolled up alone is bit for bit the day its month computes.
+- The month (:func:`month_consumption`) sums its days: those in ``METER_DAILY`` computed under the
+  meter's current rules (``rules_sha256``), the others from raw readings, read for those days only.
+  Without any rollup the month is read raw and gives the same figures, bit for bit.
+- Late readings (:func:`reroll_late_days`): a rolled-up day whose stored reading count differs from
+  the readings stored now is touched; every rolled-up day whose figures depend on its readings (the
+  days between the reading before it and the reading after it) is recomputed, and exactly those
+  whose figures changed are written again.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+
+from park.lineprotocol import Point, to_ns
+from park.measurements import METER_DAILY, METER_REGISTER
+from park.month import Month, rfc3339
+from park.registry import Meter, Registry, load_registry
+from park.settings import Settings
+from park.store import InfluxStore, quote_literal
+from pipeline.checks import WrongInputError
+from scoring.registers import WindowConsumption, combine_days, meter_days, rules_sha256
+
+MARGIN = timedelta(days=35)  # how far before and after the month to look for the bracketing readings
+NEAR = timedelta(hours=1)  # raw readings read around a day or a run of days
+CHUNK_METERS = 200  # meters read from InfluxDB per query: bounds memory whatever the park's size
+CHUNK_SUSPECTS = 50  # meters per per-day count request when looking for late readings
+
+Key = tuple[str, str]  # (meter, register)
+Series = dict[Key, tuple[np.ndarray, np.ndarray]]
+Days = dict[Key, dict[date, WindowConsumption]]
+COUNT_FIELDS = (
+    "readings",
+    "expected",
+    "gaps",
+    "estimated_intervals",
+    "rollovers",
+    "resets",
+    "spikes",
+    "apportioned",
+    "replacements",
+)
+
+
+def meter_filter(meter_ids: Sequence[str]) -> str:
+    """An InfluxQL condition selecting the series of these meters (tag equality uses the index)."""
+    return "(" + " OR ".join(f'"meter" = {quote_literal(m)}' for m in meter_ids) + ")"
+
+
+def day_start(day: date, timezone: str) -> datetime:
+    """Local midnight at the start of ``day``."""
+    return datetime(day.year, day.month, day.day, tzinfo=ZoneInfo(timezone))
+
+
+def day_end(day: date, timezone: str) -> datetime:
+    return day_start(day + timedelta(days=1), timezone)
+
+
+def month_of(day: date, timezone: str) -> Month:
+    return Month.of(f"{day.year:04d}-{day.month:02d}", timezone)
+
+
+def days_in(month: Month) -> list[date]:
+    first = month.start.date()
+    return [first + timedelta(days=i) for i in range((month.end.date() - first).days)]
+
+
+def _runs(days: Iterable[date]) -> list[list[date]]:
+    """Sorted days cut into runs of consecutive days."""
+    runs: list[list[date]] = []
+    for day in sorted(set(days)):
+        if runs and (day - runs[-1][-1]).days == 1:
+            runs[-1].append(day)
+        else:
+            runs.append([day])
+    return runs
+
+
+def _series(frames: Sequence[pd.DataFrame]) -> Series:
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return {}
+    data = pd.concat(frames, ignore_index=True).sort_values(["meter", "register", "time"])
+    data = data.drop_duplicates(["meter", "register", "time"])
+    times = data["time"].dt.as_unit("ns").astype("int64").to_numpy()  # ns since the epoch
+    values = data["raw_value"].to_numpy(dtype=float)
+    return {
+        (str(meter), str(register)): (times[index], values[index])
+        for (meter, register), index in data.groupby(["meter", "register"], sort=True).indices.items()
+    }
+
+
+def read_span(store: InfluxStore, start: datetime, end: datetime, month: Month, meters: Sequence[Meter]) -> Series:
+    """The meters' readings in [start − NEAR, end + NEAR]; for a register without a reading at or
+    before ``start`` (after ``end``) there, the last before it (first after it) as far as ``MARGIN``
+    around ``month``, which is where the monthly step looks."""
+    only = meter_filter([m.id for m in meters])
+    low, high = start - NEAR, end + NEAR
+    series = _series(
+        [
+            store.query(
+                f"SELECT \"raw_value\" FROM {METER_REGISTER.q} WHERE time >= '{rfc3339(low)}' "
+                f'AND time <= \'{rfc3339(high)}\' AND {only} GROUP BY "meter", "register"'
+            )
+        ]
+    )
+    start_ns, end_ns = to_ns(start), to_ns(end)
+    keys = [(m.id, r.value) for m in meters for r in m.registers]
+    before = sorted({k[0] for k in keys if k not in series or series[k][0][0] > start_ns})
+    after = sorted({k[0] for k in keys if k not in series or series[k][0][-1] <= end_ns})
+    statements = []
+    if before:
+        statements.append(
+            f'SELECT LAST("raw_value") AS "raw_value" FROM {METER_REGISTER.q} WHERE time < \'{rfc3339(low)}\' '
+            f'AND time >= \'{rfc3339(month.start - MARGIN)}\' AND {meter_filter(before)} GROUP BY "meter", "register"'
+        )
+    if after:
+        statements.append(
+            f'SELECT FIRST("raw_value") AS "raw_value" FROM {METER_REGISTER.q} WHERE time > \'{rfc3339(high)}\' '
+            f'AND time <= \'{rfc3339(month.end + MARGIN)}\' AND {meter_filter(after)} GROUP BY "meter", "register"'
+        )
+    if not statements:
+        return series
+    extra = _series(store.query_many(statements))
+    for key, (times, values) in extra.items():
+        if key in series:
+            t, v = series[key]
+            times, values = np.concatenate([times, t]), np.concatenate([values, v])
+            order = np.argsort(times, kind="stable")
+            times, values = times[order], values[order]
+        series[key] = (times, values)
+    return series
+
+
+def rollup_days(
+    registry: Registry,
+    store: InfluxStore,
+    days: Iterable[date],
+    meters: Sequence[Meter],
+    chunk_meters: int = CHUNK_METERS,
+) -> Days:
+    """Each of ``meters``' registers on each of ``days``, computed from raw readings: one read per run
+    of consecutive days of one month and chunk of meters."""
+    tz = registry.park.timezone
+    empty = (np.array([], dtype=np.int64), np.array([], dtype=float))
+    result: Days = defaultdict(dict)
+    by_month: dict[str, list[date]] = defaultdict(list)
+    for day in days:
+        by_month[month_of(day, tz).period].append(day)
+    for period, month_days in sorted(by_month.items()):
+        month = Month.of(period, tz)
+        for run in _runs(month_days):
+            bounds = [to_ns(day_start(d, tz)) for d in run] + [to_ns(day_end(run[-1], tz))]
+            for first in range(0, len(meters), chunk_meters):
+                chunk = meters[first : first + chunk_meters]
+                series = read_span(store, day_start(run[0], tz), day_end(run[-1], tz), month, chunk)
+                for meter in chunk:
+                    for register in meter.registers:
+                        key = (meter.id, register.value)
+                        times, raw = series.get(key, empty)
+                        for day, window in zip(
+                            run, meter_days(meter, times, raw, bounds, month.start_ns, month.end_ns), strict=True
+                        ):
+                            result[key][day] = window
+    return result
+
+
+def daily_points(registry: Registry, days: Days, day: date) -> list[Point]:
+    """``METER_DAILY`` points of ``day`` for the registers in ``days``."""
+    at_ns = to_ns(day_start(day, registry.park.timezone))
+    points = []
+    for (meter_id, register), windows in sorted(days.items()):
+        window = windows.get(day)
+        meter = registry.meter_by_id.get(meter_id)
+        if window is None or meter is None:
+            continue
+        fields: dict[str, float | bool | str] = {name: float(getattr(window, name)) for name in COUNT_FIELDS}
+        fields |= {
+            "quantity": window.quantity,
+            "unit": meter.unit,
+            "has_start": window.has_start,
+            "rules_sha256": rules_sha256(meter),
+        }
+        tags = {"enterprise": meter.enterprise, "meter": meter_id, "register": register}
+        points.append(METER_DAILY.point(tags, fields, at_ns))
+    return points
+
+
+def compute_day_rollup(settings: Settings, day: str, now: datetime | None = None) -> dict[str, object]:
+    """Roll up every registry meter register's ``day`` (YYYY-MM-DD, local) into ``METER_DAILY``,
+    replacing that day's points. A day that has not ended is refused."""
+    registry = load_registry(settings.registry)
+    tz = registry.park.timezone
+    when = date.fromisoformat(day)
+    if day_end(when, tz) > (now or datetime.now(UTC)):
+        raise WrongInputError(f"{day} has not ended yet: a day is rolled up once it is over")
+    with InfluxStore(settings.influx) as store:
+        store.create_database()
+        days = rollup_days(registry, store, [when], registry.meters)
+        points = daily_points(registry, days, when)
+        store.replace_at(METER_DAILY, to_ns(day_start(when, tz)), points)
+    return {
+        "day": day,
+        "registers": len(points),
+        "readings": int(sum(float(p.fields["readings"]) for p in points)),
+        "gaps": int(sum(float(p.fields["gaps"]) for p in points)),
+        "resets": int(sum(float(p.fields["resets"]) for p in points)),
+    }
+
+
+def _window(row: Mapping[str, Any]) -> WindowConsumption:
+    """A stored ``METER_DAILY`` row as the day it was computed."""
+    counts = {name: int(row[name]) for name in COUNT_FIELDS}
+    return WindowConsumption(quantity=float(row["quantity"]), has_start=bool(row["has_start"]), **counts)
+
+
+def read_rollups(
+    store: InfluxStore, registry: Registry, start: datetime, end: datetime, meters: Sequence[Meter]
+) -> Days:
+    """The stored ``METER_DAILY`` days in [start, end) of ``meters`` made under their current rules."""
+    frame = store.query(
+        f"SELECT * FROM {METER_DAILY.q} WHERE time >= {to_ns(start)} AND time < {to_ns(end)} "
+        f"AND {meter_filter([m.id for m in meters])}"
+    )
+    found: Days = defaultdict(dict)
+    if frame.empty:
+        return found
+    tz = ZoneInfo(registry.park.timezone)
+    rules = {m.id: rules_sha256(m) for m in meters}
+    days = frame["time"].dt.tz_convert(tz).dt.date
+    for row, day in zip(frame.to_dict("records"), days, strict=True):
+        if rules.get(str(row["meter"])) == row.get("rules_sha256"):
+            found[(str(row["meter"]), str(row["register"]))][day] = _window(row)
+    return found
+
+
+def month_consumption(
+    registry: Registry, store: InfluxStore, month: Month, meters: Sequence[Meter]
+) -> tuple[dict[Key, WindowConsumption], int]:
+    """Each of ``meters``' registers in ``month``, summed from its days: rolled-up days from
+    ``METER_DAILY``, the others computed from raw readings read for those days only. Returns the
+    month per register and how many register-days came from rollups."""
+    every_day = days_in(month)
+    stored = read_rollups(store, registry, month.start, month.end, meters)
+    keys = [(m.id, r.value) for m in meters for r in m.registers]
+    missing = {k: [d for d in every_day if d not in stored.get(k, {})] for k in keys}
+    needed = sorted({d for days in missing.values() for d in days})
+    raw_meters = [m for m in meters if any(missing[(m.id, r.value)] for r in m.registers)]
+    computed = rollup_days(registry, store, needed, raw_meters) if needed else {}
+    result = {}
+    for meter in meters:
+        interval_ns = meter.interval_minutes * 60 * 10**9
+        for register in meter.registers:
+            key = (meter.id, register.value)
+            own, fresh = stored.get(key, {}), computed.get(key, {})
+            days = [own[d] if d in own else fresh[d] for d in every_day]
+            result[key] = combine_days(days, month.start_ns, month.end_ns, interval_ns)
+    from_rollups = sum(len(d) for k, d in stored.items() if k in missing)
+    return result, from_rollups
+
+
+# -- late readings ----------------------------------------------------------------------------------
+
+
+def _counts(store: InfluxStore, spans: Sequence[tuple[datetime, datetime]], only: str = "") -> list[dict[Key, int]]:
+    """Readings per register in each (start, end] of ``spans``, in one request."""
+    where = f" AND {only}" if only else ""
+    frames = store.query_many(
+        [
+            f"SELECT COUNT(\"raw_value\") FROM {METER_REGISTER.q} WHERE time > '{rfc3339(start)}' "
+            f'AND time <= \'{rfc3339(end)}\'{where} GROUP BY "meter", "register"'
+            for start, end in spans
+        ]
+    )
+    return [
+        {}
+        if frame.empty
+        else {
+            (str(m), str(r)): int(c) for m, r, c in zip(frame["meter"], frame["register"], frame["count"], strict=True)
+        }
+        for frame in frames
+    ]
+
+
+def _rolled_days(store: InfluxStore, month: Month, tz: str) -> list[date]:
+    """The days of ``month`` that have ``METER_DAILY`` points (stamped at local midnight)."""
+    frame = store.query(
+        f'SELECT COUNT("readings") FROM {METER_DAILY.q} WHERE time >= {month.start_ns} AND time < {month.end_ns} '
+        "GROUP BY time(1h) fill(none)"
+    )
+    if frame.empty:
+        return []
+    hour_ns = 3_600 * 10**9
+    buckets = set(frame["time"].dt.as_unit("ns").astype("int64").tolist())
+    return [d for d in days_in(month) if to_ns(day_start(d, tz)) // hour_ns * hour_ns in buckets]
+
+
+def touched_days(registry: Registry, store: InfluxStore, month: Month) -> dict[Key, list[date]]:
+    """Per register, the rolled-up days of ``month`` whose stored reading count differs from the
+    readings stored now: one count per run of rolled-up days for every register, then per day only
+    for the registers whose month differs."""
+    tz = registry.park.timezone
+    rolled = _rolled_days(store, month, tz)
+    if not rolled:
+        return {}
+    sums = store.query(
+        f'SELECT SUM("readings") AS "readings", COUNT("readings") AS "days" FROM {METER_DAILY.q} '
+        f'WHERE time >= {month.start_ns} AND time < {month.end_ns} GROUP BY "meter", "register"'
+    )
+    at_rollup = {
+        (str(m), str(r)): (int(s), int(n))
+        for m, r, s, n in zip(sums["meter"], sums["register"], sums["readings"], sums["days"], strict=True)
+    }
+    now: dict[Key, int] = defaultdict(int)
+    for counts in _counts(store, [(day_start(run[0], tz), day_end(run[-1], tz)) for run in _runs(rolled)]):
+        for key, count in counts.items():
+            now[key] += count
+    suspects = sorted(
+        {k[0] for k, (readings, days) in at_rollup.items() if days != len(rolled) or readings != now.get(k, 0)}
+        | {k[0] for k in now if k not in at_rollup and k[0] in registry.meter_by_id}
+    )
+    touched: dict[Key, list[date]] = defaultdict(list)
+    for first in range(0, len(suspects), CHUNK_SUSPECTS):
+        chunk = [registry.meter_by_id[m] for m in suspects[first : first + CHUNK_SUSPECTS] if m in registry.meter_by_id]
+        if not chunk:
+            continue
+        stored = read_rollups(store, registry, month.start, month.end, chunk)
+        per_day = _counts(
+            store, [(day_start(d, tz), day_end(d, tz)) for d in rolled], meter_filter([m.id for m in chunk])
+        )
+        for day, counts in zip(rolled, per_day, strict=True):
+            for meter in chunk:
+                for register in meter.registers:
+                    key = (meter.id, register.value)
+                    window = stored.get(key, {}).get(day)
+                    if window is not None and window.readings != counts.get(key, 0):
+                        touched[key].append(day)
+    return dict(touched)
+
+
+def reroll_late_days(settings: Settings, today: date | None = None) -> dict[str, int]:
+    """Re-roll the days that readings stored after their rollup change, in the months the late-data
+    check looks at (``quality.late_data_months``): each touched day and every rolled-up day between
+    the reading before it and the reading after it, written again where its figures changed.
+
+    Returns the registers re-rolled per day (YYYY-MM-DD → count)."""
+    registry = load_registry(settings.registry)
+    tz = registry.park.timezone
+    month = Month.containing(datetime.combine(today or date.today(), datetime.min.time(), ZoneInfo(tz)), tz)
+    months = []
+    for _ in range(settings.quality.late_data_months):
+        months.append(month)
+        month = month.previous()
+    rerolled: dict[str, int] = defaultdict(int)
+    with InfluxStore(settings.influx) as store:
+        store.create_database()
+        touched: dict[Key, list[date]] = defaultdict(list)
+        for each in months:
+            for key, days in touched_days(registry, store, each).items():
+                touched[key].extend(days)
+        if not touched:
+            return {}
+        meters = [registry.meter_by_id[m] for m in sorted({k[0] for k in touched})]
+        # The readings around each touched day: the rolled-up days they reach are the candidates.
+        around = rollup_span_series(registry, store, touched, meters)
+        candidates: dict[Key, set[date]] = defaultdict(set)
+        for key, touched_of in touched.items():
+            times = around.get(key, (np.array([], dtype=np.int64), None))[0]
+            for day in touched_of:
+                start_ns, end_ns = to_ns(day_start(day, tz)), to_ns(day_end(day, tz))
+                before = times[times <= start_ns]
+                after = times[times > end_ns]
+                low = _local_date(int(before[-1]), tz) if len(before) else day
+                high = _local_date(int(after[0]) - 1, tz) if len(after) else day
+                candidates[key] |= {low + timedelta(days=i) for i in range((high - low).days + 1)}
+        all_days = sorted({d for reached in candidates.values() for d in reached})
+        fresh = rollup_days(registry, store, all_days, meters)
+        stored = read_rollups(store, registry, day_start(all_days[0], tz), day_end(all_days[-1], tz), meters)
+        changed: Days = defaultdict(dict)
+        for key, reached in candidates.items():
+            for day in reached:
+                old, new = stored.get(key, {}).get(day), fresh.get(key, {}).get(day)
+                if old is not None and new is not None and old != new:
+                    changed[key][day] = new
+        for day in sorted({d for by_day in changed.values() for d in by_day}):
+            points = daily_points(registry, {k: v for k, v in changed.items() if day in v}, day)
+            store.write(points)
+            rerolled[day.isoformat()] = len(points)
+    return dict(rerolled)
+
+
+def _local_date(at_ns: int, timezone: str) -> date:
+    """The local day of an instant [ns] (floored to the second: exact at midnight and just before it)."""
+    return datetime.fromtimestamp(at_ns // 10**9, ZoneInfo(timezone)).date()
+
+
+def rollup_span_series(
+    registry: Registry, store: InfluxStore, touched: Mapping[Key, Sequence[date]], meters: Sequence[Meter]
+) -> Series:
+    """The readings of ``meters`` around their touched days: for each month, its touched days' span
+    with the reading before and the one after it (as the rollup reads them)."""
+    tz = registry.park.timezone
+    by_month: dict[str, list[date]] = defaultdict(list)
+    for days in touched.values():
+        for day in days:
+            by_month[month_of(day, tz).period].append(day)
+    series: Series = {}
+    for period, days in by_month.items():
+        month = Month.of(period, tz)
+        for first in range(0, len(meters), CHUNK_METERS):
+            found = read_span(
+                store, day_start(min(days), tz), day_end(max(days), tz), month, meters[first : first + CHUNK_METERS]
+            )
+            for key, (times, values) in found.items():
+                if key in series:
+                    times = np.concatenate([series[key][0], times])
+                    values = np.concatenate([series[key][1], values])
+                    order = np.argsort(times, kind="stable")
+                    times, values = times[order], values[order]
+                series[key] = (times, values)
+    return series
