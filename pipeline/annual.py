@@ -51,8 +51,9 @@ def credit_validity_years(settings: Settings) -> int | None:
 
 
 def book_year(ledger: Ledger, year: int, credits: pd.DataFrame, deadline: date, requested_by: str) -> YearBooking:
-    """Book the settled ``credits`` of ``year`` (deficits due by ``deadline``), then book out what is held
-    of vintages past their validity on 31 December of ``year``. Run again, it books only differences."""
+    """Book the settled credits (rows of ``CREDITS_ANNUAL``) of ``year`` (deficits due by ``deadline``),
+    then book out what is held of vintages past their validity on 31 December of ``year``. Run again,
+    it books only differences."""
     settlement = book_settlement(ledger, year, credits, deadline, requested_by)
     return YearBooking(settlement, expire_after_year(ledger, year, requested_by))
 
