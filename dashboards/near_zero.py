@@ -7,7 +7,7 @@ from grafana_foundation_sdk.builders import common, dashboard, table, timeseries
 from grafana_foundation_sdk.models import common as cmodels
 
 from dashboards.common import DATASOURCE, InfluxQL, new_dashboard, override, thresholds
-from park.measurements import NEAR_ZERO_PROGRESS
+from park.measurements import NEAR_ZERO_PROGRESS, NEARZERO_EVALUATION
 
 UID = "parkcarbon-near-zero"
 
@@ -84,6 +84,32 @@ def status_table() -> table.Panel:
     )
 
 
+def standards_table() -> table.Panel:
+    """The latest month's evaluation against the registry's profiles: one row per subject and indicator."""
+    return (
+        table.Panel()
+        .title("Against the standards 对标近零碳标准 (year to date, latest month)")
+        .description(
+            "Each indicator of the profiles the registry selects (Suzhou 2023, SIP 2026, Hunan, Jiangsu park):"
+            " value, threshold, result and what closes the gap; a fact no meter gives is unknown until reviewed"
+        )
+        .datasource(DATASOURCE)
+        .with_target(
+            InfluxQL(
+                'SELECT last("value") AS "value", last("value_text") AS "value (fact)", last("unit") AS "unit",'
+                ' last("threshold") AS "threshold", last("status") AS "result", last("gap_tco2") AS "gap tCO2",'
+                f' last("action") AS "what closes it" FROM {NEARZERO_EVALUATION.q} WHERE $timeFilter'
+                ' GROUP BY "profile", "enterprise", "workshop", "indicator"',
+                table=True,
+            )
+        )
+        .unit("none")
+        .with_override(*override("byName", "gap tCO2", unit="none", decimals=1))
+        .height(12)
+        .span(24)
+    )
+
+
 def build(timezone: str) -> dashboard.Dashboard:
     return (
         new_dashboard(
@@ -92,4 +118,5 @@ def build(timezone: str) -> dashboard.Dashboard:
         .with_panel(offset_ratio(timezone))
         .with_panel(trajectory(timezone))
         .with_panel(status_table())
+        .with_panel(standards_table())
     )

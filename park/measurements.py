@@ -100,6 +100,35 @@ EMISSIONS_BY_SOURCE = Measurement(
     ),
     "month start",
 )
+NEARZERO_EVALUATION = Measurement(
+    "nearzero_evaluation",
+    ("enterprise", "workshop", "profile", "indicator"),  # enterprise "" and workshop "": the park
+    (
+        "subject",
+        "year",
+        "months",
+        "provisional",
+        "profile_version",
+        "name_zh",
+        "name_en",
+        "unit",
+        "comparison",
+        "threshold",
+        "threshold_text",
+        "target_year",
+        "value",
+        "value_text",
+        "status",
+        "gap",
+        "gap_tco2",
+        "action",
+        "source",
+        "clause",
+        "note",
+        "factor_set",
+    ),
+    "month start",
+)
 _CREDIT_FIELDS = (
     "emissions_tco2",
     "value_added_10k_cny",
@@ -207,6 +236,7 @@ ALL: tuple[Measurement, ...] = (
     EMISSIONS_BY_SOURCE,
     CREDITS,
     NEAR_ZERO_PROGRESS,
+    NEARZERO_EVALUATION,
     DATA_QUALITY,
     MONTH_COVERAGE,
     LATE_DATA,
@@ -221,7 +251,9 @@ MONTHLY_RESULTS: tuple[Measurement, ...] = (
     MONTH_COVERAGE,
     ACTIVITY_MONTHLY,
     EMISSIONS_MONTHLY,
+    EMISSIONS_BY_SOURCE,
     CREDITS,
     NEAR_ZERO_PROGRESS,
+    NEARZERO_EVALUATION,
     DATA_QUALITY,
 )

@@ -82,6 +82,11 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+ProfileId = Annotated[
+    str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$", description="a profile's id, e.g. hunan-zc-factory-2025")
+]
+
+
 class ParkTarget(_Model):
     """A year's cap on the park's emissions: every enterprise's Scope 1 + 2, location-based."""
 
@@ -106,6 +111,13 @@ class Park(_Model):
     )
     latitude_deg: float = Field(ge=-90, le=90)
     longitude_deg: float = Field(ge=-180, le=180)
+    nearzero_profiles: list[ProfileId] = Field(
+        default_factory=list,
+        description=(
+            "near-zero / zero-carbon profiles the monthly DAG evaluates (scoring/data/profile-*.yaml): factory"
+            " profiles for every enterprise (unless it names its own), park profiles for the park"
+        ),
+    )
     targets: list[ParkTarget] = Field(default_factory=list, description="the park's emission caps, one per year")
 
     @model_validator(mode="after")
@@ -147,6 +159,9 @@ class Enterprise(_Model):
             "activity sources (e.g. natural_gas) whose monthly bills replace the metered figures; for any"
             " other source a bill for a metered month is an error, never added to the meters"
         ),
+    )
+    nearzero_profiles: list[ProfileId] | None = Field(
+        None, description="the factory profiles this enterprise is evaluated against (default: the park's)"
     )
 
     @field_validator("industry", mode="before")

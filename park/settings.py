@@ -123,6 +123,9 @@ class Settings(BaseSettings):
     manual_activity: Path | None = None
     factor_set: str = "cn-national-2023"
     policy: Path | None = None
+    # Reviewed manual facts (YAML: green-factory status, accident record, offsets held ...): the rating's
+    # adjustments and the near-zero profiles' fact indicators; without them those are unknown.
+    facts: Path | None = None
     mqtt: MqttSettings = MqttSettings()
     influx: InfluxSettings = InfluxSettings()
     collector: CollectorSettings = CollectorSettings()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -23,6 +24,7 @@ from park.measurements import (
     METER_REGISTER,
     MONTH_COVERAGE,
     NEAR_ZERO_PROGRESS,
+    NEARZERO_EVALUATION,
     Measurement,
 )
 from park.month import Month, rfc3339
@@ -31,12 +33,14 @@ from park.settings import Settings
 from park.store import InfluxStore, quote_literal
 from pipeline.checks import WrongInputError, check_month
 from pipeline.daily import CHUNK_METERS, MARGIN, month_consumption
+from pipeline.nearzero import evaluation_points
 from scoring.activity import QUALITY_COLUMNS, activity_from_meters
 from scoring.credits import CREDIT_COLUMNS, EXTRA_CREDIT_COLUMNS, base_year_of
 from scoring.engine import ScoreResult, score
-from scoring.factors import factor_set
+from scoring.factors import FactorSet, factor_set
 from scoring.inputs import InputError, RowError, read_activity, read_enterprises
-from scoring.policy import load_policy
+from scoring.policy import Policy, load_policy
+from scoring.profiles import Facts, FactsError, load_facts
 from scoring.registers import WindowConsumption
 
 Series = dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]
@@ -289,16 +293,45 @@ def read_manual_activity(
     return pd.concat([metered[~replaced.to_numpy()], manual[metered.columns]], ignore_index=True)
 
 
-def score_through(settings: Settings, store: InfluxStore, month: Month) -> ScoreResult | None:
-    """Score the year of ``month`` with the activity (metered + manual) up to and including it; None
-    when the park has no data for ``month`` (a month without data writes no results)."""
-    registry = load_registry(settings.registry)
-    policy = load_policy(settings.policy)
-    factors = factor_set(settings.factor_set)
+# What compute_scores writes for a month (a month without data removes them all).
+SCORED = (EMISSIONS_MONTHLY, EMISSIONS_BY_SOURCE, CREDITS, NEAR_ZERO_PROGRESS, NEARZERO_EVALUATION)
+
+
+@dataclass(frozen=True)
+class ScoreInputs:
+    """What scoring reads besides the activity: read once per run."""
+
+    registry: Registry
+    policy: Policy
+    factors: FactorSet
+    enterprises: pd.DataFrame  # enterprise, year, value added …
+    facts: Facts  # reviewed manual facts (settings.facts), empty without a file
+
+
+def score_inputs(settings: Settings) -> ScoreInputs:
     firms = read_enterprises(settings.enterprises)
     if firms.errors:
         raise InputError(firms.errors)
-    enterprises = firms.frame
+    try:
+        facts = load_facts(settings.facts) if settings.facts is not None else Facts()
+    except (FactsError, OSError) as exc:
+        raise WrongInputError(f"facts file: {exc}") from None
+    return ScoreInputs(
+        load_registry(settings.registry),
+        load_policy(settings.policy),
+        factor_set(settings.factor_set),
+        firms.frame,
+        facts,
+    )
+
+
+def score_through(
+    settings: Settings, store: InfluxStore, month: Month, inputs: ScoreInputs | None = None
+) -> ScoreResult | None:
+    """Score the year of ``month`` with the activity (metered + manual) up to and including it; None
+    when the park has no data for ``month`` (a month without data writes no results)."""
+    inputs = inputs or score_inputs(settings)
+    registry, policy, factors, enterprises = inputs.registry, inputs.policy, inputs.factors, inputs.enterprises
     timezone = registry.park.timezone
     # All activity from the first year with data: the base year's, last year's and this year's.
     first = Month.of(f"{min(first_activity_year(store, timezone) or month.year, month.year - 1)}-01", timezone)
@@ -329,6 +362,7 @@ def score_through(settings: Settings, store: InfluxStore, month: Month) -> Score
             completeness=completeness,
             compliance_score=compliance,
             targets=targets,
+            facts=inputs.facts,
         )
     except ValueError as exc:  # a year before the base year, a base year without data
         raise WrongInputError(f"{month.period}: {exc}") from None
@@ -347,15 +381,17 @@ def credit_points(result: ScoreResult, measurement: Measurement, at_ns: int) -> 
 
 def compute_scores(settings: Settings, period: str) -> dict[str, object]:
     """Activity (metered + manual) → ``EMISSIONS_MONTHLY`` (and its lines, ``EMISSIONS_BY_SOURCE``),
-    year-to-date ``CREDITS`` and ``NEAR_ZERO_PROGRESS``.
+    year-to-date ``CREDITS``, ``NEAR_ZERO_PROGRESS`` and the registry's near-zero profiles
+    (``NEARZERO_EVALUATION``, :mod:`pipeline.nearzero`).
 
     A month in which the park has no data writes none of them (and removes what an earlier run wrote).
     """
     month = Month.of(period, park_timezone(settings.registry))
+    inputs = score_inputs(settings)
     with InfluxStore(settings.influx) as store:
-        result = score_through(settings, store, month)
+        result = score_through(settings, store, month, inputs)
         if result is None:
-            for measurement in (EMISSIONS_MONTHLY, EMISSIONS_BY_SOURCE, CREDITS, NEAR_ZERO_PROGRESS):
+            for measurement in SCORED:
                 store.replace_at(measurement, month.start_ns, [])
             return {"period": period, "status": "no_data", "enterprises": 0}
         emissions = result.emissions[result.emissions["period"] == period]
@@ -406,6 +442,10 @@ def compute_scores(settings: Settings, period: str) -> dict[str, object]:
         store.replace_at(EMISSIONS_BY_SOURCE, month.start_ns, source_points)
         store.replace_at(CREDITS, month.start_ns, credit_points(result, CREDITS, month.start_ns))
         store.replace_at(NEAR_ZERO_PROGRESS, month.start_ns, progress_points)
+        evaluated = evaluation_points(
+            inputs.registry, result.emissions, inputs.enterprises, inputs.factors, inputs.facts, month
+        )
+        store.replace_at(NEARZERO_EVALUATION, month.start_ns, evaluated)
     return {
         "period": period,
         "status": "data",

@@ -33,6 +33,7 @@ from park.measurements import (
     GATEWAY_QUALITY_DAILY,
     MONTH_COVERAGE,
     NEAR_ZERO_PROGRESS,
+    NEARZERO_EVALUATION,
     Measurement,
 )
 from park.month import Month
@@ -110,11 +111,12 @@ class EnterpriseResults:
     near_zero: list[dict[str, Any]]
     quality: list[dict[str, Any]]
     by_source: list[dict[str, Any]]  # the month's emission lines: source, quantity, factor, tonnes
+    nearzero: list[dict[str, Any]]  # the year to date against the registry's near-zero profiles
 
     @classmethod
     def nothing(cls) -> EnterpriseResults:
         """An enterprise without any credits yet."""
-        return cls(None, [], None, None, math.nan, {}, {}, {"periods": [], "series": {}}, [], [], [], [], [])
+        return cls(None, [], None, None, math.nan, {}, {}, {"periods": [], "series": {}}, [], [], [], [], [], [])
 
 
 @dataclass(frozen=True)
@@ -189,6 +191,7 @@ class ParkMonth:
     without_results: list[str] = field(default_factory=list)
     gateways: list[dict[str, Any]] = field(default_factory=list)
     target: TargetProgress | None = None
+    nearzero: list[dict[str, Any]] = field(default_factory=list)  # the park against its park-level profiles
 
 
 class View:
@@ -320,11 +323,12 @@ class View:
             (NEAR_ZERO_PROGRESS, at),
             (DATA_QUALITY, at),
             (EMISSIONS_BY_SOURCE, at),
+            (NEARZERO_EVALUATION, at),
         ]
         found = self._rows_many(reads if credits is None else reads[1:], enterprise_id)
         if credits is None:
             credits = found.pop(0)
-        year_emissions, coverage, activity, near_zero, quality, by_source = found
+        year_emissions, coverage, activity, near_zero, quality, by_source, nearzero = found
         credit = next((_without_time(r) for r in credits if r["period"] == period), None)
         industry_mean = math.nan
         if credit is not None:
@@ -362,6 +366,7 @@ class View:
                 for r in sorted(by_source, key=lambda r: (r["workshop"], r["scope"], -_float(r.get("tco2_location"))))
                 if r["workshop"] == ""
             ],
+            nearzero=[_without_time(r) for r in sorted(nearzero, key=lambda r: (r["profile"], r["workshop"]))],
         )
 
     # -- the ledger -----------------------------------------------------------------------------------
@@ -545,7 +550,15 @@ class View:
             else None,
             without_results=without,
             gateways=gateway_rows,
+            nearzero=self.park_evaluation(period) if period else [],
         )
+
+    def park_evaluation(self, period: str) -> list[dict[str, Any]]:
+        """The park itself (no enterprise's rows) against its park-level near-zero profiles in ``period``."""
+        self.scope.require_park()
+        at = self._month(period).start_ns
+        frame = self._b.store.query(f"SELECT * FROM {NEARZERO_EVALUATION.q} WHERE \"enterprise\" = '' AND time = {at}")
+        return _records(frame.drop(columns=["time"]).sort_values(["profile", "indicator"])) if len(frame) else []
 
     def grade_counts(self, period: str | None = None) -> dict[str, Any]:
         """The park's grade distribution (chart data)."""

@@ -23,6 +23,7 @@ from park.measurements import (
     GATEWAY_QUALITY_DAILY,
     MONTH_COVERAGE,
     NEAR_ZERO_PROGRESS,
+    NEARZERO_EVALUATION,
     Measurement,
 )
 from park.month import Month, months_through, read_months, read_within
@@ -458,6 +459,7 @@ class MonthData:
         self.emissions = frames[EMISSIONS_MONTHLY].copy()
         self.credits = frames[CREDITS]
         self.near_zero = frames[NEAR_ZERO_PROGRESS].copy()
+        self.evaluation = frames.get(NEARZERO_EVALUATION, pd.DataFrame())
         self.quality = frames[DATA_QUALITY]
         coverage = frames.get(MONTH_COVERAGE, pd.DataFrame())
         self.without_data = set(coverage.loc[coverage["status"] == "no_data", "enterprise"]) if len(coverage) else set()
@@ -666,6 +668,8 @@ def enterprise_page(registry: Registry, data: MonthData, enterprise_id: str, fac
             _table(["车间 workshop", "抵消率 offset ratio", "应达 required", "目标 target", "状态 status"], rows)
         )
 
+    parts += evaluation_section(data.rows_of(data.evaluation, enterprise_id), enterprise_id)
+
     parts.append("<h2>数据质量 Data quality</h2>")
     quality = data.rows_of(data.quality, enterprise_id)
     problems = problem_meter_rows(quality, with_enterprise=False)
@@ -694,6 +698,66 @@ def enterprise_page(registry: Registry, data: MonthData, enterprise_id: str, fac
         )
     )
     return _page(f"{enterprise_id} {period}", "".join(parts))
+
+
+STATUS_TEXT = {"pass": "达标 pass", "fail": "未达标 fail", "unknown": "未知 unknown", "n/a": "不适用 n/a"}
+
+
+def _value_text(r: Mapping[str, object], name: str, digits: int = 3) -> str:
+    """An indicator's value or threshold: its number, else its text (a fact: yes / no, a level)."""
+    number = _float(r.get(name))
+    if math.isfinite(number):
+        return _num(number, digits)
+    text = r.get(f"{name}_text")
+    return escape(str(text)) if isinstance(text, str) and text else "–"
+
+
+def evaluation_section(rows: pd.DataFrame, subject: str) -> list[str]:
+    """The year to date against the registry's near-zero profiles (``NEARZERO_EVALUATION``): each
+    indicator's value, threshold and its source, the result, the gap and what closes it."""
+    if not len(rows):
+        return []
+    parts = ["<h2>近零碳评价 Against near-zero-carbon standards (year to date)</h2>"]
+    for profile, group in rows.groupby("profile", sort=True):
+        failed = int((group["status"] == "fail").sum())
+        unknown = int((group["status"] == "unknown").sum())
+        parts.append(f"<h3>{escape(str(profile))}: {failed} failed, {unknown} unknown of {len(group)}</h3>")
+        table = [
+            [
+                escape(str(r.get("workshop") or subject)),
+                escape(f"{r.get('name_zh', '')} {r.get('name_en', '')}"),
+                f"{_value_text(r, 'value')} {escape(str(r.get('unit') or ''))}",
+                f"{escape(str(r.get('comparison') or ''))} {_value_text(r, 'threshold')}"
+                if math.isfinite(_float(r.get("threshold"))) or r.get("threshold_text")
+                else "未查到 not found",
+                STATUS_TEXT.get(str(r.get("status")), escape(str(r.get("status")))),
+                _num(r.get("gap_tco2"), 1) if math.isfinite(_float(r.get("gap_tco2"))) else "–",
+                escape(str(r.get("action") or r.get("note") or "")),
+                escape(f"{r.get('source', '')} {r.get('clause') or ''}"),
+            ]
+            for r in group.sort_values(["workshop", "indicator"]).to_dict("records")
+        ]
+        parts.append(
+            _table(
+                [
+                    "对象 subject",
+                    "指标 indicator",
+                    "数值 value",
+                    "门槛 threshold",
+                    "结果 result",
+                    "差距 gap tCO2",
+                    "如何达标 what closes it",
+                    "依据 source",
+                ],
+                table,
+                text_columns=2,
+            )
+        )
+    parts.append(
+        '<p class="note">A fact no meter gives (green-factory status, offsets held) is unknown until the park '
+        "office has reviewed it (settings: facts); an unknown is never a pass.</p>"
+    )
+    return parts
 
 
 def park_actions(data: MonthData) -> list[str]:
@@ -880,6 +944,18 @@ def park_page(registry: Registry, data: MonthData, factors: FactorSet, policy: P
                 ],
             )
         )
+    if len(data.evaluation):
+        parts += evaluation_section(data.evaluation[data.evaluation["enterprise"] == ""], "园区 park")
+        factories = data.evaluation[(data.evaluation["enterprise"] != "") & (data.evaluation["workshop"] == "")]
+        if len(factories):
+            counts = factories.groupby(["profile", "status"]).size().unstack(fill_value=0)
+            parts.append("<h3>企业 Enterprises against the factory profiles (indicators by result)</h3>")
+            parts.append(
+                _table(
+                    ["标准 profile", *[STATUS_TEXT.get(str(c), str(c)) for c in counts.columns]],
+                    [[escape(str(p)), *[str(int(v)) for v in row]] for p, row in counts.iterrows()],
+                )
+            )
     if len(data.quality):
         incomplete = data.quality[data.quality["completeness"] < 1.0]
         parts.append("<h2>数据质量 Data quality</h2>")

@@ -19,6 +19,7 @@ from scoring.audit import rows_sha256
 from scoring.credits import annual_emissions, base_year_of, score_credits, year_table
 from scoring.factors import FactorSet
 from scoring.policy import Policy
+from scoring.profiles import Facts
 from scoring.rating import rate
 
 ACTIVITY_HASH_COLUMNS = ["enterprise", "workshop", "period", "source", "quantity", "unit"]
@@ -116,13 +117,15 @@ def score(
     completeness: pd.Series | None = None,
     compliance_score: pd.Series | None = None,
     targets: Mapping[str, NearZeroTarget] | None = None,
+    facts: Facts | None = None,
 ) -> ScoreResult:
     """Score ``year`` from activity data of any months (the base year's included).
 
     ``base_year`` defaults to the policy's, else the earliest year in which an enterprise has both
     activity data and value added (:func:`scoring.credits.base_year_of`).
     ``completeness`` and ``compliance_score`` are Series by enterprise; ``targets`` maps a
-    workshop id (or an enterprise id, for a whole factory) to its near-zero target.
+    workshop id (or an enterprise id, for a whole factory) to its near-zero target. ``facts``
+    (reviewed manual data) apply the policy's rating adjustments.
     """
     activity = activity.copy()
     if "workshop" not in activity:
@@ -146,6 +149,7 @@ def score(
         previous_intensity=previous,
         completeness=completeness,
         compliance_score=compliance_score,
+        facts=facts,
     )
     years = {str(year), str(base)}
     used_activity = activity[activity["period"].str.slice(0, 4).isin(years)]

@@ -36,6 +36,7 @@ NEEDS_A_SERVICE = {
     "ledger settle": "http://127.0.0.1:{influx}",
     "dashboards push": "http://127.0.0.1:{grafana}",
     "platform serve": "http://127.0.0.1:{influx}",
+    "nearzero": "http://127.0.0.1:{influx}",  # without files: the park's stored results
     "services status": "parkcarbon services up",
     "services rotate-password": "parkcarbon services up",
 }

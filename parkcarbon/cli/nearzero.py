@@ -1,12 +1,16 @@
-"""``parkcarbon nearzero``: evaluate a year against a near-zero / zero-carbon profile, from files.
+"""``parkcarbon nearzero``: a year against a near-zero / zero-carbon profile, from the park's results
+or from files.
 
 Contract::
 
+    parkcarbon nearzero --profile ID [--enterprise E] [--year Y]
     parkcarbon nearzero --profile ID --activity A.csv --enterprises E.csv --factor-set F
                         [--enterprise E] [--year Y] [--facts facts.yaml] [--policy P.yaml] [--json]
                         [--skip-bad-rows] [--later-row-wins]
 
-Reads the files with :func:`scoring.inputs.read_activity` / :func:`~scoring.inputs.read_enterprises`,
+Without files it prints what the monthly DAG stored (``NEARZERO_EVALUATION``) for the latest month
+of the year in which the profile was evaluated: the profiles the registry selects, year to date.
+With files it reads them with :func:`scoring.inputs.read_activity` / :func:`~scoring.inputs.read_enterprises`,
 computes emissions with :func:`scoring.engine.score` and evaluates with
 :func:`scoring.evaluation.evaluate`. Prints one table per subject (indicator, value, threshold,
 status, gap and what closes it), or with ``--json`` the whole evaluation with its sources. The year
@@ -39,11 +43,15 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "nearzero", help="evaluate enterprises, workshops or the park against a near-zero-carbon profile"
     )
     p.add_argument("--profile", required=True, help=f"one of {', '.join(profile_ids())}, or a profile YAML file")
-    p.add_argument("--activity", type=Path, required=True, help="activity file, as for `parkcarbon score`")
-    p.add_argument("--enterprises", type=Path, required=True, help="enterprises file with value added")
-    p.add_argument("--factor-set", required=True, help=f"one of {', '.join(factor_set_ids())}")
+    p.add_argument(
+        "--activity",
+        type=Path,
+        help="activity file, as for `parkcarbon score` (without it: the park's stored results in InfluxDB)",
+    )
+    p.add_argument("--enterprises", type=Path, help="with --activity: enterprises file with value added")
+    p.add_argument("--factor-set", help=f"with --activity: one of {', '.join(factor_set_ids())}")
     p.add_argument("--enterprise", help="only this enterprise (and its workshops)")
-    p.add_argument("--year", type=int, help="default: the latest year in the activity file")
+    p.add_argument("--year", type=int, help="default: the latest year in the activity file or the stored results")
     p.add_argument("--facts", type=Path, help="reviewed manual facts (YAML); without them fact indicators are unknown")
     p.add_argument("--policy", type=Path, help="policy YAML (default: the packaged policy)")
     p.add_argument("--json", action="store_true", help="print the evaluation as JSON")
@@ -57,8 +65,13 @@ def _fail(message: str) -> int:
     return 2
 
 
-def run(args: argparse.Namespace, _settings: Settings) -> int:
+def run(args: argparse.Namespace, settings: Settings) -> int:
     from parkcarbon.cli.errors import require_files
+
+    if args.activity is None:
+        return stored(args, settings)
+    if args.enterprises is None or args.factor_set is None:
+        return _fail("--activity needs --enterprises and --factor-set (or give none of them for the stored results)")
 
     files = {"--activity": args.activity, "--enterprises": args.enterprises, "--facts": args.facts}
     require_files({**files, "--policy": args.policy})
@@ -186,4 +199,70 @@ def render(evaluation: Evaluation) -> str:
     lines.append("Sources:")
     for key, doc in profile.documents.items():
         lines.append(f"  [{key}] {doc.title}, {doc.issuer.split(';')[0].strip()}, {doc.date}: {doc.found_at[0]}")
+    return "\n".join(lines)
+
+
+# -- the park's stored results --------------------------------------------------------------------------
+
+
+def stored(args: argparse.Namespace, settings: Settings) -> int:
+    """What the monthly DAG stored for ``--profile`` (its latest month of ``--year``), as a table."""
+    from park.measurements import NEARZERO_EVALUATION
+    from park.registry import park_timezone
+    from park.store import InfluxStore
+    from parkcarbon.cli.errors import require_influx
+    from parkcarbon.runtime import settings_for_run_dir
+
+    settings = settings_for_run_dir(settings, "dashboards")
+    require_influx(settings)
+    timezone = park_timezone(settings.registry)
+    where, params = ['"profile" = $profile'], {"profile": args.profile}
+    if args.enterprise:
+        where.append('"enterprise" = $enterprise')
+        params["enterprise"] = args.enterprise
+    with InfluxStore(settings.influx) as store:
+        rows = store.query(f"SELECT * FROM {NEARZERO_EVALUATION.q} WHERE {' AND '.join(where)}", params)
+    if not len(rows):
+        who = f" for {args.enterprise}" if args.enterprise else ""
+        return _fail(
+            f"no stored evaluation against {args.profile}{who}: list the profile in the registry's"
+            " park.nearzero_profiles (or the enterprise's) and run the month, or give --activity"
+        )
+    rows["period"] = rows["time"].dt.tz_convert(timezone).dt.strftime("%Y-%m")
+    year = args.year or int(rows["period"].max()[:4])
+    rows = rows[rows["period"].str.startswith(f"{year:04d}-")]
+    if not len(rows):
+        return _fail(f"no stored evaluation against {args.profile} in {year}")
+    period = rows["period"].max()
+    print(render_stored(rows[rows["period"] == period], args.profile, period))
+    return 0
+
+
+def _stored_value(row: dict[str, Any], name: str) -> Any:
+    number = _plain(row.get(name))
+    return number if number is not None else _plain(row.get(f"{name}_text"))
+
+
+def render_stored(rows: pd.DataFrame, profile: str, period: str) -> str:
+    """The stored rows of one month as :func:`render` shows an evaluation."""
+    months = int(rows["months"].max())
+    state = "" if months >= 12 else f", {months} months: provisional"
+    lines = [f"{profile} — {period[:4]} to {period} (stored by the monthly DAG{state})"]
+    for (enterprise, workshop), group in rows.fillna({"workshop": ""}).groupby(["enterprise", "workshop"], sort=True):
+        who = (enterprise or "the park") + (f" / workshop {workshop}" if workshop else "")
+        counts = group["status"].value_counts()
+        lines.append("")
+        lines.append(
+            f"{who}: {counts.get('pass', 0)} pass, {counts.get('fail', 0)} fail, {counts.get('unknown', 0)} unknown,"
+            f" {counts.get('n/a', 0)} n/a"
+        )
+        lines.append(f"  {'indicator':<34} {'value':>12} {'threshold':>22}  {'status':<8} gap / what closes it")
+        for row in group.sort_values("indicator").to_dict("records"):
+            unit = str(row.get("unit") or "")
+            comparison = {">=": "≥", "<=": "≤", "==": "=", "in": "in"}.get(str(row.get("comparison")), "")
+            threshold = _stored_value(row, "threshold")
+            shown = "not found" if threshold is None else f"{comparison} {_show(threshold, unit)}"
+            what = _plain(row.get("action")) or ("" if row["status"] in ("pass", "n/a") else _plain(row.get("note")))
+            value = _show(_stored_value(row, "value"), unit)
+            lines.append(f"  {row['indicator']:<34} {value:>12} {shown:>22}  {row['status']:<8} {what or ''}")
     return "\n".join(lines)

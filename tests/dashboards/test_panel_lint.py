@@ -56,6 +56,12 @@ FIELD_KIND = {
     "policy_version": "text",
     "deadline": "text",
     "on_track": "text",
+    # nearzero_evaluation: an indicator's value and threshold are in its own unit (a column beside them)
+    "threshold": "quantity",
+    "gap_tco2": "tco2",
+    "value_text": "text",
+    "unit": "text",
+    "action": "text",
 }
 UNITS = {
     "ratio": {"percentunit"},

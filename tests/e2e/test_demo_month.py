@@ -3,6 +3,7 @@ carbon_monthly with dag.test() → results, checked against the simulator's grou
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 
@@ -10,7 +11,14 @@ import pandas as pd
 import pytest
 from numpy.testing import assert_allclose
 
-from park.measurements import ACTIVITY_MONTHLY, CREDITS, EMISSIONS_BY_SOURCE, EMISSIONS_MONTHLY, NEAR_ZERO_PROGRESS
+from park.measurements import (
+    ACTIVITY_MONTHLY,
+    CREDITS,
+    EMISSIONS_BY_SOURCE,
+    EMISSIONS_MONTHLY,
+    NEAR_ZERO_PROGRESS,
+    NEARZERO_EVALUATION,
+)
 from park.month import Month, read_month
 from park.registry import DEFAULT_TIMEZONE
 from park.settings import Settings
@@ -107,6 +115,99 @@ def test_emissions_by_source_trace_every_tonne(demo):
     summed = summed.reindex(stored.index).fillna(0.0)
     assert_allclose(summed["tco2_location"], stored["tco2_location"], rtol=1e-9, atol=1e-9)
     assert_allclose(summed["tco2_market"], stored["tco2_market"], rtol=1e-9, atol=1e-9)
+
+
+def test_nearzero_evaluation_follows_the_registry(demo):
+    """The monthly DAG evaluates the registry's profiles (demo: Suzhou for every enterprise but E05, which
+    names Hunan's; Jiangsu's park set for the park) and stores exactly what scoring.evaluation gives."""
+    from pipeline.monthly import score_inputs, score_through
+    from scoring.evaluation import PARK, evaluate
+    from scoring.profiles import load_profile
+
+    _, settings = demo
+    month = Month.of(PERIOD, DEFAULT_TIMEZONE)
+    with InfluxStore(settings.influx) as store:
+        stored = read_month(store, NEARZERO_EVALUATION, month)
+        inputs = score_inputs(settings)
+        result = score_through(settings, store, month, inputs)
+    assert result is not None
+    own = stored[stored["workshop"] == ""]
+    by_profile = own.groupby("profile")["enterprise"].agg(lambda e: sorted(set(e))).to_dict()
+    enterprises = sorted(e.id for e in inputs.registry.enterprises)
+    assert by_profile == {
+        "suzhou-nzc-factory-2023": [e for e in enterprises if e != "E05"],
+        "hunan-zc-factory-2025": ["E05"],
+        "jiangsu-nzc-park-2024": [""],  # the park
+    }
+    for profile_id in by_profile:
+        expected = evaluate(result.emissions, inputs.enterprises, 2026, load_profile(profile_id), inputs.factors)
+        rows = expected.indicators.replace({"enterprise": {PARK: ""}})
+        mine = stored[stored["profile"] == profile_id]
+        rows = rows[rows["enterprise"].isin(set(mine["enterprise"]))]
+        key = ["enterprise", "workshop", "indicator"]
+        assert len(mine) == len(rows)
+        merged = mine.merge(rows, on=key, suffixes=("", "_expected"))
+        assert (merged["status"] == merged["status_expected"]).all()
+        numeric = merged["value_expected"].map(lambda v: isinstance(v, float) and v == v)
+        assert_allclose(merged.loc[numeric, "value"], merged.loc[numeric, "value_expected"].astype(float), rtol=1e-12)
+    assert set(stored["status"]) <= {"pass", "fail", "unknown", "n/a"}
+    assert (stored["provisional"]).all() and set(stored["months"]) == {1}  # the demo simulates February only
+    # The report's pages show them: each enterprise its own profile with the stored counts, the park its set.
+    for enterprise, profile_id in (("E01", "suzhou-nzc-factory-2023"), ("E05", "hunan-zc-factory-2025")):
+        rows = stored[(stored["enterprise"] == enterprise) & (stored["profile"] == profile_id)]
+        page = (result_dir(demo) / "enterprises" / f"{enterprise}.html").read_text(encoding="utf-8")
+        failed, unknown = int((rows["status"] == "fail").sum()), int((rows["status"] == "unknown").sum())
+        assert f"{profile_id}: {failed} failed, {unknown} unknown of {len(rows)}" in page
+    assert "jiangsu-nzc-park-2024" in (result_dir(demo) / "index.html").read_text(encoding="utf-8")
+    # ... and `parkcarbon nearzero --profile ID --enterprise E` prints them, from InfluxDB, without files.
+    import subprocess
+    import sys
+
+    rows = stored[(stored["enterprise"] == "E01") & (stored["profile"] == "suzhou-nzc-factory-2023")]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PARKCARBON_")}
+    shown = subprocess.run(
+        [sys.executable, "-m", "parkcarbon", "nearzero", "--profile", "suzhou-nzc-factory-2023", "--enterprise", "E01"],
+        env=env | {"PARKCARBON_RUN_DIR": str(settings.run_dir)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert shown.returncode == 0, shown.stderr
+    own = rows[rows["workshop"] == ""]["status"].value_counts()
+    assert f"E01: {own.get('pass', 0)} pass, {own.get('fail', 0)} fail, {own.get('unknown', 0)} unknown" in shown.stdout
+    assert f"suzhou-nzc-factory-2023 — 2026 to {PERIOD}" in shown.stdout
+
+
+def result_dir(demo):
+    return demo[0].report_dir
+
+
+def test_reviewed_facts_adjust_the_rating(demo, tmp_path):
+    """A reviewed fact (E01 a national green factory in 2026, settings.facts) reaches the rating: +5 points
+    and the reason; the month re-run without it goes back to the stored rating."""
+    _, settings = demo
+    month = Month.of(PERIOD, DEFAULT_TIMEZONE)
+    facts = tmp_path / "facts.yaml"
+    facts.write_text(
+        "facts:\n- {enterprise: E01, year: 2026, fact: green_factory, value: national, reviewed_by: park office,"
+        " reviewed_on: 2026-03-02, evidence: MIIT green factory list 2025}\n",
+        encoding="utf-8",
+    )
+
+    def e01() -> dict:
+        with InfluxStore(settings.influx) as store:
+            credits = read_month(store, CREDITS, month)
+        return credits.set_index("enterprise").loc["E01"].to_dict()
+
+    before = e01()
+    try:
+        compute_scores(settings.model_copy(update={"facts": facts}), PERIOD)
+        after = e01()
+    finally:
+        compute_scores(settings, PERIOD)
+    assert after["rating_score"] == pytest.approx(min(before["rating_score"] + 5, 100), abs=1e-9)
+    assert "green factory (national) +5" in after["rating_reasons"]
+    assert "green factory" not in before["rating_reasons"] and e01()["rating_score"] == before["rating_score"]
 
 
 def test_credits_grades_and_progress(demo):

@@ -24,6 +24,7 @@ from park.measurements import (
     GATEWAY_QUALITY_DAILY,
     MONTH_COVERAGE,
     NEAR_ZERO_PROGRESS,
+    NEARZERO_EVALUATION,
 )
 from park.month import Month
 from park.registry import load_registry
@@ -166,6 +167,31 @@ def write_results(store: InfluxStore, timezone: str) -> None:
                     at,
                 )
             )
+        at = Month.of(PERIODS[-1], timezone).start_ns
+        gap_t = 310.5 if enterprise != "BRAVO" else 48_765.4  # BRAVO's is one of its figures
+        points.append(
+            NEARZERO_EVALUATION.point(
+                {"enterprise": enterprise, "workshop": "", "profile": "suzhou-nzc-factory-2023", "indicator": "offset"},
+                {
+                    "subject": "enterprise",
+                    "year": 2026,
+                    "months": 3,
+                    "provisional": True,
+                    "name_zh": "抵消比例",
+                    "name_en": "share offset",
+                    "unit": "%",
+                    "comparison": ">=",
+                    "threshold": 80.0,
+                    "value": 42.5,
+                    "status": "fail",
+                    "gap": 37.5,
+                    "gap_tco2": gap_t,
+                    "action": f"offset {gap_t:,.1f} t more",
+                    "source": "test document",
+                },
+                at,
+            )
+        )
         if enterprise != "CHARLIE":
             at = Month.of(PERIODS[-1], timezone).start_ns
             points.append(
@@ -175,6 +201,26 @@ def write_results(store: InfluxStore, timezone: str) -> None:
                     at,
                 )
             )
+    march = Month.of(PERIODS[-1], timezone).start_ns
+    points.append(  # the park itself against a park-level profile: no enterprise tag
+        NEARZERO_EVALUATION.point(
+            {"enterprise": "", "workshop": "", "profile": "jiangsu-nzc-park-2024", "indicator": "renewable_share"},
+            {
+                "subject": "park",
+                "year": 2026,
+                "months": 3,
+                "provisional": True,
+                "name_en": "renewable electricity",
+                "unit": "%",
+                "comparison": ">=",
+                "threshold": 30.0,
+                "value": 12.25,
+                "status": "fail",
+                "action": "add 4.2 GWh of certified green power",
+            },
+            march,
+        )
+    )
     store.write(points)
 
 

@@ -37,6 +37,7 @@ def test_enterprise_user_sees_its_own_month(park, store):
     lines = dict(re.findall(r'<tr data-source="(\w+)">.*?class="tco2" data-value="([^"]+)"', text, re.S))
     assert {k: float(v) for k, v in lines.items()} == {"grid_electricity": 432.25 * 0.75, "natural_gas": 432.25 * 0.25}
     assert f"{432.25 * 0.75 / 0.5306:,.3f}" in text  # the grid line's MWh at its factor
+    assert 'data-indicator="offset" data-status="fail"' in text and "offset 310.5 t more" in text
     assert "35.000" in text  # holdings of vintage 2025: 40 issued − 5 given to CHARLIE
     assert "alpha-to-charlie" in text
     assert "/enterprises/ALPHA/reports/2026-03.html" in text
@@ -95,6 +96,8 @@ def test_park_admin_sees_every_enterprise(park, store):
         rel=1e-12,
     )
     assert "within the cap" in page.text and f"{(1_000_000 - ytd) / 9:,.1f} t a month" in page.text
+    assert 'data-indicator="renewable_share" data-status="fail"' in page.text  # the park's own evaluation
+    assert "add 4.2 GWh of certified green power" in page.text
     grades = client.get("/park/charts/grades.json").json()
     assert grades == {"period": "2026-03", "grades": {"1": 0, "2": 1, "3": 1, "4": 0, "5": 1, "–": 0}}
     other = client.get("/enterprises/BRAVO")  # the park office reads any enterprise's page
