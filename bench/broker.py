@@ -1,8 +1,9 @@
-"""Broker persistence benchmark: what saving Mosquitto's database on every change costs, and what a
-kill -9 loses without it.
+"""Broker persistence benchmark: what saving Mosquitto's database often costs, and what a kill -9 loses
+with each setting.
 
-For each persistence setting (``autosave_on_changes false`` / ``autosave_interval 30``, as before, and
-``autosave_on_changes true`` with 1 change, as parkcarbon writes it now), on Mosquitto 2.0.11 with
+For each persistence setting (``autosave_on_changes false`` with ``autosave_interval`` 30 s as before,
+every ``--seconds`` N s (parkcarbon writes 1 s now), and ``autosave_on_changes true`` every ``--changes``
+N changes), on Mosquitto 2.0.11 with
 the demo park's gateways (4 intervals per message, QoS 1, as fast as the broker acknowledges):
 
 - publish rate with the collector connected (``parkcarbon collect``, direct subscription);
@@ -10,7 +11,7 @@ the demo park's gateways (4 intervals per message, QoS 1, as fast as the broker 
 - readings lost when the broker is killed with SIGKILL right after the last PUBACK while the
   collector is away, counted in InfluxDB once the broker and the collector are back.
 
-Run: ``.venv/bin/python -P bench/broker.py [--days N] [--changes 1,100]``.
+Run: ``.venv/bin/python -P bench/broker.py [--days N] [--seconds 1,5] [--changes 1,100]``.
 """
 
 from __future__ import annotations
@@ -82,9 +83,11 @@ class Collector:
             self.proc.wait(60)
 
 
-def run(days: int, changes: list[int]) -> None:
-    settings_to_try: dict[str, int | None] = {"every 30 s (before)": None}
-    settings_to_try |= {f"every {n} change{'s' if n > 1 else ''}": n for n in changes}
+def run(days: int, changes: list[int], seconds: list[int]) -> None:
+    # label → (autosave_changes, autosave_s)
+    settings_to_try: dict[str, tuple[int | None, int]] = {"every 30 s (before)": (None, 30)}
+    settings_to_try |= {f"every {n} s": (None, n) for n in seconds}
+    settings_to_try |= {f"every {n} change{'s' if n > 1 else ''}": (n, 1) for n in changes}
     registry = load_registry(DEMO_REGISTRY)
     start = datetime(2026, 5, 1, tzinfo=TZ)
     runs = [
@@ -106,9 +109,9 @@ def run(days: int, changes: list[int]) -> None:
             creds = load_credentials(run_dir)
             print(f"demo park, {days} day(s) per step, {sum(len(r.plan) for r in runs)} messages in all")
             print(f"{'persistence':24} {'collector connected':>22} {'collector away':>18} {'kill -9 loses':>16}")
-            for index, (label, every) in enumerate(settings_to_try.items()):
+            for index, (label, (changes_n, seconds_n)) in enumerate(settings_to_try.items()):
                 (run_dir / "mosquitto" / "mosquitto.conf").write_text(
-                    local_mosquitto_conf(run_dir, ports.mqtt, autosave_changes=every)
+                    local_mosquitto_conf(run_dir, ports.mqtt, autosave_changes=changes_n, autosave_s=seconds_n)
                 )
                 services.stop_one("mosquitto")
                 services.start_one("mosquitto")
@@ -144,9 +147,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--days", type=int, default=5, help="days of the demo park published per step")
     parser.add_argument("--changes", default="1", help="autosave_interval values to try with autosave_on_changes")
+    parser.add_argument("--seconds", default="1", help="autosave_interval seconds to try, not on changes")
     args = parser.parse_args()
     os.umask(0o077)
-    run(args.days, [int(n) for n in args.changes.split(",")])
+    run(args.days, [int(n) for n in args.changes.split(",") if n], [int(n) for n in args.seconds.split(",") if n])
 
 
 if __name__ == "__main__":

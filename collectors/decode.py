@@ -48,8 +48,8 @@ class ReadingRoute(NamedTuple):
     topic_filter: str
 
 
-# bench/ingest.py and tests/integration/test_simulator_truth.py subscribe to ``r.topic_filter for r in
-# READING_ROUTES``; once they read park.topics.subscriptions() instead, this can go.
+# tests/integration/test_simulator_truth.py subscribes to ``r.topic_filter for r in READING_ROUTES``;
+# once it reads park.topics.subscriptions() instead (as bench/ingest.py does), this can go.
 READING_ROUTES = [ReadingRoute(fmt, topic_filter(layout(fmt).readings)) for fmt in DECODERS]
 
 

@@ -43,7 +43,8 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from collectors.budget import QuarantineBudget
 from collectors.conflicts import ConflictGuard
-from collectors.handler import Handled, Received, handle
+from collectors.fastnative import FastNative
+from collectors.handler import Handled, Received, handle_batch
 from collectors.points import UniqueClock
 from collectors.sink import Outcome, Sink
 from collectors.spool import Spool
@@ -100,6 +101,7 @@ class Collector:
         guard = ConflictGuard(self._store, registry, self._clock, self._budget, refresh)
         self._sink = Sink(self._spool, self._store, self._clock, self.client_id, self._count_drained, guard)
         self._max_age = timedelta(days=settings.collector.max_reading_age_days)
+        self._fast = FastNative(registry)
         self._pending: list[Received] = []  # the batch being spooled and acked, resumed after a restart
         self._pending_spooled = False
         self._pending_acked = 0
@@ -280,9 +282,9 @@ class Collector:
         A receiver restarted after a failed append appends what its predecessor had made."""
         if self._pending_handled is None:
             now = datetime.now(UTC)
-            self._pending_handled = [
-                handle(message, self.registry, self._clock, now, self._max_age, self._budget) for message in batch
-            ]
+            self._pending_handled = handle_batch(
+                batch, self.registry, self._clock, now, self._max_age, self._budget, self._fast
+            )
         lines = [line for handled in self._pending_handled for line in handled.lines]
         if lines:
             self._spool.append("\n".join(lines), batch[0].received_ns)

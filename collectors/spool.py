@@ -19,6 +19,7 @@ import threading
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 _HEADER = struct.Struct("<IIQ")
 SEGMENT_BYTES = 64 * 1024 * 1024
@@ -124,7 +125,8 @@ class Spool:
             return self._lock.wait_for(lambda: self._end > after, timeout_s)
 
     def read(self, start: Position, max_bytes: int) -> list[Record]:
-        """Records from ``start`` on, up to about ``max_bytes``, crossing into later segments."""
+        """Records from ``start`` on, up to about ``max_bytes``, crossing into later segments. Only
+        the records returned are read from disk, not the segment before them."""
         records: list[Record] = []
         size = 0
         with self._lock:
@@ -132,29 +134,44 @@ class Spool:
         position = start
         while position < end and size < max_bytes:
             path = self._path(position.segment)
-            data = path.read_bytes() if path.exists() else b""
-            offset = position.offset
-            limit = end.offset if position.segment == end.segment else len(data)
-            while offset + _HEADER.size <= limit and size < max_bytes:
-                length, crc, received_ns = _HEADER.unpack_from(data, offset)
-                body = data[offset + _HEADER.size : offset + _HEADER.size + length]
-                if len(body) < length or zlib.crc32(body) != crc:
-                    raise RuntimeError(f"spool record at {path}:{offset} is corrupt")
-                next_offset = offset + _HEADER.size + length
-                records.append(
-                    Record(
-                        Position(position.segment, offset),
-                        Position(position.segment, next_offset),
-                        received_ns,
-                        body.decode("utf-8"),
-                    )
-                )
-                size += length
-                offset = next_offset
+            if path.exists():
+                with path.open("rb") as f:
+                    limit = end.offset if position.segment == end.segment else os.fstat(f.fileno()).st_size
+                    f.seek(position.offset)
+                    size += self._read_records(f, path, position, limit, max_bytes - size, records)
             if position.segment == end.segment:
                 break
             position = Position(position.segment + 1, 0)
         return records
+
+    @staticmethod
+    def _read_records(
+        f: BinaryIO, path: Path, start: Position, limit: int, max_bytes: int, records: list[Record]
+    ) -> int:
+        """Append the records of ``f`` (at ``start``) before ``limit``, up to about ``max_bytes``;
+        return their payload bytes."""
+        offset = start.offset
+        size = 0
+        while offset + _HEADER.size <= limit and size < max_bytes:
+            header = f.read(_HEADER.size)
+            if len(header) < _HEADER.size:
+                break
+            length, crc, received_ns = _HEADER.unpack(header)
+            body = f.read(length)
+            if len(body) < length or zlib.crc32(body) != crc:
+                raise RuntimeError(f"spool record at {path}:{offset} is corrupt")
+            next_offset = offset + _HEADER.size + length
+            records.append(
+                Record(
+                    Position(start.segment, offset),
+                    Position(start.segment, next_offset),
+                    received_ns,
+                    body.decode("utf-8"),
+                )
+            )
+            size += length
+            offset = next_offset
+        return size
 
     def commit(self, position: Position) -> None:
         """InfluxDB has everything before ``position``: persist it and delete finished segments."""

@@ -61,9 +61,13 @@ MAX_PACKET_SIZE = 2 * 1024 * 1024
 # further messages for that replica silently (it logs "Outgoing messages are being dropped for client").
 MAX_QUEUED_BYTES = 512 * 1024 * 1024
 MAX_QUEUED_MESSAGES = 2_000_000
-# Persistence: save the in-memory database (with fsync) after every loop iteration that queued a
-# message, acknowledged one or changed a subscription, so a kill -9 loses nothing already PUBACKed.
-AUTOSAVE_CHANGES = 1
+# Persistence: save the in-memory database (with fsync) every AUTOSAVE_S seconds, so a kill -9 loses
+# at most what the broker acknowledged (PUBACK) or was subscribed in the last AUTOSAVE_S seconds (plus
+# the time one save takes). Saving on every change (AUTOSAVE_CHANGES = 1) lost nothing but rewrote the
+# whole database per message: a backlog's backfill ran at 690 readings/s instead of 145,000
+# (bench/broker.py, README "Broker limits"). AUTOSAVE_CHANGES N saves after every N changes instead.
+AUTOSAVE_S = 1
+AUTOSAVE_CHANGES: int | None = None
 
 
 # Handles of the processes this Python process started: kept so that they are reaped with wait()
@@ -173,9 +177,11 @@ def mosquitto_conf(
     autosave_changes: int | None = AUTOSAVE_CHANGES,
     max_queued_bytes: int = MAX_QUEUED_BYTES,
     max_queued_messages: int = MAX_QUEUED_MESSAGES,
+    autosave_s: int = AUTOSAVE_S,
 ) -> str:
     """The broker configuration, the same for the local stack and docker/: authenticated, ACL-bound,
-    client ids bound to user names, size and queue limits, and persistence saved on every change."""
+    client ids bound to user names, size and queue limits, and persistence saved every ``autosave_s``
+    seconds (or every ``autosave_changes`` changes, if given)."""
     lines = [
         "# written by parkcarbon (parkcarbon/services.py: mosquitto_conf); the local stack and docker/ share it",
         "per_listener_settings false",
@@ -192,13 +198,14 @@ def mosquitto_conf(
         f"max_queued_messages {max_queued_messages}",
         "persistence true",
         f"persistence_location {data_dir}/",
-        # Saved (with fsync) whenever `autosave_changes` messages were queued or acknowledged or
-        # subscriptions changed since the last save: with 1, a kill -9 loses nothing already PUBACKed.
-        # (None: every 30 s, as before; bench/broker.py measures both.)
+        # Saved (with fsync) every `autosave_s` seconds: a kill -9 loses at most what was acknowledged
+        # or subscribed since the last save. With `autosave_changes` N: whenever N messages were queued
+        # or acknowledged or subscriptions changed (1: nothing is lost, but every message rewrites the
+        # whole database). bench/broker.py measures both.
         *(
             ["autosave_on_changes true", f"autosave_interval {autosave_changes}"]
             if autosave_changes is not None
-            else ["autosave_on_changes false", "autosave_interval 30"]
+            else ["autosave_on_changes false", f"autosave_interval {autosave_s}"]
         ),
         # Sessions of collectors that went away are kept for a week, then reaped.
         "persistent_client_expiration 7d",
@@ -230,7 +237,9 @@ def mosquitto_conf(
     return "\n".join(lines) + "\n"
 
 
-def local_mosquitto_conf(run_dir: Path, port: int, autosave_changes: int | None = AUTOSAVE_CHANGES) -> str:
+def local_mosquitto_conf(
+    run_dir: Path, port: int, autosave_changes: int | None = AUTOSAVE_CHANGES, autosave_s: int = AUTOSAVE_S
+) -> str:
     base = run_dir / "mosquitto"
     return mosquitto_conf(
         base,
@@ -239,6 +248,7 @@ def local_mosquitto_conf(run_dir: Path, port: int, autosave_changes: int | None 
         f"file {base / 'mosquitto.log'}",
         run_as_root=os.geteuid() == 0,
         autosave_changes=autosave_changes,
+        autosave_s=autosave_s,
     )
 
 
