@@ -24,6 +24,7 @@ from park.measurements import (
     CREDITS,
     CREDITS_ANNUAL,
     DATA_QUALITY,
+    METER_DAILY,
     METER_REGISTER,
 )
 
@@ -51,9 +52,10 @@ def activity_by_source(timezone: str) -> timeseries.Panel:
     )
 
 
-# Raw registers are read over the last days only: a year of 15-minute readings of a 4,000-meter
-# enterprise is some 280 million points for InfluxDB to scan at every refresh, whatever the grouping.
-METERS_TIME = "7d"
+# Raw registers are read over the last day only: a year of 15-minute readings of a 4,000-meter
+# enterprise is some 140 million points for InfluxDB to scan at every refresh, whatever the grouping;
+# longer ranges read the daily rollups (meter_days).
+METERS_TIME = "24h"
 
 
 def meter_consumption() -> timeseries.Panel:
@@ -62,7 +64,7 @@ def meter_consumption() -> timeseries.Panel:
         .title(f"Meters 计量表: consumption per interval, last {METERS_TIME} (register differences × multiplier)")
         .description(
             "Each meter's registers apart (import and export, gas, heat), in the register's unit, over the last"
-            f" {METERS_TIME} whatever the dashboard's range: months and years are in the activity panel."
+            f" {METERS_TIME} whatever the dashboard's range: days, months and years are in the daily panel."
         )
         .datasource(DATASOURCE)
         .with_target(
@@ -77,6 +79,31 @@ def meter_consumption() -> timeseries.Panel:
         .unit("short")
         .height(8)
         .span(12)
+    )
+
+
+def meter_days(timezone: str) -> timeseries.Panel:
+    """Each meter register's consumption by day from the daily rollups, over the dashboard's range."""
+    return (
+        timeseries.Panel()
+        .title("Meters by day 计量表日用量 (daily rollups, register's unit)")
+        .description(
+            "meter_daily: each day's consumption as the monthly step counts it (a pair of readings across"
+            " midnight split by time); yesterday appears once the daily DAG has rolled it up"
+        )
+        .datasource(DATASOURCE)
+        .with_target(
+            InfluxQL(
+                f'SELECT sum("quantity") FROM {METER_DAILY.q} WHERE "{ONE} AND $timeFilter '
+                f'GROUP BY time($__interval), "meter", "register" fill(none) tz(\'{timezone}\')',
+                alias="$tag_meter $tag_register",
+            )
+        )
+        .interval("1d")
+        .draw_style(cmodels.GraphDrawStyle.BARS)
+        .unit("short")
+        .height(8)
+        .span(24)
     )
 
 
@@ -204,6 +231,7 @@ def build(timezone: str) -> dashboard.Dashboard:
         .with_variable(enterprise_variable())
         .with_panel(activity_by_source(timezone))
         .with_panel(meter_consumption())
+        .with_panel(meter_days(timezone))
         .with_panel(emissions(timezone))
         .with_panel(credits_history(timezone))
         .with_panel(grade_and_rating(timezone))
