@@ -37,11 +37,12 @@ DAY_NS = 86_400 * 10**9
 
 
 def registry_data(n_meters: int) -> dict[str, object]:
-    enterprises, gateways, meters = [], [], []
+    enterprises, workshops, gateways, meters = [], [], [], []
     for e in range(n_meters // METERS_PER_ENTERPRISE):
         eid = f"D{e:03d}"
         enterprises.append({"id": eid, "name": f"Bench {e}", "industry": ("C39", "C34", "C26")[e % 3]})
         gateways.append({"id": f"gw-{eid.lower()}", "enterprise": eid})
+        workshops.append({"id": f"{eid}-WS", "enterprise": eid, "name": "Workshop"})
         for m in range(METERS_PER_ENTERPRISE):
             meters.append(
                 {
@@ -50,6 +51,7 @@ def registry_data(n_meters: int) -> dict[str, object]:
                     "enterprise": eid,
                     "carrier": "grid_electricity",
                     "role": "main" if m == 0 else "sub",
+                    "workshop": None if m == 0 else f"{eid}-WS",
                     "unit": "kWh",
                 }
             )
@@ -64,6 +66,7 @@ def registry_data(n_meters: int) -> dict[str, object]:
         "version": f"bench-{n_meters}",
         "park": park,
         "enterprises": enterprises,
+        "workshops": workshops,
         "gateways": gateways,
         "meters": meters,
     }
@@ -136,13 +139,20 @@ def points(registry: Any, now: datetime) -> Iterator[Any]:
         for at in day_ns:
             yield GATEWAY_QUALITY_DAILY.point(
                 {"enterprise": gateway.enterprise, "gateway": gateway.id},
-                {"readings": 9600.0, "meters_silent": 0.0, "announced_online": True, "offline": False},
+                {
+                    "readings": 9600.0,
+                    "meters_silent": 0.0,
+                    "announced_online": 1.0,
+                    "offline": False,
+                    "registers": 100.0,
+                    "completeness_sum": 99.5,
+                },
                 at,
             )
             for hour, online in ((3, False), (4, True)):
                 yield GATEWAY_STATUS.point(
                     {"enterprise": gateway.enterprise, "gateway": gateway.id},
-                    {"online": online, "state": "online" if online else "offline"},
+                    {"online": 1.0 if online else 0.0, "state": "online" if online else "offline"},
                     at + hour * 3600 * 10**9,
                 )
             yield QUARANTINE.point(

@@ -11,7 +11,6 @@ from park.measurements import (
     GATEWAY_QUALITY_DAILY,
     GATEWAY_STATUS,
     LATE_DATA,
-    METER_QUALITY_DAILY,
     QUARANTINE,
 )
 from park.settings import QualitySettings
@@ -47,8 +46,10 @@ def completeness_daily(timezone: str) -> timeseries.Panel:
         .datasource(DATASOURCE)
         .with_target(
             InfluxQL(
-                f'SELECT mean("completeness") FROM {METER_QUALITY_DAILY.q} WHERE $timeFilter '
-                f"GROUP BY time(1d) fill(none) tz('{timezone}')",
+                # one point per gateway and day (Σ and count of its registers' completeness), not one
+                # per register: a year of 50,000 meters is 18 M register-days
+                f'SELECT sum("completeness_sum") / sum("registers") AS "completeness" FROM {GATEWAY_QUALITY_DAILY.q}'
+                f" WHERE $timeFilter GROUP BY time(1d) fill(none) tz('{timezone}')",
                 alias="completeness",
             )
         )

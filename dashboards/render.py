@@ -12,17 +12,17 @@ from typing import Any
 
 # Grafana's round intervals (its ``roundInterval``), in seconds.
 ROUND_INTERVALS_S = (1, 5, 10, 15, 20, 30, 60, 300, 600, 900, 1200, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
-UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "M": 30 * 86400, "y": 365 * 86400}
 MAX_DATA_POINTS = 1000  # about a panel's width in pixels
 
 
 def duration_s(text: str) -> int:
     """Grafana's duration text in seconds: ``"15m"`` → 900, ``"1d"`` → 86400.
 
-    >>> duration_s("15m"), duration_s("24h"), duration_s("7d")
-    (900, 86400, 604800)
+    >>> duration_s("15m"), duration_s("24h"), duration_s("7d"), duration_s("14M")
+    (900, 86400, 604800, 36288000)
     """
-    match = re.fullmatch(r"(\d+)([smhdw])", text.strip())
+    match = re.fullmatch(r"(\d+)([smhdwMy])", text.strip())
     if match is None:
         raise ValueError(f"not a Grafana duration: {text!r}")
     return int(match.group(1)) * UNITS_S[match.group(2)]
@@ -32,7 +32,7 @@ def interval_s(range_s: float, min_interval_s: int = 1, max_data_points: int = M
     """``$__interval`` for a range: range / data points, rounded to a round value, at least the minimum.
 
     >>> interval_s(365 * 86400), interval_s(7 * 86400), interval_s(7 * 86400, 86400)
-    (43200, 600, 86400)
+    (43200, 900, 86400)
     """
     raw = range_s / max_data_points
     rounded = next((r for r in ROUND_INTERVALS_S if r >= raw), ROUND_INTERVALS_S[-1])

@@ -202,7 +202,7 @@ METER_QUALITY_DAILY = Measurement(
 GATEWAY_QUALITY_DAILY = Measurement(
     "gateway_quality_daily",
     ("enterprise", "gateway"),
-    ("readings", "meters_silent", "announced_online", "offline"),
+    ("readings", "meters_silent", "announced_online", "offline", "registers", "completeness_sum"),
     "day start",
 )
 METER_DAILY = Measurement(

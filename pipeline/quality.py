@@ -78,6 +78,7 @@ def day_quality(
     states = _gateway_states(store, end)
     meter_points = []
     per_gateway: dict[str, list[int]] = {g.id: [] for g in registry.gateways}
+    completeness_sum: dict[str, float] = {g.id: 0.0 for g in registry.gateways}
     for meter in registry.meters:
         expected = 1440 // meter.interval_minutes
         for register in meter.registers:
@@ -96,6 +97,7 @@ def day_quality(
             tags = {"enterprise": meter.enterprise, "gateway": meter.gateway, "meter": meter.id}
             meter_points.append(METER_QUALITY_DAILY.point(tags | {"register": register.value}, fields, at_ns))
             per_gateway[meter.gateway].append(readings)
+            completeness_sum[meter.gateway] += float(fields["completeness"])
     gateway_points = []
     for gateway in registry.gateways:
         own = per_gateway[gateway.id]
@@ -105,6 +107,10 @@ def day_quality(
             "readings": float(sum(own)),
             "meters_silent": float(silent),
             "offline": state == 0.0 or (bool(own) and silent == len(own)),
+            # Σ and count of its registers' completeness: the park's mean over all registers is
+            # Σ completeness_sum / Σ registers, read from one point per gateway instead of one per register.
+            "registers": float(len(own)),
+            "completeness_sum": completeness_sum[gateway.id],
         }
         if state is not None:
             gateway_fields["announced_online"] = state

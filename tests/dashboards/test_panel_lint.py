@@ -37,6 +37,7 @@ FIELD_KIND = {
     "quantity": "quantity",
     "value": "quantity",
     "completeness": "ratio",
+    "completeness_sum": "ratio",  # read as Σ completeness_sum / Σ registers: the mean completeness
     "offset_ratio": "ratio",
     "required_ratio": "ratio",
     "target": "ratio",

@@ -155,3 +155,8 @@ def test_daily_quality_counts_what_was_published(settings, store, airflow_home, 
     assert not frame["stale"].astype(bool).any()
     gateways = store.query(f'SELECT * FROM "gateway_quality_daily" WHERE time = {day.value}')
     assert len(gateways) == len(registry.gateways) and not gateways["offline"].astype(bool).any()
+    # The park's mean completeness from one point per gateway equals the mean over every register.
+    assert gateways["registers"].sum() == len(frame)
+    assert_allclose(
+        gateways["completeness_sum"].sum() / gateways["registers"].sum(), frame["completeness"].mean(), rtol=1e-12
+    )
