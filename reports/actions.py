@@ -70,7 +70,7 @@ class WhatItTakes:
         return tonnes * self.price.cny_per_t
 
 
-def _number(value: object) -> float:
+def number(value: object) -> float:
     """``value`` as a float, NaN for None, NA and what is not a number."""
     if value is None or value is pd.NA:
         return math.nan
@@ -88,12 +88,12 @@ def what_it_takes(
 ) -> WhatItTakes:
     """The figures for one enterprise from its row of CREDITS (year to date), the policy's upper
     bounds of K per grade (``grade_k_upper``), its emissions by source (tCO2) and the trade price."""
-    emissions = _number(credit.get("emissions_tco2"))
-    value_added = _number(credit.get("value_added_used_10k_cny"))
-    k_ratio = _number(credit.get("k_ratio"))
-    benchmark = _number(credit.get("benchmark_t_per_10k_cny"))
-    credits = _number(credit.get("credits_tco2"))
-    grade_value = _number(credit.get("grade"))
+    emissions = number(credit.get("emissions_tco2"))
+    value_added = number(credit.get("value_added_used_10k_cny"))
+    k_ratio = number(credit.get("k_ratio"))
+    benchmark = number(credit.get("benchmark_t_per_10k_cny"))
+    credits = number(credit.get("credits_tco2"))
+    grade_value = number(credit.get("grade"))
     grade = int(grade_value) if math.isfinite(grade_value) else None
 
     next_grade = to_next = None
@@ -214,11 +214,11 @@ def gateway_completeness(completeness: pd.Series) -> dict[str, object]:
 def gateway_problems(row: Mapping[str, object]) -> list[str]:
     """What is wrong with a gateway's month: OFFLINE, STALE, LOW_COMPLETENESS (none: an empty list)."""
     problems = []
-    if _number(row.get("days_offline")) > 0:
+    if number(row.get("days_offline")) > 0:
         problems.append(OFFLINE)
-    if _number(row.get("days_with_silent_meters")) > 0:
+    if number(row.get("days_with_silent_meters")) > 0:
         problems.append(STALE)
-    if _number(row.get("completeness")) < PROBLEM_COMPLETENESS:
+    if number(row.get("completeness")) < PROBLEM_COMPLETENESS:
         problems.append(LOW_COMPLETENESS)
     return problems
 

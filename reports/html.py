@@ -39,6 +39,7 @@ from reports.actions import (
     WhatItTakes,
     gateway_month,
     last_trade_price,
+    number,
     problem_gateways,
     problem_meters,
     source_emissions,
@@ -200,7 +201,7 @@ def what_it_takes_rows(w: WhatItTakes) -> list[list[str]]:
 
 def near_zero_status(r: Mapping[str, object]) -> str:
     """The workshop's level, and "behind" when its offset ratio is below what its plan requires by now."""
-    ratio, required = _float(r.get("offset_ratio")), _float(r.get("required_ratio"))
+    ratio, required = number(r.get("offset_ratio")), number(r.get("required_ratio"))
     status = str(r.get("status") or "")
     level = {"zero-carbon": "零碳 zero-carbon", "near-zero": "近零碳 near-zero", "no emissions": "无排放 no emissions"}
     shown = level.get(status)
@@ -214,27 +215,18 @@ def near_zero_status(r: Mapping[str, object]) -> str:
     return "无目标 no target set" if math.isfinite(ratio) else escape(status or "–")
 
 
-def _float(value: object) -> float:
-    if value is None or value is pd.NA:
-        return math.nan
-    try:
-        return float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return math.nan
-
-
 def problem_meter_rows(quality: pd.DataFrame, with_enterprise: bool) -> list[list[str]]:
     rows = []
     for r in problem_meters(quality).to_dict("records"):
         reasons = []
-        if _float(r.get("completeness")) < 0.9:
+        if number(r.get("completeness")) < 0.9:
             reasons.append("完整率低 completeness below 90 %")
-        if _float(r.get("resets")) > 0:
+        if number(r.get("resets")) > 0:
             reasons.append("复位 reset")
         cells = [
             escape(str(r["meter"])),
             escape(str(r["register"])),
-            _num(100 * _float(r.get("completeness")), 1) + " %",
+            _num(100 * number(r.get("completeness")), 1) + " %",
             _num(r.get("gaps"), 0),
             _num(r.get("resets"), 0),
             "; ".join(reasons),
@@ -348,8 +340,8 @@ def trend_charts(rows: pd.DataFrame, who: str) -> list[str]:
 
 def comparison_cells(c: Mapping[str, object]) -> list[str]:
     """This month, then the month compared with, the change and the change in percent."""
-    metric, now, then = str(c["metric"]), _float(c["now"]), _float(c["then"])
-    change, pct = _float(c["change"]), _float(c["change_pct"])
+    metric, now, then = str(c["metric"]), number(c["now"]), number(c["then"])
+    change, pct = number(c["change"]), number(c["change_pct"])
     digits = METRIC_DIGITS[metric]
     attrs = {"subject": str(c["subject"]), "metric": metric, "basis": str(c["basis"])}
     if not math.isfinite(then):
@@ -368,7 +360,7 @@ def comparison_cells(c: Mapping[str, object]) -> list[str]:
 
 def comparison_row(label: str, previous: Mapping[str, object], year_ago: Mapping[str, object]) -> list[str]:
     """A subject's metric against last month and a year ago: label, now, then ×2 (then, change, %)."""
-    metric, now = str(previous["metric"]), _float(previous["now"])
+    metric, now = str(previous["metric"]), number(previous["now"])
     attrs = {"subject": str(previous["subject"]), "metric": metric, "basis": "now"}
     now_text = _num(now, METRIC_DIGITS[metric]) if math.isfinite(now) else NO_DATA
     now_cell = _marked("cmp", attrs | {"field": "now"}, now, now_text)
@@ -420,7 +412,7 @@ def problem_gateway_rows(gateways: pd.DataFrame, with_enterprise: bool) -> list[
             f"{int(r['days_offline'])} / {int(r['days_reported'])}" if r["days_reported"] else "–",
             "–" if last_day is None else ("是 yes" if last_day else "否 no"),
             f"{int(r['days_with_silent_meters'])}" if r["days_reported"] else "–",
-            _num(100 * _float(r["completeness"]), 1) + " %" if math.isfinite(_float(r["completeness"])) else "–",
+            _num(100 * number(r["completeness"]), 1) + " %" if math.isfinite(number(r["completeness"])) else "–",
             str(int(r["registers_below_90"])),
             "; ".join(GATEWAY_PROBLEMS[p] for p in problems),
         ]
@@ -705,9 +697,9 @@ STATUS_TEXT = {"pass": "达标 pass", "fail": "未达标 fail", "unknown": "未�
 
 def _value_text(r: Mapping[str, object], name: str, digits: int = 3) -> str:
     """An indicator's value or threshold: its number, else its text (a fact: yes / no, a level)."""
-    number = _float(r.get(name))
-    if math.isfinite(number):
-        return _num(number, digits)
+    value = number(r.get(name))
+    if math.isfinite(value):
+        return _num(value, digits)
     text = r.get(f"{name}_text")
     return escape(str(text)) if isinstance(text, str) and text else "–"
 
@@ -728,10 +720,10 @@ def evaluation_section(rows: pd.DataFrame, subject: str) -> list[str]:
                 escape(f"{r.get('name_zh', '')} {r.get('name_en', '')}"),
                 f"{_value_text(r, 'value')} {escape(str(r.get('unit') or ''))}",
                 f"{escape(str(r.get('comparison') or ''))} {_value_text(r, 'threshold')}"
-                if math.isfinite(_float(r.get("threshold"))) or r.get("threshold_text")
+                if math.isfinite(number(r.get("threshold"))) or r.get("threshold_text")
                 else "未查到 not found",
                 STATUS_TEXT.get(str(r.get("status")), escape(str(r.get("status")))),
-                _num(r.get("gap_tco2"), 1) if math.isfinite(_float(r.get("gap_tco2"))) else "–",
+                _num(r.get("gap_tco2"), 1) if math.isfinite(number(r.get("gap_tco2"))) else "–",
                 escape(str(r.get("action") or r.get("note") or "")),
                 escape(f"{r.get('source', '')} {r.get('clause') or ''}"),
             ]

@@ -24,6 +24,8 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from reports.actions import number
+
 PARK = "(park)"  # the subject of the park's rows: not a valid enterprise id, so never one of theirs
 DATA, NO_DATA, NOT_RUN = "data", "no_data", "not_run"
 METRICS = ("emissions_tco2", "credits_ytd_tco2", "intensity_ytd_t_per_10k_cny")
@@ -75,24 +77,15 @@ def _own_totals(emissions: pd.DataFrame) -> dict[tuple[str, str], float]:
     return {(str(e), str(p)): float(t) for (e, p), t in sums.items()}
 
 
-def _number(value: object) -> float:
-    if value is None or value is pd.NA:
-        return math.nan
-    try:
-        return float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return math.nan
-
-
 def _credit_rows(credits: pd.DataFrame) -> dict[tuple[str, str], dict[str, float]]:
     """(enterprise, period) → the year-to-date figures of its CREDITS row."""
     rows: dict[tuple[str, str], dict[str, float]] = {}
     for r in credits.to_dict("records") if len(credits) else []:
         rows[(str(r["enterprise"]), str(r["period"]))] = {
-            "credits_ytd_tco2": _number(r.get("credits_tco2")),
-            "intensity_ytd_t_per_10k_cny": _number(r.get("intensity_t_per_10k_cny")),
-            "emissions_ytd_tco2": _number(r.get("emissions_tco2")),
-            "value_added_ytd_10k_cny": _number(r.get("value_added_used_10k_cny")),
+            "credits_ytd_tco2": number(r.get("credits_tco2")),
+            "intensity_ytd_t_per_10k_cny": number(r.get("intensity_t_per_10k_cny")),
+            "emissions_ytd_tco2": number(r.get("emissions_tco2")),
+            "value_added_ytd_10k_cny": number(r.get("value_added_used_10k_cny")),
         }
     return rows
 
@@ -194,8 +187,8 @@ def comparisons(figures: pd.DataFrame, period: str) -> pd.DataFrame:
     for subject in dict.fromkeys(figures["subject"]):
         for basis, then_period in ((PREVIOUS_MONTH, shift_period(period, -1)), (YEAR_AGO, shift_period(period, -12))):
             for metric in METRICS:
-                now = _number(indexed[metric].get((subject, period)))
-                then = _number(indexed[metric].get((subject, then_period)))
+                now = number(indexed[metric].get((subject, period)))
+                then = number(indexed[metric].get((subject, then_period)))
                 rows.append(
                     {
                         "subject": subject,
