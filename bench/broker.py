@@ -11,7 +11,7 @@ the demo park's gateways (4 intervals per message, QoS 1, as fast as the broker 
 - readings lost when the broker is killed with SIGKILL right after the last PUBACK while the
   collector is away, counted in InfluxDB once the broker and the collector are back.
 
-Run: ``.venv/bin/python -P bench/broker.py [--days N] [--seconds 1,5] [--changes 1,100]``.
+Run: ``.venv/bin/python bench/broker.py [--days N] [--seconds 1,5] [--changes 1,100]``.
 """
 
 from __future__ import annotations

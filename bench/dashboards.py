@@ -11,7 +11,7 @@ each panel's query through :func:`dashboards.render.rendered` (the panel's own r
 interval honoured, ``$__interval`` computed for a 1,000-point panel) for the last year and the last
 7 days, for one enterprise, three times, and prints the median per panel.
 
-Run: ``.venv/bin/python -P bench/dashboards.py [--meters 2000]``.
+Run: ``.venv/bin/python bench/dashboards.py [--meters 2000]``.
 """
 
 from __future__ import annotations

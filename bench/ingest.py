@@ -12,7 +12,7 @@ the clock starts and sent by several processes (``--publishers``), each for its 
 up to 1,000 unacknowledged messages per gateway. Collectors run as their own processes
 (``parkcarbon collect``), one per replica, with a share group for two.
 
-Run: ``.venv/bin/python -P bench/ingest.py [--per-message 1,50] [--readings 20000,200000]``.
+Run: ``.venv/bin/python bench/ingest.py [--per-message 1,50] [--readings 20000,200000]``.
 """
 
 from __future__ import annotations

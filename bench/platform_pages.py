@@ -12,17 +12,12 @@ closed loop of 20) and with about a second between pages. Each set runs with the
 page's results for 30 s (the default: the first visit of each month reads InfluxDB, later ones do
 not) and with no results cache at all (every page reads InfluxDB).
 
-Run: ``.venv/bin/python bench/platform.py [--enterprises 500] [--users 20] [--requests 25]``.
+Run: ``.venv/bin/python bench/platform_pages.py [--enterprises 500] [--users 20] [--requests 25]``.
+(Named ``platform.py`` until 2026-11-29: run as a script, that name shadowed the standard library's
+``platform`` module for every other script in ``bench/``.)
 """
 
 from __future__ import annotations
-
-import sys
-
-# This file's name is the standard library's ``platform``: run as a script, its folder comes first on
-# sys.path and would shadow that module for everything imported below (uuid, httpx, ...).
-if sys.path and sys.path[0] == __file__.rsplit("/", 1)[0]:
-    sys.path.pop(0)
 
 import argparse
 import os
@@ -30,6 +25,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
