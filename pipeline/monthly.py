@@ -5,6 +5,7 @@ a month (Airflow clear) gives the same result as the first run, plus any late da
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ledger.manual import ApprovedManual, read_approved
 from ledger.settlement import compliance_scores
 from park.lineprotocol import FieldValue, Point
 from park.measurements import (
@@ -43,6 +45,8 @@ from scoring.policy import Policy, load_policy
 from scoring.profiles import Facts, FactsError, load_facts
 from scoring.registers import WindowConsumption
 
+LOG = logging.getLogger("parkcarbon.pipeline")
+PLATFORM = "platform submission"  # the name that rows approved on the platform have in errors and notes
 Series = dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]
 QUALITY_FIELDS = [c for c in QUALITY_COLUMNS if c in DATA_QUALITY.fields]
 CREDIT_FIELDS = [
@@ -261,24 +265,70 @@ def year_completeness(store: InfluxStore, january: Month, month: Month) -> pd.Se
     return quality.groupby("enterprise")["completeness"].mean() if len(quality) else None
 
 
+def approved_manual(settings: Settings) -> ApprovedManual | None:
+    """What the park office approved on the platform (``ledger/manual.py``, on the ledger's database),
+    in the manual-data files' shapes; None for a park without the platform (no database, or one
+    without the platform's tables), which keeps its files."""
+    if settings.ledger.url is None and not settings.ledger_file.exists():
+        return None
+    return read_approved(settings.ledger_url)
+
+
 def read_manual_activity(
     settings: Settings, registry: Registry, metered: pd.DataFrame, m3_to_nm3: float | None
 ) -> pd.DataFrame:
-    """The manual activity file's rows (bills, certificates), checked against the metered activity:
-    a bill for a source and month that is also metered is an error, unless the enterprise's registry
-    entry says its bills win for that source (``bills_override``); then the metered rows give way."""
-    if settings.manual_activity is None:
-        return metered
-    table = read_activity(settings.manual_activity, set(registry.enterprise_by_id), m3_to_nm3)
-    if table.errors:
-        raise InputError(table.errors)
-    manual = table.frame
+    """The manual activity: the file's rows (bills, certificates) and the figures approved on the
+    platform, an approved figure replacing the file's row for the same enterprise, workshop, month and
+    source; checked against the metered activity: a bill for a source and month that is also metered
+    is an error, unless the enterprise's registry entry says its bills win for that source
+    (``bills_override``); then the metered rows give way."""
     keys = ["enterprise", "workshop", "period", "source"]
+    approved = approved_manual(settings)
+    platform = approved.activity if approved is not None else pd.DataFrame(columns=[*metered.columns, "_row"])
+    if settings.manual_activity is None and not len(platform):
+        return metered
+    parts = []
+    if settings.manual_activity is not None:
+        table = read_activity(settings.manual_activity, set(registry.enterprise_by_id), m3_to_nm3)
+        if table.errors:
+            raise InputError(table.errors)
+        from_file = table.frame.assign(_from=settings.manual_activity.name)
+        if len(platform) and len(from_file):
+            replaced = (
+                from_file.merge(platform[keys], on=keys, how="left", indicator=True)["_merge"] == "both"
+            ).to_numpy()
+            for r in from_file[replaced].to_dict("records"):
+                LOG.info(
+                    "%s %s of %s in %s: the figure approved on the platform replaces %s row %s",
+                    r["source"],
+                    r["quantity"],
+                    r["enterprise"],
+                    r["period"],
+                    settings.manual_activity.name,
+                    r["_row"],
+                )
+            from_file = from_file[~replaced]
+        parts.append(from_file)
+    if len(platform):
+        unknown = [
+            RowError(
+                PLATFORM, int(r["_row"]), "enterprise", f"unknown enterprise {r['enterprise']!r} (not in the registry)"
+            )
+            for r in platform.to_dict("records")
+            if r["enterprise"] not in registry.enterprise_by_id
+        ]
+        if unknown:
+            raise InputError(unknown)
+        parts.append(platform.assign(_from=PLATFORM))
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return metered
+    manual = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
     both = manual.merge(metered[keys], on=keys)
     overrides = {(e.id, source) for e in registry.enterprises for source in e.bills_override}
     clashes = [
         RowError(
-            settings.manual_activity.name,
+            str(r["_from"]),
             int(r["_row"]),
             "source",
             f"{r['source']} of {r['enterprise']} in {r['period']} is also metered; a bill is never added to the"
@@ -289,8 +339,54 @@ def read_manual_activity(
     ]
     if clashes:
         raise InputError(clashes)
-    replaced = metered.merge(both[keys], on=keys, how="left", indicator=True)["_merge"] == "both"
-    return pd.concat([metered[~replaced.to_numpy()], manual[metered.columns]], ignore_index=True)
+    replaced_metered = metered.merge(both[keys], on=keys, how="left", indicator=True)["_merge"] == "both"
+    return pd.concat([metered[~replaced_metered.to_numpy()], manual[metered.columns]], ignore_index=True)
+
+
+def merge_value_added(
+    enterprises: pd.DataFrame, approved: ApprovedManual | None, registry: Registry, file_name: str
+) -> tuple[pd.DataFrame, list[str]]:
+    """The enterprises file's rows with the value added approved on the platform: an approved figure
+    wins over the file's for the same enterprise and year (a year the file lacks is added with the
+    registry's name and industry). Each replacement or addition is said in a note."""
+    if approved is None or not len(approved.value_added):
+        return enterprises, []
+    frame = enterprises.copy()
+    notes = []
+    for r in approved.value_added.to_dict("records"):
+        enterprise, year, value = str(r["enterprise"]), int(r["year"]), float(r["value_added_10k_cny"])
+        where = (frame["enterprise"] == enterprise) & (frame["year"] == year)
+        said = f"value added of {enterprise} in {year}: {value:,.2f} (10k CNY) approved on the platform"
+        said += f" ({PLATFORM} {r['_row']})"
+        if where.any():
+            before = frame.loc[where].iloc[0]
+            was = float(before["value_added_10k_cny"])
+            notes.append(
+                f"{said} replaces {file_name}'s "
+                + (f"{was:,.2f}" if math.isfinite(was) else "empty value")
+                + f" (row {before['_row']})"
+            )
+            frame.loc[where, "value_added_10k_cny"] = value
+            continue
+        known = registry.enterprise_by_id.get(enterprise)
+        if known is None:
+            raise InputError([RowError(PLATFORM, int(r["_row"]), "enterprise", f"unknown enterprise {enterprise!r}")])
+        notes.append(f"{said}; {file_name} has no row for it")
+        row = pd.DataFrame(
+            [
+                {
+                    "enterprise": enterprise,
+                    "name": known.name,
+                    "industry": known.industry,
+                    "year": year,
+                    "value_added_10k_cny": value,
+                    "_row": 0,
+                }
+            ],
+            columns=frame.columns,
+        ).astype(frame.dtypes.to_dict())
+        frame = pd.concat([frame, row], ignore_index=True) if len(frame) else row
+    return frame, notes
 
 
 # What compute_scores writes for a month (a month without data removes them all).
@@ -306,6 +402,7 @@ class ScoreInputs:
     factors: FactorSet
     enterprises: pd.DataFrame  # enterprise, year, value added …
     facts: Facts  # reviewed manual facts (settings.facts), empty without a file
+    notes: tuple[str, ...] = ()  # what was decided in reading them (value added approved on the platform)
 
 
 def score_inputs(settings: Settings) -> ScoreInputs:
@@ -316,12 +413,15 @@ def score_inputs(settings: Settings) -> ScoreInputs:
         facts = load_facts(settings.facts) if settings.facts is not None else Facts()
     except (FactsError, OSError) as exc:
         raise WrongInputError(f"facts file: {exc}") from None
+    registry = load_registry(settings.registry)
+    enterprises, notes = merge_value_added(firms.frame, approved_manual(settings), registry, settings.enterprises.name)
     return ScoreInputs(
-        load_registry(settings.registry),
+        registry,
         load_policy(settings.policy),
         factor_set(settings.factor_set),
-        firms.frame,
+        enterprises,
         facts,
+        tuple(notes),
     )
 
 
@@ -393,7 +493,7 @@ def compute_scores(settings: Settings, period: str) -> dict[str, object]:
         if result is None:
             for measurement in SCORED:
                 store.replace_at(measurement, month.start_ns, [])
-            return {"period": period, "status": "no_data", "enterprises": 0}
+            return {"period": period, "status": "no_data", "enterprises": 0, "notes": list(inputs.notes)}
         emissions = result.emissions[result.emissions["period"] == period]
         emission_points = []
         for r in emissions.to_dict("records"):
@@ -453,4 +553,5 @@ def compute_scores(settings: Settings, period: str) -> dict[str, object]:
         "base_year": result.base_year,
         "factor_set": str(result.credits["factor_set"].iloc[0]) if len(result.credits) else settings.factor_set,
         "policy": str(result.credits["policy_version"].iloc[0]) if len(result.credits) else "",
+        "notes": list(inputs.notes),  # e.g. value added approved on the platform winning over the file
     }

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import Depends, FastAPI, Form, Request
+from fastapi import Depends, FastAPI, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -32,7 +32,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ledger.db import current_revision, head_revision, make_engine
 from park.registry import load_registry
 from park.store import InfluxStore
-from portal import auth
+from portal import auth, workflow
 from portal.audit import Actor, record
 from portal.cache import ResultsCache
 from portal.config import PlatformConfig
@@ -112,6 +112,14 @@ def _num(value: object, digits: int = 1) -> str:
     return f"{number:,.{digits}f}" if math.isfinite(number) else "–"
 
 
+def _when(value: object) -> str:
+    """A time of the database as the pages show it: UTC to the second; "–" for none."""
+    if not isinstance(value, datetime):
+        return "–"
+    at = value if value.tzinfo is None else value.astimezone(UTC)
+    return at.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 def create_app(config: PlatformConfig, store: InfluxStore | None = None) -> FastAPI:
     """The application on ``config``'s database (migrated to the newest revision: ``parkcarbon platform
     serve`` migrates it first), InfluxDB and run directory."""
@@ -134,6 +142,7 @@ def create_app(config: PlatformConfig, store: InfluxStore | None = None) -> Fast
     lifetime = security.session_lifetime
     templates = Jinja2Templates(directory=HERE / "templates")
     templates.env.filters["num"] = _num
+    templates.env.filters["when"] = _when
     templates.env.globals.update(role_names=ROLE_NAMES, scopes=SCOPES, park_name=registry.park.name)
 
     # -- sessions, CSRF, scope --------------------------------------------------------------------------
@@ -258,6 +267,14 @@ def create_app(config: PlatformConfig, store: InfluxStore | None = None) -> Fast
     @app.exception_handler(ForbiddenError)
     async def _forbidden(request: Request, _exc: ForbiddenError) -> Response:
         return error_page(request, 403, "无权限 Not allowed", "Your role does not allow this.")
+
+    @app.exception_handler(workflow.IllegalTransitionError)
+    async def _conflict(request: Request, exc: workflow.IllegalTransitionError) -> Response:
+        return error_page(request, 409, "状态不允许 Not allowed now", str(exc))
+
+    @app.exception_handler(workflow.InvalidInputError)
+    async def _invalid_input(request: Request, exc: workflow.InvalidInputError) -> Response:
+        return error_page(request, 400, "未完成 Refused", str(exc))
 
     @app.exception_handler(auth.AuthError)
     async def _refused(request: Request, exc: auth.AuthError) -> Response:
@@ -431,6 +448,101 @@ def create_app(config: PlatformConfig, store: InfluxStore | None = None) -> Fast
             content,
             media_type="text/html; charset=utf-8",
             headers={"content-disposition": f"attachment; filename={quote(name)}"},
+        )
+
+    # -- data requests and submissions (maker/checker, portal/workflow.py) -------------------------------
+
+    @app.get("/enterprises/{enterprise_id}/requests", response_class=HTMLResponse)
+    def enterprise_requests(request: Request, v: Scoped, enterprise_id: str) -> Response:
+        return page(
+            request,
+            "requests.html",
+            {
+                "enterprise": v.scope.enterprise(enterprise_id),
+                "requests": v.data_requests(enterprise_id),
+                "today": v.today(),
+                "kinds": workflow.KIND_NAMES,
+                "may_open": v.scope.role in workflow.PARK_OFFICE,
+            },
+        )
+
+    @app.post("/enterprises/{enterprise_id}/requests")
+    def enterprise_request_open(
+        v: Scoped,
+        enterprise_id: str,
+        item: Annotated[str, Form()] = "",
+        period_asked: Annotated[str, Form()] = "",
+        due_on: Annotated[str, Form()] = "",
+        note: Annotated[str, Form()] = "",
+    ) -> Response:
+        request_id = v.open_request(enterprise_id, item, period_asked, due_on, note)
+        return RedirectResponse(f"/enterprises/{enterprise_id}/requests/{request_id}", status_code=303)
+
+    @app.get("/enterprises/{enterprise_id}/requests/{request_id}", response_class=HTMLResponse)
+    def enterprise_request(request: Request, v: Scoped, enterprise_id: str, request_id: int) -> Response:
+        found = v.data_request(enterprise_id, request_id)
+        return page(
+            request,
+            "request.html",
+            {
+                "enterprise": v.scope.enterprise(enterprise_id),
+                "r": found,
+                "today": v.today(),
+                "may_submit": v.scope.role in workflow.SUBMITTERS and found.may_submit,
+                "may_review": v.scope.role in workflow.REVIEWERS,
+                "may_close": v.scope.role in workflow.PARK_OFFICE and found.state == "open",
+                "max_mib": workflow.MAX_EVIDENCE_BYTES // (1024 * 1024),
+            },
+        )
+
+    @app.post("/enterprises/{enterprise_id}/requests/{request_id}/submissions")
+    def enterprise_request_submit(
+        v: Scoped,
+        enterprise_id: str,
+        request_id: int,
+        quantity: Annotated[str, Form()] = "",
+        unit: Annotated[str, Form()] = "",
+        evidence: Annotated[list[UploadFile] | None, File()] = None,
+    ) -> Response:
+        files = []
+        for upload in evidence or []:
+            content = upload.file.read(workflow.MAX_EVIDENCE_BYTES + 1)  # one byte more tells it is too large
+            if upload.filename or content:
+                files.append((upload.filename or "", content))
+        v.submit(enterprise_id, request_id, quantity, unit, files)
+        return RedirectResponse(f"/enterprises/{enterprise_id}/requests/{request_id}", status_code=303)
+
+    @app.post("/enterprises/{enterprise_id}/requests/{request_id}/versions/{version}/approve")
+    def enterprise_request_approve(v: Scoped, enterprise_id: str, request_id: int, version: int) -> Response:
+        v.approve(enterprise_id, request_id, version)
+        return RedirectResponse(f"/enterprises/{enterprise_id}/requests/{request_id}", status_code=303)
+
+    @app.post("/enterprises/{enterprise_id}/requests/{request_id}/versions/{version}/reject")
+    def enterprise_request_reject(
+        v: Scoped, enterprise_id: str, request_id: int, version: int, reason: Annotated[str, Form()] = ""
+    ) -> Response:
+        v.reject(enterprise_id, request_id, version, reason)
+        return RedirectResponse(f"/enterprises/{enterprise_id}/requests/{request_id}", status_code=303)
+
+    @app.post("/enterprises/{enterprise_id}/requests/{request_id}/close")
+    def enterprise_request_close(v: Scoped, enterprise_id: str, request_id: int) -> Response:
+        v.close_request(enterprise_id, request_id)
+        return RedirectResponse(f"/enterprises/{enterprise_id}/requests/{request_id}", status_code=303)
+
+    @app.get("/enterprises/{enterprise_id}/requests/{request_id}/evidence/{evidence_id}")
+    def enterprise_request_evidence(v: Scoped, enterprise_id: str, request_id: int, evidence_id: int) -> Response:
+        content, name, media = v.evidence_file(enterprise_id, request_id, evidence_id)
+        return Response(
+            content, media_type=media, headers={"content-disposition": f"attachment; filename*=UTF-8''{quote(name)}"}
+        )
+
+    @app.get("/park/requests", response_class=HTMLResponse)
+    def park_requests(request: Request, v: Scoped) -> Response:
+        submitted, overdue = v.review_queue()
+        return page(
+            request,
+            "review.html",
+            {"submitted": submitted, "overdue": overdue, "today": v.today(), "enterprises": v.scope.enterprises()},
         )
 
     # -- users ------------------------------------------------------------------------------------------

@@ -14,9 +14,10 @@ import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -39,7 +40,7 @@ from park.measurements import (
 from park.month import Month
 from park.registry import ParkTarget
 from park.store import InfluxStore
-from portal import auth
+from portal import auth, workflow
 from portal.audit import Actor, record
 from portal.cache import ResultsCache
 from portal.config import PlatformSettings
@@ -641,6 +642,81 @@ class View:
             user = self._managed_user(conn, enterprise_id, username)
             auth.set_password(conn, user, password, self.actor)
         return password
+
+    # -- data requests and submissions (portal/workflow.py) ------------------------------------------
+
+    def today(self) -> date:
+        """Today in the park's time zone: what due dates are compared with."""
+        return datetime.now(ZoneInfo(self._b.timezone)).date()
+
+    def data_requests(self, enterprise_id: str) -> list[workflow.Request]:
+        """The enterprise's requests, each with every version, newest first."""
+        enterprise = self.scope.enterprise(enterprise_id)
+        with self._b.reader.connect() as conn:
+            found = list(reversed(workflow.load_requests(conn, [enterprise.id])))
+        if self.scope.is_park:
+            self._audit("view", f"enterprise:{enterprise.id}", to_value="data requests")
+        return found
+
+    def data_request(self, enterprise_id: str, request_id: int) -> workflow.Request:
+        enterprise = self.scope.enterprise(enterprise_id)
+        with self._b.reader.connect() as conn:
+            found = workflow.load_request(conn, enterprise.id, request_id)
+        if self.scope.is_park:
+            self._audit("view", f"enterprise:{enterprise.id}", to_value=f"data request {request_id}")
+        return found
+
+    def review_queue(self) -> tuple[list[workflow.Request], list[workflow.Request]]:
+        """The park office's queue: (requests with a version awaiting review, overdue requests)."""
+        self.scope.require_park()
+        with self._b.reader.connect() as conn:
+            found = workflow.load_requests(conn, self.scope.enterprise_ids)
+        today = self.today()
+        return [r for r in found if r.awaiting_review], [r for r in found if r.overdue(today)]
+
+    def open_request(self, enterprise_id: str, kind: str, period: str, due_on: str, note: str) -> int:
+        enterprise = self.scope.enterprise(enterprise_id)
+        with self._b.writer.begin() as conn:
+            return workflow.open_request(conn, self.actor, enterprise.id, kind, period, due_on, note, datetime.now(UTC))
+
+    def close_request(self, enterprise_id: str, request_id: int) -> None:
+        enterprise = self.scope.enterprise(enterprise_id)
+        with self._b.writer.begin() as conn:
+            workflow.close_request(conn, self.actor, enterprise.id, request_id, datetime.now(UTC))
+
+    def submit(
+        self, enterprise_id: str, request_id: int, quantity: str, unit: str, files: list[tuple[str, bytes]]
+    ) -> int:
+        """A new version of the enterprise's answer with its evidence files (name, content); its number."""
+        enterprise = self.scope.enterprise(enterprise_id)
+        checked = [workflow.evidence(name, content) for name, content in files]
+        with self._b.writer.begin() as conn:
+            return workflow.submit(
+                conn, self.actor, enterprise.id, request_id, quantity, unit, checked, datetime.now(UTC)
+            )
+
+    def approve(self, enterprise_id: str, request_id: int, version: int) -> None:
+        enterprise = self.scope.enterprise(enterprise_id)
+        with self._b.writer.begin() as conn:
+            workflow.approve(conn, self.actor, enterprise.id, request_id, version, datetime.now(UTC))
+
+    def reject(self, enterprise_id: str, request_id: int, version: int, reason: str) -> None:
+        enterprise = self.scope.enterprise(enterprise_id)
+        with self._b.writer.begin() as conn:
+            workflow.reject(conn, self.actor, enterprise.id, request_id, version, reason, datetime.now(UTC))
+
+    def evidence_file(self, enterprise_id: str, request_id: int, evidence_id: int) -> tuple[bytes, str, str]:
+        """An evidence file of one of the enterprise's submissions: (content, file name, media type).
+        Audited, whoever downloads it."""
+        enterprise = self.scope.enterprise(enterprise_id)
+        with self._b.reader.connect() as conn:
+            info, content = workflow.evidence_content(conn, enterprise.id, request_id, evidence_id)
+        self._audit(
+            "download",
+            f"enterprise:{enterprise.id} request:{request_id} evidence:{evidence_id}",
+            to_value=f"{info.file_name} sha256:{info.sha256}",
+        )
+        return content, info.file_name, info.media_type
 
     def audit_entries(self, limit: int = 500) -> list[dict[str, Any]]:
         """The newest audit lines: for the park admin and the auditor."""

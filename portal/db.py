@@ -17,8 +17,11 @@ PLATFORM_RIGHTS = {
     "sessions": "SELECT, INSERT, DELETE",
     "login_throttle": "SELECT, INSERT, UPDATE, DELETE",
     "audit_log": "SELECT, INSERT",
+    "data_requests": "SELECT, INSERT, UPDATE",  # open → closed
+    "submissions": "SELECT, INSERT, UPDATE",  # the state only: triggers refuse changing the figures
+    "submission_evidence": "SELECT, INSERT",
 }
-WITH_SERIAL_ID = ("users", "audit_log")
+WITH_SERIAL_ID = ("users", "audit_log", "data_requests", "submissions", "submission_evidence")
 
 
 def grant_platform_role(engine: Engine, role: str) -> None:

@@ -12,6 +12,11 @@ layer above it); ``tests/ledger/test_book.py`` checks that the head builds exact
   a key is locked.
 - ``audit_log``: append-only (triggers refuse UPDATE and DELETE on SQLite and PostgreSQL): who, when,
   what, on what, from → to.
+
+The data requests, submissions and their evidence (``data_requests``, ``submissions``,
+``submission_evidence``) are declared in ``ledger/manual.py``, on the ledger's metadata, because the
+monthly pipeline reads the approved figures and may not import the platform; they are named here so
+that the platform writes through the very same definitions.
 """
 
 from __future__ import annotations
@@ -30,9 +35,12 @@ from sqlalchemy import (
     Text,
 )
 
+from ledger.manual import data_requests, submission_evidence, submissions
+
 ROLES = ("park_admin", "park_analyst", "park_viewer", "auditor", "enterprise_admin", "enterprise_reporter")
 ENTERPRISE_ROLES = ("enterprise_admin", "enterprise_reporter")
 APPEND_ONLY = ("audit_log",)
+WORKFLOW_TABLES = (data_requests, submissions, submission_evidence)
 
 metadata = MetaData()
 

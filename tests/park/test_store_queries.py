@@ -60,6 +60,6 @@ def test_a_bad_statement_or_a_separator_is_refused(store):
     # for, and is refused whole (the read-only account could not drop anything anyway).
     with pytest.raises(InfluxError, match="answered 2 results to 1 statements"):
         store.query_many(['SELECT * FROM "credits"; SELECT * FROM "month_coverage"'])
-    assert store.query_many(["SELECT * FROM \"credits\" WHERE \"enterprise\" = 'a;b'"])[0].empty  # quoted: fine
+    assert store.query_many(['SELECT * FROM "credits" WHERE "enterprise" = \'a;b\''])[0].empty  # quoted: fine
     with pytest.raises(ValueError):
         store.query_rows_many([])

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -31,7 +31,7 @@ from park.registry import load_registry
 from park.settings import Settings
 from park.store import InfluxStore
 from parkcarbon.cli.platform import read_only_settings
-from portal import auth
+from portal import auth, workflow
 from portal.app import create_app
 from portal.audit import Actor
 from portal.config import PlatformConfig, PlatformSettings
@@ -86,6 +86,36 @@ ROLES_USERS = {
     "bravo-admin": ("enterprise_admin", "BRAVO"),
     "bravo-reporter": ("enterprise_reporter", "BRAVO"),
 }
+
+
+# Data requests seeded in this order, so their ids are known: BRAVO's gas bill (with a version awaiting
+# review and its evidence), ALPHA's diesel bill (the same) and ALPHA's value added, overdue.
+BRAVO_REQUEST, ALPHA_REQUEST, ALPHA_OVERDUE_REQUEST = 1, 2, 3
+BRAVO_EVIDENCE, ALPHA_EVIDENCE = 1, 2
+PDF = b"%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n"
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
+
+
+def seed_requests(url: str) -> None:
+    """The requests above, through the platform's workflow."""
+    engine = make_engine(url)
+    office = Actor("ana-analyst", "park_analyst", None, "local")
+    now = datetime.now(UTC)
+    due, past = str(now.date() + timedelta(days=30)), str(now.date() - timedelta(days=30))
+    with engine.begin() as conn:
+        ids = [
+            workflow.open_request(conn, office, "BRAVO", "natural_gas", "2026-03", due, "bravo furnace gas", now),
+            workflow.open_request(conn, office, "ALPHA", "diesel", "2026-03", due, "alpha forklifts", now),
+            workflow.open_request(conn, office, "ALPHA", "value_added", "2025", past, "alpha statistics", now),
+        ]
+        assert ids == [BRAVO_REQUEST, ALPHA_REQUEST, ALPHA_OVERDUE_REQUEST]
+        bravo = Actor("bravo-reporter", "enterprise_reporter", "BRAVO", "local")
+        alpha = Actor("alpha-reporter", "enterprise_reporter", "ALPHA", "local")
+        bill = workflow.evidence("bravo-gas-bill.pdf", PDF + b"% bravo\n")
+        workflow.submit(conn, bravo, "BRAVO", BRAVO_REQUEST, "72,315", "Nm3", [bill], now)
+        workflow.submit(conn, alpha, "ALPHA", ALPHA_REQUEST, "1.5", "吨", [workflow.evidence("diesel.pdf", PDF)], now)
+    engine.dispose()
 
 
 def leaks_bravo(text: str) -> list[str]:
@@ -318,6 +348,7 @@ def make_park(settings: Settings, store: InfluxStore, ledger_url: str, tmp_path:
             by = Actor("test", "cli", None, "local")
             auth.create_user(conn, username, role, enterprise, passwords[username], by, set(FIGURES))
     engine.dispose()
+    seed_requests(ledger_url)
     config = PlatformConfig(
         ledger_url=ledger_url,
         influx=read_only_settings(settings).influx,  # the platform reads InfluxDB with the READ role

@@ -1,21 +1,31 @@
 """The platform in Debian's headless Chromium (Playwright, ``executable_path``; no browser download),
 served by uvicorn as ``parkcarbon platform serve`` serves it: an enterprise's person logs in and sees its
-credits equal to InfluxDB's; the park admin sees every enterprise. Screenshots are kept under the
+credits equal to InfluxDB's; the park admin sees every enterprise; a reporter submits figures with
+evidence and an analyst rejects and approves them, and the approved figures reach the monthly step.
+Screenshots are kept under the
 test's temporary directory (pytest keeps the last runs' directories)."""
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from datetime import date, timedelta
+from pathlib import Path
 
+import pandas as pd
 import pytest
 import uvicorn
+from pydantic import SecretStr
 
 from park.measurements import CREDITS
+from park.registry import load_registry
+from park.settings import LedgerSettings
+from pipeline.monthly import read_manual_activity, score_inputs
 from tests.browser import FLAGS, chromium
-from tests.portal.park import FIGURES
+from tests.portal.park import FIGURES, PDF, PNG
 
 pytestmark = [pytest.mark.services, pytest.mark.browser]
 
@@ -103,3 +113,113 @@ def test_the_park_admin_sees_every_enterprise(park, served, browser, tmp_path):
     page.wait_for_load_state("networkidle")
     assert "Bravo Hidden Steel" in page.inner_text("h1")
     page.screenshot(path=str(tmp_path / "park-BRAVO.png"), full_page=True)
+
+
+def _open_request(page, base: str, item: str, period: str, due: str) -> str:
+    """The analyst opens a request to ALPHA on its requests page; the request's URL."""
+    page.goto(f"{base}/enterprises/ALPHA/requests")
+    page.select_option("#open-request select[name=item]", item)
+    page.fill("#open-request input[name=period_asked]", period)
+    page.fill("#open-request input[name=due_on]", due)
+    page.click("#open-request button[type=submit]")
+    page.wait_for_load_state("networkidle")
+    assert re.fullmatch(rf"{base}/enterprises/ALPHA/requests/\d+", page.url), page.url
+    return page.url
+
+
+def _submit(page, url: str, quantity: str, unit: str, evidence: Path) -> None:
+    page.goto(url)
+    page.fill("#submit input[name=quantity]", quantity)
+    page.fill("#submit input[name=unit]", unit)
+    page.set_input_files("#submit input[name=evidence]", str(evidence))
+    page.click("#submit button[type=submit]")
+    page.wait_for_load_state("networkidle")
+    assert page.url == url
+
+
+def _version_state(page, url: str, version: int) -> str:
+    page.goto(url)
+    return str(page.get_attribute(f'#versions tr[data-version="{version}"]', "data-state"))
+
+
+def test_a_reporter_submits_and_an_analyst_rejects_then_approves(park, served, browser, settings, tmp_path):
+    """Value added and a green certificate with evidence; a rejection without a reason is refused, one
+    with a reason taken; a resubmission approved; then the monthly step's manual activity and value
+    added are the approved figures."""
+    pdf, png = tmp_path / "certificate.pdf", tmp_path / "value-added.png"
+    pdf.write_bytes(PDF + b"% green electricity certificate\n")
+    png.write_bytes(PNG)
+    analyst = _log_in(browser, served, "ana-analyst", park.passwords["ana-analyst"])
+    due = str(date.today() + timedelta(days=14))
+    value_added = _open_request(analyst, served, "value_added", "2026", due)
+    certificate = _open_request(analyst, served, "green_electricity_certified", "2026年3月", due)
+    assert "2026-03" in analyst.inner_text("#request")
+
+    reporter = _log_in(browser, served, "alpha-reporter", park.passwords["alpha-reporter"])
+    reporter.click("text=数据填报 data requests")
+    reporter.wait_for_load_state("networkidle")
+    listed = reporter.locator("#requests tbody tr")
+    assert listed.count() == 4 and "bravo" not in reporter.content().lower()
+    _submit(reporter, value_added, "1,234.5", "万元", png)
+    _submit(reporter, certificate, "20", "MWh", pdf)
+    assert reporter.inner_text("#status") == "v1 submitted" and reporter.locator("#submit").count() == 0
+    reporter.screenshot(path=str(tmp_path / "request-submitted.png"), full_page=True)
+
+    analyst.goto(f"{served}/park/requests")
+    queued = {analyst.locator("#submitted tbody tr").nth(i).get_attribute("data-request") for i in range(4)}
+    assert {value_added.rsplit("/", 1)[1], certificate.rsplit("/", 1)[1]} <= queued
+    analyst.screenshot(path=str(tmp_path / "review-queue.png"), full_page=True)
+    analyst.goto(certificate)
+    analyst.click("form.reject button[type=submit]")  # without a reason
+    analyst.wait_for_load_state("networkidle")
+    assert "HTTP 400" in analyst.inner_text("main") and "needs a reason" in analyst.inner_text("main")
+    assert _version_state(analyst, certificate, 1) == "submitted"
+    analyst.fill("form.reject input[name=reason]", "the certificate covers February, not March")
+    analyst.click("form.reject button[type=submit]")
+    analyst.wait_for_load_state("networkidle")
+    assert _version_state(analyst, certificate, 1) == "rejected"
+
+    reporter.goto(certificate)
+    assert "the certificate covers February, not March" in reporter.inner_text("#versions")
+    _submit(reporter, certificate, "25", "MWh", pdf)
+    assert _version_state(reporter, certificate, 2) == "submitted"
+
+    for url, version in ((certificate, 2), (value_added, 1)):
+        analyst.goto(url)
+        analyst.click(f'#versions tr[data-version="{version}"] form.approve button[type=submit]')
+        analyst.wait_for_load_state("networkidle")
+        assert _version_state(analyst, url, version) == "approved"
+    assert analyst.inner_text("#approved").startswith("1,234.500 10k CNY")
+    analyst.goto(certificate)
+    assert [analyst.locator("#versions tbody tr").nth(i).get_attribute("data-state") for i in range(2)] == [
+        "approved",
+        "rejected",
+    ]
+    analyst.screenshot(path=str(tmp_path / "request-approved.png"), full_page=True)
+
+    # The monthly step: its manual activity and its value added are the approved figures.
+    enterprises = tmp_path / "enterprises.csv"
+    enterprises.write_text(
+        "enterprise,name,industry,year,value_added_10k_cny\nALPHA,Alpha Optics,C39,2026,999\n", encoding="utf-8"
+    )
+    monthly = settings.model_copy(
+        update={
+            "registry": park.config.registry,
+            "enterprises": enterprises,
+            "manual_activity": None,
+            "ledger": LedgerSettings(url=SecretStr(park.config.ledger_url)),
+        }
+    )
+    metered = pd.DataFrame(
+        [{"enterprise": "ALPHA", "workshop": "", "period": "2026-03", "source": "grid_electricity",
+          "quantity": 100.0, "unit": "kWh"}]
+    )  # fmt: skip
+    activity = read_manual_activity(monthly, load_registry(park.config.registry), metered, None)
+    manual = activity[activity["source"] != "grid_electricity"]
+    assert manual[["enterprise", "period", "source", "quantity", "unit"]].to_dict("records") == [
+        {"enterprise": "ALPHA", "period": "2026-03", "source": "green_electricity_certified", "quantity": 25.0,
+         "unit": "MWh"}
+    ]  # fmt: skip
+    inputs = score_inputs(monthly)
+    assert inputs.enterprises.set_index(["enterprise", "year"]).loc[("ALPHA", 2026), "value_added_10k_cny"] == 1234.5
+    assert len(inputs.notes) == 1 and "replaces enterprises.csv's 999.00" in inputs.notes[0]

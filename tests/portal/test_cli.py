@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -113,6 +114,8 @@ def test_the_platform_runs_as_an_application_role_that_cannot_edit_the_audit_log
     from sqlalchemy.exc import DBAPIError
 
     from ledger.db import make_engine
+    from portal import workflow
+    from portal.audit import Actor
 
     owner_url = postgres.create_database("platformrole")
     env = _env(PARKCARBON_RUN_DIR=str(tmp_path), PARKCARBON_LEDGER__URL=owner_url, ROLE_PASSWORD="s3cret:%'x")
@@ -125,7 +128,19 @@ def test_the_platform_runs_as_an_application_role_that_cannot_edit_the_audit_log
     try:
         with engine.connect() as conn:
             assert conn.execute(text("SELECT count(*) FROM audit_log WHERE action = 'user.create'")).scalar() == 14
+        with engine.begin() as conn:  # the role may run the data requests' workflow
+            now = datetime.now(UTC)
+            office = Actor("ana", "park_analyst", None, "test")
+            reporter = Actor("e01-reporter", "enterprise_reporter", "E01", "test")
+            request_id = workflow.open_request(conn, office, "E01", "diesel", "2026-03", "2026-04-15", "", now)
+            bill = workflow.evidence("bill.pdf", b"%PDF-1.4")
+            workflow.submit(conn, reporter, "E01", request_id, "1.5", "t", [bill], now)
+            workflow.approve(conn, office, "E01", request_id, 1, now)
+            workflow.close_request(conn, office, "E01", request_id, now)
         for statement in (
+            "DELETE FROM submissions",
+            "DELETE FROM submission_evidence",
+            "UPDATE submission_evidence SET sha256 = 'x'",
             "UPDATE audit_log SET actor = 'x'",
             "DELETE FROM audit_log",
             "TRUNCATE audit_log",

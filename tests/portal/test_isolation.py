@@ -13,7 +13,16 @@ from fastapi.routing import APIRoute
 from starlette.routing import Mount
 
 from portal.schema import ENTERPRISE_ROLES
-from tests.portal.park import ROLES_USERS, csrf_of, leaks_bravo, login
+from tests.portal.park import (
+    ALPHA_EVIDENCE,
+    ALPHA_REQUEST,
+    BRAVO_EVIDENCE,
+    BRAVO_REQUEST,
+    ROLES_USERS,
+    csrf_of,
+    leaks_bravo,
+    login,
+)
 
 pytestmark = pytest.mark.services
 
@@ -23,6 +32,9 @@ PATH_VALUES = {
     "period": {"other": ["2026-03", "2026-02"], "own": ["2026-03"]},
     "username": {"other": ["bravo-admin", "bravo-reporter"], "own": ["alpha-nobody"]},
     "kind": {"other": ["csv", "xlsx"], "own": ["csv", "xlsx"]},
+    "request_id": {"other": [str(BRAVO_REQUEST)], "own": [str(ALPHA_REQUEST)]},
+    "version": {"other": ["1"], "own": ["1"]},
+    "evidence_id": {"other": [str(BRAVO_EVIDENCE)], "own": [str(ALPHA_EVIDENCE)]},
 }
 QUERY = {
     "period": "2026-03",
@@ -71,6 +83,13 @@ def _ask(client, method: str, url: str, csrf: str, n: int):
         "current": "not-the-password",
         "new": "a-new-password-123",
         "repeat": "a-new-password-123",
+        "item": "natural_gas",
+        "period_asked": "2026-03",
+        "due_on": "2026-04-15",
+        "note": "asked by the isolation test",
+        "quantity": "12",
+        "unit": "Nm3",
+        "reason": "refused by the isolation test",
     }
     return client.request(method, f"{url}?{urlencode(QUERY)}", data=form)
 
@@ -111,6 +130,8 @@ def _bravo_untouched(park) -> None:
     client = park.login("olga-admin", client=park.client(address="10.9.9.9"))
     users = client.get("/enterprises/BRAVO/users").text
     assert users.count(">active<") == 2 and "new-user-" not in users
+    requests = client.get("/enterprises/BRAVO/requests").text  # no new request, version or change of state
+    assert requests.count("data-request=") == 1 and 'data-status="v1 submitted"' in requests
     for username in ("bravo-admin", "bravo-reporter"):
         fresh = park.client(address="10.9.9.8")
         assert login(fresh, username, park.passwords[username]).status_code == 303
