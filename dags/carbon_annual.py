@@ -57,14 +57,15 @@ def carbon_annual() -> None:
     @task
     def settle() -> dict[str, object]:
         from pipeline.annual import settle_year
-        from pipeline.checks import failing_fast
+        from pipeline.checks import failing_fast, run_start
 
         context = get_current_context()
-        start = context["data_interval_start"]
-        assert start is not None, "carbon_annual runs on data intervals; trigger it for a year"
         accept = [str(p) for p in context["params"]["accept_missing_months"]]
-        with failing_fast():
-            return settle_year(Settings(), pendulum.instance(start).in_timezone(PARK_TZ).year, accept)
+        settings = Settings()
+        with failing_fast(settings.influx):
+            # The year the run's logical date lies in (a scheduled run's: 1 January, local time).
+            year = run_start(context.get("logical_date"), context.get("data_interval_start"), PARK_TZ).year
+            return settle_year(settings, year, accept)
 
     settle()
 

@@ -4,7 +4,12 @@
 One run per calendar month in the park's time zone (the registry's `park.timezone`), for the month
 that just ended, from the month the park's metering started (`park.metering_start`). A month that
 has not ended, or lies before the metering start, fails at once; so does a wrong input (a bad file,
-an unknown factor set): retries are for transient faults.
+an unknown factor set), an InfluxDB that does not answer when a task starts (a wrong host or port)
+or refuses its account: retries (2, 5 minutes apart) are for transient faults.
+
+A run computes the month its logical date lies in, in the park's time zone: a scheduled run's
+logical date is the month's start (October's: 2026-10-01T00:00:00+08:00 = 2026-09-30T16:00:00Z);
+`airflow dags trigger carbon_monthly --logical-date 2026-09-15T00:00:00+08:00` computes September.
 
 1. **activity**: cumulative registers from InfluxDB (with the readings around the month) → per-meter
    consumption with rollover, reset, gap and month-boundary handling → `ACTIVITY_MONTHLY`, `DATA_QUALITY`,
@@ -39,10 +44,13 @@ START = pendulum.datetime(metering_start_of(PARK).year, metering_start_of(PARK).
 
 
 def _period() -> str:
-    start = get_current_context()["data_interval_start"]
-    assert start is not None, "carbon_monthly runs on data intervals; trigger it for a month"
-    local = pendulum.instance(start).in_timezone(PARK_TZ)
-    return f"{local.year:04d}-{local.month:02d}"
+    """The month the run's logical date lies in, in the park's time zone: a scheduled run's logical
+    date is its month's start (1 October 00:00 +08:00 = 30 September 16:00 UTC computes October); a
+    run triggered with ``--logical-date 2026-09-15T00:00:00+08:00`` computes September."""
+    from pipeline.checks import run_period
+
+    context = get_current_context()
+    return run_period(context.get("logical_date"), context.get("data_interval_start"), PARK_TZ)
 
 
 @dag(
@@ -60,24 +68,27 @@ def carbon_monthly() -> None:
         from pipeline.checks import failing_fast
         from pipeline.monthly import compute_activity
 
-        with failing_fast():
-            return compute_activity(Settings(), _period())
+        settings = Settings()
+        with failing_fast(settings.influx):
+            return compute_activity(settings, _period())
 
     @task
     def scores(summary: dict[str, object]) -> dict[str, object]:
         from pipeline.checks import failing_fast
         from pipeline.monthly import compute_scores
 
-        with failing_fast():
-            return compute_scores(Settings(), str(summary["period"]))
+        settings = Settings()
+        with failing_fast(settings.influx):
+            return compute_scores(settings, str(summary["period"]))
 
     @task
     def report(summary: dict[str, object]) -> str:
         from pipeline.checks import failing_fast
         from reports.monthly import write_month_report
 
-        with failing_fast():
-            return str(write_month_report(Settings(), str(summary["period"])))
+        settings = Settings()
+        with failing_fast(settings.influx):
+            return str(write_month_report(settings, str(summary["period"])))
 
     # TaskFlow calls pass XComArgs that Airflow resolves to the upstream task's dict at run time.
     report(scores(activity()))  # type: ignore[arg-type]

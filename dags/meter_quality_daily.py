@@ -38,6 +38,15 @@ PARK_TZ = PARK.timezone
 START = pendulum.instance(datetime.combine(metering_start_of(PARK), time()), tz=PARK_TZ)
 
 
+def _day() -> str:
+    """The day (YYYY-MM-DD) the run's logical date lies in, in the park's time zone (a scheduled run's is
+    the day's start)."""
+    from pipeline.checks import run_start
+
+    context = get_current_context()
+    return run_start(context.get("logical_date"), context.get("data_interval_start"), PARK_TZ).date().isoformat()
+
+
 @dag(
     schedule=CronDataIntervalTimetable("0 0 * * *", timezone=PARK_TZ),
     start_date=START,
@@ -50,37 +59,43 @@ START = pendulum.instance(datetime.combine(metering_start_of(PARK), time()), tz=
 def meter_quality_daily() -> None:
     @task
     def day() -> dict[str, object]:
+        from pipeline.checks import failing_fast
         from pipeline.quality import compute_day_quality
 
-        start = get_current_context()["data_interval_start"]
-        assert start is not None, "meter_quality_daily runs on data intervals; trigger it for a day"
-        return compute_day_quality(Settings(), pendulum.instance(start).in_timezone(PARK_TZ).to_date_string())
+        settings = Settings()
+        with failing_fast(settings.influx):
+            return compute_day_quality(settings, _day())
 
     @task
     def late_data(summary: dict[str, object]) -> dict[str, int]:
         import datetime as dt
 
+        from pipeline.checks import failing_fast
         from pipeline.quality import compute_late_data
 
-        return compute_late_data(Settings(), dt.date.fromisoformat(str(summary["day"])))
+        settings = Settings()
+        with failing_fast(settings.influx):
+            return compute_late_data(settings, dt.date.fromisoformat(str(summary["day"])))
 
     @task
     def rollup() -> dict[str, object]:
         from pipeline.checks import failing_fast
         from pipeline.daily import compute_day_rollup
 
-        start = get_current_context()["data_interval_start"]
-        assert start is not None, "meter_quality_daily runs on data intervals; trigger it for a day"
-        with failing_fast():
-            return compute_day_rollup(Settings(), pendulum.instance(start).in_timezone(PARK_TZ).to_date_string())
+        settings = Settings()
+        with failing_fast(settings.influx):
+            return compute_day_rollup(settings, _day())
 
     @task
     def late_rollups(summary: dict[str, object]) -> dict[str, int]:
         import datetime as dt
 
+        from pipeline.checks import failing_fast
         from pipeline.daily import reroll_late_days
 
-        return reroll_late_days(Settings(), dt.date.fromisoformat(str(summary["day"])))
+        settings = Settings()
+        with failing_fast(settings.influx):
+            return reroll_late_days(settings, dt.date.fromisoformat(str(summary["day"])))
 
     summary = day()
     late_data(summary)  # type: ignore[arg-type]

@@ -55,6 +55,12 @@ def settings_for_run_dir(settings: Settings, role: Role | None = "pipeline") -> 
 def export_settings(settings: Settings) -> None:
     """Put ``settings`` into the environment (PARKCARBON_*), for Airflow tasks and child processes:
     the InfluxDB account it carries, never a broker password."""
+    os.environ.update(settings_environ(settings))
+
+
+def settings_environ(settings: Settings) -> dict[str, str]:
+    """The PARKCARBON_* variables that carry ``settings`` to a child process (what
+    :func:`export_settings` exports): the InfluxDB account it carries, never a broker password."""
     env = {
         "PARKCARBON_RUN_DIR": str(settings.run_dir),
         "PARKCARBON_REGISTRY": str(settings.registry),
@@ -74,7 +80,7 @@ def export_settings(settings: Settings) -> None:
         env["PARKCARBON_LEDGER__URL"] = settings.ledger.url.get_secret_value()
     if settings.policy is not None:
         env["PARKCARBON_POLICY"] = str(settings.policy)
-    os.environ.update(env)
+    return env
 
 
 # Credentials a process may carry in its environment: a child process started for another role gets

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what parkcarbon needs on a fresh Debian machine, and nothing that is already there:
-#   - the Debian packages mosquitto, influxdb, postgresql, chromium, fonts-noto-cjk and docker-compose (apt-get,
+#   - the Debian packages mosquitto, influxdb, postgresql, chromium, fonts-noto-cjk, redis-server and docker-compose (apt-get,
 #     without recommends: docker-compose's would pull in the Docker engine; no service is started by apt),
 #   - a virtualenv in .venv with the project and its dev tools.
 # Idempotent: a second run takes about a second. Re-installs the venv when pyproject.toml changes.
@@ -16,6 +16,7 @@ command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)  # renders the HTML 
 # CJK glyphs for the reports as Chromium renders them (else every Chinese string is boxes); 4 s to install here
 compgen -G "/usr/share/fonts/opentype/noto/NotoSansCJK*" >/dev/null || need_apt+=(fonts-noto-cjk)
 command -v docker-compose >/dev/null 2>&1 || need_apt+=(docker-compose)  # validates docker/compose.yaml (no engine)
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)  # Celery's broker: `parkcarbon airflow up --executor celery`
 if [ ${#need_apt[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "bootstrap: installing Debian packages: ${need_apt[*]}"

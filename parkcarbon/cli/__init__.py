@@ -31,7 +31,18 @@ ROLES: dict[str, Role | None] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from parkcarbon.cli import collect, dashboards, ledger, nearzero, pipeline, platform, score, services, simulate
+    from parkcarbon.cli import (
+        airflow,
+        collect,
+        dashboards,
+        ledger,
+        nearzero,
+        pipeline,
+        platform,
+        score,
+        services,
+        simulate,
+    )
 
     parser = OneLineParser(
         prog="parkcarbon",
@@ -39,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true", help="on a failure, show the traceback too")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (services, simulate, collect, score, nearzero, pipeline, ledger, dashboards, platform):
+    for module in (services, simulate, collect, score, nearzero, pipeline, airflow, ledger, dashboards, platform):
         module.add_parser(subparsers)
     return parser
 
