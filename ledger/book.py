@@ -416,8 +416,13 @@ class Ledger:
         requested_by: str,
         price_cny_per_t: Decimal | str | float | None = None,
         memo: str = "",
+        after: Callable[[Connection, int], None] | None = None,
     ) -> Booked:
-        """Move credits of ``vintage`` from enterprise ``source`` to ``target`` (a sale, if priced)."""
+        """Move credits of ``vintage`` from enterprise ``source`` to ``target`` (a sale, if priced).
+
+        ``after`` is called with the new transaction's id in the booking's own database transaction
+        (the platform marks its offer accepted there: both happen, or neither); an exception it raises
+        books nothing. It is not called when the reference was booked before (``replayed``)."""
         amount_kg = t_to_kg(amount_t)
         if source == target:
             raise LedgerError(f"a transfer needs two enterprises, not {source!r} twice")
@@ -436,7 +441,7 @@ class Ledger:
             self._vintage_exists(conn, vintage)
             return [(src, vintage, -amount_kg), (dst, vintage, amount_kg)]
 
-        return self._book("transfer", reference, content, requested_by, moves, price_fen_per_t=price_fen)
+        return self._book("transfer", reference, content, requested_by, moves, after, price_fen_per_t=price_fen)
 
     def surrender(
         self,
@@ -819,6 +824,15 @@ class Ledger:
         return result
 
     # -- reading ----------------------------------------------------------------------------------
+
+    def obligation(self, enterprise_id: str, year: int) -> tuple[Decimal, Decimal]:
+        """What the enterprise owes for ``year`` and what covers it so far (surrendered credits and
+        external units, whenever booked) [t]."""
+        with self.engine.connect() as conn:
+            self._account(conn, enterprise_id)
+            due = self._due_kg(conn, enterprise_id, year)
+            covered = self._surrendered_kg(conn, enterprise_id, year) + self._external_kg(conn, enterprise_id, year)
+        return kg_to_t(max(due, 0)), kg_to_t(covered)
 
     def balances(self, enterprise_id: str | None = None) -> pd.DataFrame:
         """Holdings per account and vintage [t]: enterprise_id (empty for the park's), account, vintage, amount_t."""

@@ -32,7 +32,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ledger.db import current_revision, head_revision, make_engine
 from park.registry import load_registry
 from park.store import InfluxStore
-from portal import auth, workflow
+from portal import auth, offers, workflow
 from portal.audit import Actor, record
 from portal.cache import ResultsCache
 from portal.config import PlatformConfig
@@ -118,6 +118,11 @@ def _when(value: object) -> str:
         return "–"
     at = value if value.tzinfo is None else value.astimezone(UTC)
     return at.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _records_of(frame: Any) -> list[dict[str, Any]]:
+    """Holdings as the pages show them: vintage and amount [t]."""
+    return [{"vintage": int(r["vintage"]), "amount_t": float(r["amount_t"])} for r in frame.to_dict("records")]
 
 
 def create_app(config: PlatformConfig, store: InfluxStore | None = None) -> FastAPI:
@@ -271,6 +276,10 @@ def create_app(config: PlatformConfig, store: InfluxStore | None = None) -> Fast
     @app.exception_handler(workflow.IllegalTransitionError)
     async def _conflict(request: Request, exc: workflow.IllegalTransitionError) -> Response:
         return error_page(request, 409, "状态不允许 Not allowed now", str(exc))
+
+    @app.exception_handler(offers.LedgerRefusedError)
+    async def _ledger_refused(request: Request, exc: offers.LedgerRefusedError) -> Response:
+        return error_page(request, 409, "账簿拒绝 Refused by the ledger", str(exc))
 
     @app.exception_handler(workflow.InvalidInputError)
     async def _invalid_input(request: Request, exc: workflow.InvalidInputError) -> Response:
@@ -544,6 +553,101 @@ def create_app(config: PlatformConfig, store: InfluxStore | None = None) -> Fast
             "review.html",
             {"submitted": submitted, "overdue": overdue, "today": v.today(), "enterprises": v.scope.enterprises()},
         )
+
+    # -- offers and surrender (portal/offers.py) ---------------------------------------------------------
+
+    @app.get("/enterprises/{enterprise_id}/offers", response_class=HTMLResponse)
+    def enterprise_offers(request: Request, v: Scoped, enterprise_id: str) -> Response:
+        enterprise = v.scope.enterprise(enterprise_id)
+        return page(
+            request,
+            "offers.html",
+            {
+                "enterprise": enterprise,
+                "offers": v.offers_of(enterprise_id),
+                "holdings": _records_of(v.holdings(enterprise_id)),
+                "now": datetime.now(UTC),
+                "may_trade": v.scope.role in offers.TRADERS,
+            },
+        )
+
+    @app.post("/enterprises/{enterprise_id}/offers")
+    def enterprise_offer_make(
+        v: Scoped,
+        enterprise_id: str,
+        buyer: Annotated[str, Form()] = "",
+        amount_t: Annotated[str, Form()] = "",
+        price_cny_per_t: Annotated[str, Form()] = "",
+        vintage: Annotated[str, Form()] = "",
+        expires_at: Annotated[str, Form()] = "",
+    ) -> Response:
+        v.make_offer(enterprise_id, buyer, amount_t, price_cny_per_t, vintage, expires_at)
+        return RedirectResponse(f"/enterprises/{enterprise_id}/offers", status_code=303)
+
+    @app.post("/enterprises/{enterprise_id}/offers/{offer_id}/accept")
+    def enterprise_offer_accept(v: Scoped, enterprise_id: str, offer_id: int) -> Response:
+        v.accept_offer(enterprise_id, offer_id)
+        return RedirectResponse(f"/enterprises/{enterprise_id}/offers", status_code=303)
+
+    @app.post("/enterprises/{enterprise_id}/offers/{offer_id}/decline")
+    def enterprise_offer_decline(v: Scoped, enterprise_id: str, offer_id: int) -> Response:
+        v.decide_offer(enterprise_id, offer_id, "declined")
+        return RedirectResponse(f"/enterprises/{enterprise_id}/offers", status_code=303)
+
+    @app.post("/enterprises/{enterprise_id}/offers/{offer_id}/withdraw")
+    def enterprise_offer_withdraw(v: Scoped, enterprise_id: str, offer_id: int) -> Response:
+        v.decide_offer(enterprise_id, offer_id, "withdrawn")
+        return RedirectResponse(f"/enterprises/{enterprise_id}/offers", status_code=303)
+
+    @app.get("/park/offers", response_class=HTMLResponse)
+    def park_offers(request: Request, v: Scoped) -> Response:
+        return page(request, "offers.html", {"enterprise": None, "offers": v.park_offers(), "now": datetime.now(UTC)})
+
+    def surrender_page(
+        request: Request, v: View, enterprise_id: str, year: int | None, before: dict[str, Any] | None = None
+    ) -> Response:
+        enterprise = v.scope.enterprise(enterprise_id)
+        year = year or v.today().year - 1  # the obligation settled last: the year before this one
+        return page(
+            request,
+            "surrender.html",
+            {
+                "enterprise": enterprise,
+                "year": year,
+                "holdings": _records_of(v.holdings(enterprise_id)),
+                "obligation": v.obligation(enterprise_id, year),
+                "before": before,
+                "token": secrets.token_hex(16),
+                "may_surrender": v.scope.role == "enterprise_admin",
+            },
+        )
+
+    @app.get("/enterprises/{enterprise_id}/surrender", response_class=HTMLResponse)
+    def enterprise_surrender_form(request: Request, v: Scoped, enterprise_id: str, year: int | None = None) -> Response:
+        return surrender_page(request, v, enterprise_id, year)
+
+    @app.post("/enterprises/{enterprise_id}/surrender", response_class=HTMLResponse)
+    def enterprise_surrender(
+        request: Request,
+        v: Scoped,
+        enterprise_id: str,
+        obligation_year: Annotated[str, Form()] = "",
+        surrender_vintage: Annotated[str, Form()] = "",
+        amount_t: Annotated[str, Form()] = "",
+        token: Annotated[str, Form()] = "",
+    ) -> Response:
+        v.scope.enterprise(enterprise_id)  # another enterprise's id: 404 before anything is read
+        try:
+            year, vintage = int(obligation_year), int(surrender_vintage)
+        except ValueError:
+            raise workflow.InvalidInputError("the obligation year and the vintage are years (YYYY)") from None
+        before: dict[str, Any] = {
+            "holdings": _records_of(v.holdings(enterprise_id)),
+            "obligation": v.obligation(enterprise_id, year),
+        }
+        booked = v.surrender(enterprise_id, year, amount_t, vintage, token)
+        before["transaction"] = booked.transaction_id
+        return surrender_page(request, v, enterprise_id, year, before)
 
     # -- users ------------------------------------------------------------------------------------------
 

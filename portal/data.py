@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -23,8 +24,9 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, desc, select
 
-from ledger.book import Ledger
-from ledger.errors import UnknownEnterpriseError
+from ledger.amounts import t_to_kg
+from ledger.book import Booked, Ledger
+from ledger.errors import LedgerError, UnknownEnterpriseError
 from park.measurements import (
     ACTIVITY_MONTHLY,
     CREDITS,
@@ -40,7 +42,7 @@ from park.measurements import (
 from park.month import Month
 from park.registry import ParkTarget
 from park.store import InfluxStore
-from portal import auth, workflow
+from portal import auth, offers, workflow
 from portal.audit import Actor, record
 from portal.cache import ResultsCache
 from portal.config import PlatformSettings
@@ -717,6 +719,99 @@ class View:
             to_value=f"{info.file_name} sha256:{info.sha256}",
         )
         return content, info.file_name, info.media_type
+
+    # -- offers and surrender (portal/offers.py) -------------------------------------------------------
+
+    def _book(self) -> Ledger:
+        """The ledger on the writer, for this person's bookings (transfers of offers, surrenders)."""
+        return Ledger(self._b.writer, self._b.timezone)
+
+    def offers_of(self, enterprise_id: str) -> list[offers.Offer]:
+        """The offers the enterprise made or received, newest first."""
+        enterprise = self.scope.enterprise(enterprise_id)
+        with self._b.reader.connect() as conn:
+            found = offers.load_offers(conn, [enterprise.id])
+        if self.scope.is_park:
+            self._audit("view", f"enterprise:{enterprise.id}", to_value="offers")
+        return found
+
+    def park_offers(self) -> list[offers.Offer]:
+        """Every offer of the park, for the park office (read-only)."""
+        self.scope.require_park()
+        with self._b.reader.connect() as conn:
+            return offers.load_offers(conn, self.scope.enterprise_ids)
+
+    def _held_kg(self, enterprise_id: str, vintage: int) -> int:
+        frame = self.holdings(enterprise_id)
+        held = [float(r["amount_t"]) for r in frame.to_dict("records") if int(r["vintage"]) == vintage]
+        return t_to_kg(str(held[0])) if held and held[0] > 0 else 0
+
+    def make_offer(self, enterprise_id: str, buyer_id: str, amount: str, price: str, vintage: str, expires: str) -> int:
+        enterprise = self.scope.enterprise(enterprise_id)
+        terms = offers.parse_terms(amount, price, vintage, expires, self._b.timezone)
+        held = self._held_kg(enterprise.id, terms[2])
+        with self._b.writer.begin() as conn:
+            return offers.make(
+                conn,
+                self.actor,
+                enterprise.id,
+                buyer_id,
+                terms,
+                held,
+                set(self.scope.registry.enterprise_by_id),
+                datetime.now(UTC),
+            )
+
+    def accept_offer(self, enterprise_id: str, offer_id: int) -> Booked:
+        enterprise = self.scope.enterprise(enterprise_id)
+        return offers.accept(self._book(), self.actor, enterprise.id, offer_id, datetime.now(UTC))
+
+    def decide_offer(self, enterprise_id: str, offer_id: int, to_state: str) -> None:
+        """Decline (the buyer) or withdraw (the seller); 409 for an offer past its expiry (marked expired)."""
+        enterprise = self.scope.enterprise(enterprise_id)
+        with self._b.writer.begin() as conn:
+            done = offers.decide(conn, self.actor, enterprise.id, offer_id, to_state, datetime.now(UTC))
+        if not done:
+            raise workflow.IllegalTransitionError(f"offer {offer_id}", "expired", to_state, "it is past its expiry")
+
+    def obligation(self, enterprise_id: str, year: int) -> dict[str, Any]:
+        """The enterprise's obligation for ``year``: due, covered (surrendered and external units), open [t]."""
+        enterprise = self.scope.enterprise(enterprise_id)
+        due: Decimal
+        covered: Decimal
+        try:
+            due, covered = self._ledger().obligation(enterprise.id, year)
+        except UnknownEnterpriseError:
+            due = covered = Decimal(0)  # no account: nothing owed
+        return {
+            "year": year,
+            "due_t": float(due),
+            "covered_t": float(covered),
+            "open_t": float(max(due - covered, Decimal(0))),
+        }
+
+    def surrender(self, enterprise_id: str, year: int, amount: str, vintage: int, token: str) -> Booked:
+        """Surrender credits against the year's obligation: the enterprise's admin only. ``token`` (a
+        random one per form) makes the reference, so a form sent twice books once. Audited."""
+        enterprise = self.scope.enterprise(enterprise_id)
+        if self.scope.role != "enterprise_admin":
+            raise ForbiddenError("credits are surrendered by the enterprise's own admin")
+        if not re.fullmatch(r"[0-9a-f]{16,64}", token):
+            raise workflow.InvalidInputError("the form has no valid surrender token: reload the page")
+        reference = f"surrender:{enterprise.id}:{token}"
+        try:
+            booked = self._book().surrender(
+                enterprise.id, year, amount.strip().replace(",", ""), vintage, reference, self.actor.name
+            )
+        except LedgerError as exc:
+            raise offers.LedgerRefusedError(f"the ledger refused the surrender: {exc}") from None
+        if not booked.replayed:
+            self._audit(
+                "ledger.surrender",
+                f"enterprise:{enterprise.id} year:{year}",
+                to_value=f"{amount.strip()} t of vintage {vintage}: transaction {booked.transaction_id} ({reference})",
+            )
+        return booked
 
     def audit_entries(self, limit: int = 500) -> list[dict[str, Any]]:
         """The newest audit lines: for the park admin and the auditor."""

@@ -20,8 +20,9 @@ PLATFORM_RIGHTS = {
     "data_requests": "SELECT, INSERT, UPDATE",  # open → closed
     "submissions": "SELECT, INSERT, UPDATE",  # the state only: triggers refuse changing the figures
     "submission_evidence": "SELECT, INSERT",
+    "offers": "SELECT, INSERT, UPDATE",  # the state only: a trigger keeps the terms fixed
 }
-WITH_SERIAL_ID = ("users", "audit_log", "data_requests", "submissions", "submission_evidence")
+WITH_SERIAL_ID = ("users", "audit_log", "data_requests", "submissions", "submission_evidence", "offers")
 
 
 def grant_platform_role(engine: Engine, role: str) -> None:

@@ -12,6 +12,10 @@ layer above it); ``tests/ledger/test_book.py`` checks that the head builds exact
   a key is locked.
 - ``audit_log``: append-only (triggers refuse UPDATE and DELETE on SQLite and PostgreSQL): who, when,
   what, on what, from → to.
+- ``offers``: an enterprise's offer of credits of one vintage to another at a price, until an expiry
+  (``portal/offers.py``): its terms are fixed (a trigger refuses changing them or deleting an offer);
+  its state goes open → accepted | declined | withdrawn | expired, and an accepted offer names the
+  ledger transaction that booked it.
 
 The data requests, submissions and their evidence (``data_requests``, ``submissions``,
 ``submission_evidence``) are declared in ``ledger/manual.py``, on the ledger's metadata, because the
@@ -22,6 +26,7 @@ that the platform writes through the very same definitions.
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     Column,
@@ -99,4 +104,30 @@ audit_log = Table(
     Column("from_value", Text, nullable=False),
     Column("to_value", Text, nullable=False),
     Index("ix_audit_log_at", "at"),
+)
+
+OFFER_STATES = ("open", "accepted", "declined", "withdrawn", "expired")
+
+offers = Table(
+    "offers",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("seller_id", String(64), nullable=False),
+    Column("buyer_id", String(64), nullable=False),
+    Column("vintage", Integer, nullable=False),
+    Column("amount_kg", BigInteger, nullable=False),  # as the ledger counts: kg of CO2e
+    Column("price_fen_per_t", BigInteger, nullable=False),  # CNY fen (0.01 CNY) per credit (t)
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("decided_at", DateTime(timezone=True), nullable=True),
+    Column("decided_by", String(64), nullable=True),
+    Column("transaction_id", Integer, nullable=True),  # the ledger's transaction of an accepted offer
+    CheckConstraint("state IN ('open', 'accepted', 'declined', 'withdrawn', 'expired')", name="ck_offers_state"),
+    CheckConstraint("amount_kg > 0", name="ck_offers_amount"),
+    CheckConstraint("price_fen_per_t >= 0", name="ck_offers_price"),
+    CheckConstraint("seller_id <> buyer_id", name="ck_offers_parties"),
+    Index("ix_offers_seller", "seller_id", "state"),
+    Index("ix_offers_buyer", "buyer_id", "state"),
 )

@@ -31,7 +31,7 @@ from park.registry import load_registry
 from park.settings import Settings
 from park.store import InfluxStore
 from parkcarbon.cli.platform import read_only_settings
-from portal import auth, workflow
+from portal import auth, offers, workflow
 from portal.app import create_app
 from portal.audit import Actor
 from portal.config import PlatformConfig, PlatformSettings
@@ -95,6 +95,27 @@ BRAVO_EVIDENCE, ALPHA_EVIDENCE = 1, 2
 PDF = b"%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
+
+
+# Offers seeded in this order: BRAVO offers CHARLIE credits (ALPHA is no party to it), CHARLIE offers ALPHA some.
+BRAVO_OFFER, ALPHA_OFFER = 1, 2
+
+
+def seed_offers(url: str) -> None:
+    """The offers above, open for a week, through the platform's offers."""
+    engine = make_engine(url)
+    now = datetime.now(UTC)
+    week = now + timedelta(days=7)
+    known = set(FIGURES)
+    bravo = Actor("bravo-admin", "enterprise_admin", "BRAVO", "local")
+    charlie = Actor("charlie-admin", "enterprise_admin", "CHARLIE", "local")
+    with engine.begin() as conn:
+        ids = [
+            offers.make(conn, bravo, "BRAVO", "CHARLIE", (97_531_000, 432_190, 2025, week), 4_000_000_000, known, now),
+            offers.make(conn, charlie, "CHARLIE", "ALPHA", (1_000, 8_000, 2025, week), 5_000, known, now),
+        ]
+    assert ids == [BRAVO_OFFER, ALPHA_OFFER]
+    engine.dispose()
 
 
 def seed_requests(url: str) -> None:
@@ -349,6 +370,7 @@ def make_park(settings: Settings, store: InfluxStore, ledger_url: str, tmp_path:
             auth.create_user(conn, username, role, enterprise, passwords[username], by, set(FIGURES))
     engine.dispose()
     seed_requests(ledger_url)
+    seed_offers(ledger_url)
     config = PlatformConfig(
         ledger_url=ledger_url,
         influx=read_only_settings(settings).influx,  # the platform reads InfluxDB with the READ role

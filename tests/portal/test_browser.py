@@ -223,3 +223,40 @@ def test_a_reporter_submits_and_an_analyst_rejects_then_approves(park, served, b
     inputs = score_inputs(monthly)
     assert inputs.enterprises.set_index(["enterprise", "year"]).loc[("ALPHA", 2026), "value_added_10k_cny"] == 1234.5
     assert len(inputs.notes) == 1 and "replaces enterprises.csv's 999.00" in inputs.notes[0]
+
+
+def _held_shown(page, vintage: int) -> float:
+    return float(page.inner_text(f'#holdings tr[data-vintage="{vintage}"] td.held').replace(",", ""))
+
+
+def test_a_seller_offers_the_buyer_accepts_and_both_see_their_balances(park, served, browser, tmp_path):
+    seller = _log_in(browser, served, "alpha-admin", park.passwords["alpha-admin"])
+    seller.goto(f"{served}/enterprises/ALPHA")
+    seller.click("#offers-link")
+    seller.wait_for_load_state("networkidle")
+    assert seller.url == f"{served}/enterprises/ALPHA/offers"
+    assert _held_shown(seller, 2025) == 35.0
+    seller.fill("#make-offer input[name=buyer]", "BRAVO")
+    seller.fill("#make-offer input[name=vintage]", "2025")
+    seller.fill("#make-offer input[name=amount_t]", "3.5")
+    seller.fill("#make-offer input[name=price_cny_per_t]", "70")
+    seller.fill("#make-offer input[name=expires_at]", "2099-01-01T12:00")
+    seller.click("#make-offer button[type=submit]")
+    seller.wait_for_load_state("networkidle")
+    offer = seller.locator('#offers tr[data-state="open"]', has_text="BRAVO")
+    assert offer.count() == 1
+    offer_id = offer.get_attribute("data-offer")
+    assert "245.00" in offer.inner_text()  # 3.5 t × 70 CNY
+    buyer = _log_in(browser, served, "bravo-admin", park.passwords["bravo-admin"])
+    buyer.goto(f"{served}/enterprises/BRAVO/offers")
+    assert _held_shown(buyer, 2025) == 4000.0
+    buyer.click(f'#offers tr[data-offer="{offer_id}"] button.accept')
+    buyer.wait_for_load_state("networkidle")
+    assert buyer.get_attribute(f'#offers tr[data-offer="{offer_id}"]', "data-state") == "accepted"
+    assert _held_shown(buyer, 2025) == 4003.5
+    buyer.screenshot(path=str(tmp_path / "offers-BRAVO.png"), full_page=True)
+    seller.reload()
+    seller.wait_for_load_state("networkidle")
+    assert seller.get_attribute(f'#offers tr[data-offer="{offer_id}"]', "data-state") == "accepted"
+    assert _held_shown(seller, 2025) == 31.5
+    seller.screenshot(path=str(tmp_path / "offers-ALPHA.png"), full_page=True)

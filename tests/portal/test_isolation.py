@@ -15,8 +15,10 @@ from starlette.routing import Mount
 from portal.schema import ENTERPRISE_ROLES
 from tests.portal.park import (
     ALPHA_EVIDENCE,
+    ALPHA_OFFER,
     ALPHA_REQUEST,
     BRAVO_EVIDENCE,
+    BRAVO_OFFER,
     BRAVO_REQUEST,
     ROLES_USERS,
     csrf_of,
@@ -35,6 +37,7 @@ PATH_VALUES = {
     "request_id": {"other": [str(BRAVO_REQUEST)], "own": [str(ALPHA_REQUEST)]},
     "version": {"other": ["1"], "own": ["1"]},
     "evidence_id": {"other": [str(BRAVO_EVIDENCE)], "own": [str(ALPHA_EVIDENCE)]},
+    "offer_id": {"other": [str(BRAVO_OFFER)], "own": [str(ALPHA_OFFER)]},
 }
 QUERY = {
     "period": "2026-03",
@@ -132,6 +135,8 @@ def _bravo_untouched(park) -> None:
     assert users.count(">active<") == 2 and "new-user-" not in users
     requests = client.get("/enterprises/BRAVO/requests").text  # no new request, version or change of state
     assert requests.count("data-request=") == 1 and 'data-status="v1 submitted"' in requests
+    offers = client.get("/enterprises/BRAVO/offers").text  # its offer to CHARLIE: still open, no new one
+    assert offers.count("data-offer=") == 1 and 'data-state="open"' in offers
     for username in ("bravo-admin", "bravo-reporter"):
         fresh = park.client(address="10.9.9.8")
         assert login(fresh, username, park.passwords[username]).status_code == 303
