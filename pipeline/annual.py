@@ -46,8 +46,7 @@ class YearBooking:
 
 def credit_validity_years(settings: Settings) -> int | None:
     """The policy's banking validity (years after a vintage), None when the policy sets none."""
-    ledger_policy = load_policy(settings.policy).ledger
-    return None if ledger_policy is None else ledger_policy.credit_validity_years
+    return load_policy(settings.policy).credit_validity_years
 
 
 def book_year(ledger: Ledger, year: int, credits: pd.DataFrame, deadline: date, requested_by: str) -> YearBooking:

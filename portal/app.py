@@ -39,6 +39,7 @@ from portal.config import PlatformConfig
 from portal.data import SCOPES, Backend, View
 from portal.scope import ROLE_NAMES, ForbiddenError, NotFoundError, Scope
 from reports.svg import bar_chart
+from scoring.policy import load_policy
 
 LOG = logging.getLogger("parkcarbon.platform")
 HERE = Path(__file__).parent
@@ -142,6 +143,9 @@ def create_app(config: PlatformConfig, store: InfluxStore | None = None) -> Fast
         security=config.security,
         timezone=registry.park.timezone,
         results=ResultsCache(config.security.results_ttl_s),
+        # what the platform books (offers accepted, surrenders) is held to the policy's banking validity,
+        # as every ledger command is
+        credit_validity_years=load_policy(config.policy).credit_validity_years,
     )
     security = config.security
     lifetime = security.session_lifetime

@@ -57,6 +57,7 @@ class PlatformConfig:
     registry: Path
     run_dir: Path
     security: PlatformSettings = field(default_factory=PlatformSettings)
+    policy: Path | None = None  # the policy the ledger's banking validity comes from (None: the packaged one)
 
     @classmethod
     def from_settings(cls, settings: Settings, security: PlatformSettings | None = None) -> PlatformConfig:
@@ -66,6 +67,7 @@ class PlatformConfig:
             registry=settings.registry,
             run_dir=settings.run_dir,
             security=security or PlatformSettings(),
+            policy=settings.policy,
         )
 
     @property

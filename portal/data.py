@@ -95,6 +95,7 @@ class Backend:
     security: PlatformSettings
     timezone: str
     results: ResultsCache[tuple[str, str | None], EnterpriseResults]
+    credit_validity_years: int | None = None  # the policy's banking validity, for what the platform books
 
 
 @dataclass(frozen=True)
@@ -724,7 +725,7 @@ class View:
 
     def _book(self) -> Ledger:
         """The ledger on the writer, for this person's bookings (transfers of offers, surrenders)."""
-        return Ledger(self._b.writer, self._b.timezone)
+        return Ledger(self._b.writer, self._b.timezone, credit_validity_years=self._b.credit_validity_years)
 
     def offers_of(self, enterprise_id: str) -> list[offers.Offer]:
         """The offers the enterprise made or received, newest first."""

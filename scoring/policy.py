@@ -109,6 +109,11 @@ class Policy(_Frozen):
     gas_m3_to_nm3: float | None = Field(None, gt=0)
     sha256: str = ""
 
+    @property
+    def credit_validity_years(self) -> int | None:
+        """The banking validity (years after a vintage) every booking is held to; None: no expiry."""
+        return None if self.ledger is None else self.ledger.credit_validity_years
+
     @model_validator(mode="after")
     def _ascending(self) -> Policy:
         if self.grade_k_upper != sorted(self.grade_k_upper) or len(set(self.grade_k_upper)) != 4:

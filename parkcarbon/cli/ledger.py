@@ -162,8 +162,7 @@ def _open_to_book(settings: Settings, policy: Policy | None = None) -> Ledger:
     """The ledger for a command that books: with the policy's banking validity (``policy`` or the run's)."""
     from ledger.settlement import open_ledger
 
-    ledger_policy = (policy or _policy(settings)).ledger
-    return open_ledger(settings, None if ledger_policy is None else ledger_policy.credit_validity_years)
+    return open_ledger(settings, (policy or _policy(settings)).credit_validity_years)
 
 
 def _print(frame: pd.DataFrame) -> None:

@@ -317,3 +317,19 @@ def test_surrender_reduces_the_open_obligation(park):
     reporter = park.login("alpha-reporter")
     form["csrf_token"] = csrf_of(reporter.get("/account/password").text)
     assert reporter.post("/enterprises/ALPHA/surrender", data=form).status_code == 403
+
+
+@services
+def test_what_the_platform_books_is_held_to_the_policys_banking_validity(park):
+    """Offers accepted and surrenders on the platform go through a ledger with the policy's banking
+    validity, as every ledger command does (without it a vintage past its validity could be traded)."""
+    from park.registry import load_registry
+    from portal.data import View
+    from portal.scope import Scope
+    from scoring.policy import load_policy
+
+    backend = park.app.state.backend
+    assert backend.credit_validity_years == load_policy().credit_validity_years == 3
+    scope = Scope.of("alpha-admin", "enterprise_admin", "ALPHA", load_registry(park.config.registry))
+    book = View(backend, scope, Actor("alpha-admin", "enterprise_admin", "ALPHA", "test"))._book()
+    assert book.credit_validity_years == 3
