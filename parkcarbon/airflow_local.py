@@ -28,7 +28,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -41,6 +40,7 @@ import httpx
 
 from park.settings import Settings
 from parkcarbon.airflow_env import DAGS_FOLDER, prepare_airflow
+from parkcarbon.processes import port_in_use, reap, spawn, wait_for_port
 from parkcarbon.runtime import CREDENTIAL_VARIABLES, settings_environ
 from parkcarbon.services import free_port, private_dir, write_private
 
@@ -50,8 +50,6 @@ DAG_IDS = ("carbon_monthly", "carbon_annual", "meter_quality_daily")
 COMPONENTS = ("scheduler", "dag-processor", "api-server")
 DEFAULT_API_PORT = 18080
 EXECUTORS = {"local": "LocalExecutor", "celery": "CeleryExecutor"}
-
-_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 
 
 class AirflowError(RuntimeError):
@@ -141,7 +139,7 @@ class LocalAirflow:
             return Started(url, home, self.processes(), self._unpause(wanted, home, timeout_s), running)
         if status:
             self.down()
-        if _port_in_use(api_port):
+        if port_in_use(api_port):
             raise AirflowError(f"port {api_port} is already in use: choose another with --port, or --free-port")
         private_dir(self.run_dir)
         try:
@@ -295,19 +293,8 @@ class LocalAirflow:
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str], logs: Path) -> AirflowProcess:
         log = logs / f"{name}.log"
-        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        with os.fdopen(fd, "ab") as out:
-            proc = subprocess.Popen(
-                argv,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=env,
-                cwd=self.run_dir,
-                start_new_session=True,
-            )
-        _CHILDREN[proc.pid] = proc
-        return AirflowProcess(name=name, pid=proc.pid, started=_start_ticks(proc.pid) or 0, argv=argv, log=str(log))
+        pid = spawn(argv, log, env=env, cwd=self.run_dir)
+        return AirflowProcess(name=name, pid=pid, started=_start_ticks(pid) or 0, argv=argv, log=str(log))
 
     def _check_alive(self) -> None:
         for process in self.processes():
@@ -374,16 +361,8 @@ def _clean_environ() -> dict[str, str]:
 
 
 def _wait_tcp(port: int, timeout_s: float, log: Path) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not _port_in_use(port):
-        if time.monotonic() > deadline:
-            raise AirflowError(f"redis-server did not listen on {port} within {timeout_s:.0f} s: {_last_line(log)}")
-        time.sleep(0.05)
-
-
-def _port_in_use(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
+    if not wait_for_port(port, timeout_s):
+        raise AirflowError(f"redis-server did not listen on {port} within {timeout_s:.0f} s: {_last_line(log)}")
 
 
 def _start_ticks(pid: int) -> int | None:
@@ -393,21 +372,15 @@ def _start_ticks(pid: int) -> int | None:
         return None
     fields = stat.rsplit(")", 1)[-1].split()
     if fields[0] == "Z":
-        _reap(pid)
+        reap(pid)
         return None
     return int(fields[19])  # field 22 of stat: starttime
 
 
 def _runs(process: AirflowProcess) -> bool:
     """True if the PID is alive and is the process ``up`` started (same start time: not a reused PID)."""
-    _reap(process.pid)
+    reap(process.pid)
     return _start_ticks(process.pid) == process.started
-
-
-def _reap(pid: int) -> None:
-    child = _CHILDREN.get(pid)
-    if child is not None and child.poll() is not None:
-        del _CHILDREN[pid]
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
@@ -417,7 +390,7 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
 
 def _group_alive(pgid: int) -> bool:
     """True while a process of the group runs (a zombie leader that is our child is reaped first)."""
-    _reap(pgid)
+    reap(pgid)
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:

@@ -24,7 +24,6 @@ import secrets
 import shutil
 import signal
 import socket
-import subprocess
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -37,6 +36,7 @@ from park.registry import Registry
 from park.settings import InfluxSettings
 from park.store import InfluxError, InfluxStore, quote_ident, quote_literal
 from park.topics import COLLECTOR_USER, acl, collector_user
+from parkcarbon.processes import port_in_use, reap, spawn, wait_for_port
 
 STATE_FILE = "services.json"
 CREDENTIALS_FILE = "credentials.json"
@@ -70,11 +70,6 @@ AUTOSAVE_S = 1
 AUTOSAVE_CHANGES: int | None = None
 
 
-# Handles of the processes this Python process started: kept so that they are reaped with wait()
-# when stopped here, instead of being collected while still running.
-_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
-
-
 class ServiceError(RuntimeError):
     """A service could not be started, reached or stopped."""
 
@@ -103,11 +98,6 @@ def free_port() -> int:
 
 def free_ports() -> Ports:
     return Ports(free_port(), free_port(), free_port())
-
-
-def _port_in_use(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def _binary(name: str) -> str:
@@ -580,7 +570,7 @@ class LocalServices:
                 return current
             self.down()
         for port in (ports.mqtt, ports.influx_http, ports.influx_rpc):
-            if _port_in_use(port):
+            if port_in_use(port):
                 raise ServiceError(f"port {port} is already in use: choose other ports or --free-ports")
         private_dir(self.run_dir)
         for sub in ("mosquitto/data", "influxdb/meta", "influxdb/data", "influxdb/wal"):
@@ -673,13 +663,7 @@ class LocalServices:
 
     def _spawn(self, name: str, argv: list[str], workdir: Path) -> ServiceRecord:
         log = workdir / f"{name}.stdout.log"
-        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        with os.fdopen(fd, "ab") as out:
-            proc = subprocess.Popen(
-                argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
-            )
-        _CHILDREN[proc.pid] = proc
-        return ServiceRecord(name=name, pid=proc.pid, argv=argv, log=str(log))
+        return ServiceRecord(name=name, pid=spawn(argv, log), argv=argv, log=str(log))
 
     def _records(self) -> list[ServiceRecord]:
         state = self.state()
@@ -770,38 +754,29 @@ def _runs(record: ServiceRecord) -> bool:
     except (FileNotFoundError, ProcessLookupError):
         return False
     if stat.rsplit(")", 1)[-1].split()[0] == "Z":  # a zombie has exited
-        _reap(record.pid)
+        reap(record.pid)
         return False
     return [c.decode() for c in cmdline if c] == record.argv
-
-
-def _reap(pid: int) -> None:
-    child = _CHILDREN.get(pid)
-    if child is not None and child.poll() is not None:
-        del _CHILDREN[pid]
 
 
 def _wait_exit(pid: int, timeout_s: float) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        _reap(pid)
+        reap(pid)
         try:
             stat = Path(f"/proc/{pid}/stat").read_text()
         except FileNotFoundError:
             return True
         if stat.rsplit(")", 1)[-1].split()[0] == "Z":
-            _reap(pid)
+            reap(pid)
             return True
         time.sleep(0.05)
     return False
 
 
 def _wait_tcp(port: int, timeout_s: float, log: Path) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not _port_in_use(port):
-        if time.monotonic() > deadline:
-            raise ServiceError(f"mosquitto did not listen on {port} within {timeout_s} s; see {log}")
-        time.sleep(0.02)
+    if not wait_for_port(port, timeout_s, poll_s=0.02):
+        raise ServiceError(f"mosquitto did not listen on {port} within {timeout_s} s; see {log}")
 
 
 def _wait_influx(port: int, timeout_s: float, log: Path) -> None:
