@@ -98,6 +98,8 @@ def test_park_admin_sees_every_enterprise(park, store):
     assert "within the cap" in page.text and f"{(1_000_000 - ytd) / 9:,.1f} t a month" in page.text
     assert 'data-indicator="renewable_share" data-status="fail"' in page.text  # the park's own evaluation
     assert "add 4.2 GWh of certified green power" in page.text
+    table = re.search(r'id="park-nearzero".*?</table>', page.text, re.S)
+    assert table is not None and "None" not in table.group(0)  # a field a row lacks is blank, not "None"
     grades = client.get("/park/charts/grades.json").json()
     assert grades == {"period": "2026-03", "grades": {"1": 0, "2": 1, "3": 1, "4": 0, "5": 1, "–": 0}}
     other = client.get("/enterprises/BRAVO")  # the park office reads any enterprise's page
