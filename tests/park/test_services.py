@@ -86,10 +86,12 @@ class _Watch:
 def _audit(event: str, _args: object) -> None:
     """At every audited operation (open, chmod, rename, subprocess, …) while a test watches a run
     directory: no secret file may exist with more than owner access, and the broker's password file
-    may never hold a clear password. Installed once (audit hooks cannot be removed)."""
-    run_dir = _Watch.run_dir
-    if run_dir is None or _Watch.busy:
+    may never hold a clear password. Installed once (audit hooks cannot be removed), so it still runs
+    at interpreter exit, when this module's globals may already be gone."""
+    watch = globals().get("_Watch")
+    if watch is None or watch.run_dir is None or watch.busy:
         return
+    run_dir = watch.run_dir
     _Watch.busy = True
     try:
         for path in [run_dir / "credentials.json", run_dir / "mosquitto" / "passwd", *run_dir.rglob(".*.tmp")]:
