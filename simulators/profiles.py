@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from simulators.calendar import is_workday, spring_festival_days
+from park.holidays import is_workday, spring_festival_days
 
 # Shift patterns by GB/T 4754 division: (base load at night, weekday day-shift load, how much a
 # non-working day keeps of the working-day load, hours the day shifts run).

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -10,7 +10,6 @@ import pandas as pd
 import pytest
 
 from park.registry import DEFAULT_TIMEZONE
-from simulators.calendar import is_workday, spring_festival_days
 from simulators.park import simulate
 from simulators.profiles import industrial_load, pv_output, solar_elevation_deg
 
@@ -19,15 +18,6 @@ TZ = "Asia/Shanghai"
 
 def local_range(start: str, end: str, freq: str = "15min") -> pd.DatetimeIndex:
     return pd.date_range(start, end, freq=freq, tz=TZ, inclusive="left")
-
-
-class TestCalendar:
-    def test_holidays_and_makeup_days(self):
-        """State Council 2026: 1-7 Oct off, Saturday 10 Oct worked; Spring Festival 15-23 Feb."""
-        assert not is_workday(date(2026, 10, 1))
-        assert is_workday(date(2026, 10, 10))  # a Saturday made a working day
-        assert not is_workday(date(2026, 10, 11))  # an ordinary Sunday
-        assert spring_festival_days(2026) == {date(2026, 2, d) for d in range(15, 24)}
 
 
 class TestIndustrialLoad:

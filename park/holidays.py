@@ -1,5 +1,8 @@
 """Working days in mainland China: weekends, public holidays and the make-up working days (调休).
 
+The simulators shape loads by them; the platform counts the publication (公示) window in them
+(:func:`add_working_days`). Both read this one table.
+
 Source: State Council General Office notices on public holiday arrangements
 (国务院办公厅关于…年部分节假日安排的通知) for 2024 (2023-10-25), 2025 (2024-11-12) and 2026
 (2025-11-04). Years outside the table use weekends only and the fixed-date holidays.
@@ -71,6 +74,25 @@ def is_workday(day: date) -> bool:
     if day in MAKEUP_WORKDAYS.get(day.year, set()):
         return True
     return day.weekday() < 5 and not is_holiday(day)
+
+
+def add_working_days(start: date, days: int) -> date:
+    """The ``days``-th working day after ``start`` (``start`` itself not counted): a window of N working
+    days opened on ``start`` ends on this day. ``days`` = 0 gives ``start``.
+
+    >>> add_working_days(date(2026, 9, 30), 1)  # National Day holiday 1-7 Oct, so the next is the 8th
+    datetime.date(2026, 10, 8)
+    >>> add_working_days(date(2026, 10, 9), 1)  # Saturday 10 Oct is a make-up working day
+    datetime.date(2026, 10, 10)
+    """
+    if days < 0:
+        raise ValueError(f"a number of working days is not negative: {days}")
+    day = start
+    for _ in range(days):
+        day += timedelta(days=1)
+        while not is_workday(day):
+            day += timedelta(days=1)
+    return day
 
 
 def spring_festival_days(year: int) -> set[date]:
