@@ -15,8 +15,6 @@ processes that ``up`` recorded, after checking that each PID still runs the comm
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import ipaddress
 import json
 import os
@@ -32,6 +30,7 @@ from pathlib import Path
 import httpx
 from pydantic import SecretStr
 
+from park.mqtt_passwords import mosquitto_password_hash
 from park.registry import Registry
 from park.settings import InfluxSettings
 from park.store import InfluxError, InfluxStore, quote_ident, quote_literal
@@ -344,13 +343,6 @@ def _read_credentials(run_dir: Path) -> Credentials:
     if not path.exists():
         raise ServiceError(f"no credentials in {run_dir}: run `parkcarbon services up` first")
     return Credentials.read(path)
-
-
-def mosquitto_password_hash(password: str, salt: bytes | None = None, iterations: int = 101) -> str:
-    """A password-file entry as ``mosquitto_passwd`` writes it: PBKDF2-HMAC-SHA512, ``$7$iterations$salt$hash``."""
-    salt = secrets.token_bytes(12) if salt is None else salt
-    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations)
-    return f"$7${iterations}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
 
 
 def mosquitto_password_file(accounts: dict[str, str]) -> str:
