@@ -736,13 +736,20 @@ class Ledger:
         )
 
     def settle(
-        self, year: int, credits: Sequence[SettledCredit], deadline: date, requested_by: str
+        self,
+        year: int,
+        credits: Sequence[SettledCredit],
+        deadline: date,
+        requested_by: str,
+        after: Callable[[Connection], None] | None = None,
     ) -> SettlementReport:
         """Book a year's settled credits: a surplus is issued (vintage ``year``), a deficit owed by ``deadline``.
 
         Settling again (after a correction) books only the difference, by new entries: more credits
         issued, or credits clawed back (what the enterprise no longer holds of that vintage becomes
         owed), and obligation changes. A settlement identical to the last is not booked again.
+        ``after(conn)`` runs in the same database transaction once everything is booked (the platform
+        marks a result version's issuance approved there); if it raises, nothing is booked.
         """
         if not credits:
             raise NothingToSettleError(f"no settled credits for {year}: has carbon_annual run for it?")
@@ -818,6 +825,8 @@ class Ledger:
                         "requested_at": now,
                     },
                 )
+            if after is not None:
+                after(conn)
             return report
 
         result: SettlementReport = self._retrying(work)

@@ -2,6 +2,12 @@
 them into the credit ledger (surplus issued, deficit owed by the deadline), and book out the credits
 past the policy's banking validity at the year's end (``ledger.credit_validity_years``).
 
+Every settlement records a result version (``ledger.results``; a new one only when the rows changed),
+which the platform publishes (公示) and finalises. With ``ledger.issuance = reviewed`` settlement books
+no credits and no obligations: the ledger books the version's when a park admin approves its issuance,
+and COMPLIANCE of the year is written from what the ledger holds then (before approval: nothing owed
+for the year yet). The default, ``on_settlement``, books at once as a park without the platform needs.
+
 Monthly results are year-to-date and provisional. Settlement scores the whole year once every one
 of its twelve months has run and no month has readings that arrived after it ran (``LATE_DATA``);
 otherwise it refuses and names the months to run again, so a settled figure never rests on a month
@@ -20,14 +26,16 @@ import numpy as np
 import pandas as pd
 
 from ledger.book import Ledger, SettlementReport
+from ledger.results import ISSUANCE_OF_MODE, ResultVersion, record_version, row_of
 from ledger.settlement import book_settlement, expire_after_year, open_ledger, operator, write_compliance
 from park.measurements import CREDITS_ANNUAL, DATA_QUALITY, LATE_DATA, MONTH_COVERAGE, Measurement
 from park.month import Month
-from park.registry import Registry, load_registry, metering_start_of
+from park.registry import Registry, metering_start_of
 from park.settings import Settings
 from park.store import InfluxStore
 from pipeline.checks import WrongInputError
 from pipeline.monthly import credit_points, score_through
+from pipeline.registry_source import registry_of_period
 from reports.annual import write_year_report
 from scoring.policy import load_policy
 
@@ -55,6 +63,28 @@ def book_year(ledger: Ledger, year: int, credits: pd.DataFrame, deadline: date, 
     it books only differences."""
     settlement = book_settlement(ledger, year, credits, deadline, requested_by)
     return YearBooking(settlement, expire_after_year(ledger, year, requested_by))
+
+
+def record_result_version(
+    ledger: Ledger, registry: Registry, year: int, credits: pd.DataFrame, settings: Settings
+) -> tuple[ResultVersion, bool]:
+    """Record the settled rows of ``year`` as a result version (``ledger.results``): a new one only when
+    they differ from the year's newest. Its issuance is booked at once (``ledger.issuance =
+    on_settlement``) or proposed for a park admin's approval (``reviewed``). Each row keeps the
+    enterprise's workshops with a near-zero target, so that lists drawn from the version need nothing else."""
+    nearzero: dict[str, list[str]] = {}
+    for workshop in registry.workshops:
+        if workshop.near_zero is not None:
+            nearzero.setdefault(workshop.enterprise, []).append(workshop.id)
+    rows = [row_of(r, nearzero.get(str(r["enterprise"]), [])) for r in credits.to_dict("records")]
+    return record_version(
+        ledger.engine,
+        year,
+        rows,
+        settings.ledger.deadline_for(year),
+        ISSUANCE_OF_MODE[settings.ledger.issuance],
+        operator(settings),
+    )
 
 
 def months_of(year: int, timezone: str) -> list[Month]:
@@ -138,7 +168,7 @@ def settle_year(settings: Settings, year: int, accept_missing: Sequence[str] = (
     it (``book_year``: credits past the policy's banking validity are booked out). ``accept_missing``
     lists the months (``YYYY-MM``) the operator settles without data: the enterprises lacking them are
     scored on the months they have, value added prorated."""
-    registry = load_registry(settings.registry)
+    registry = registry_of_period(settings, f"{year:04d}-12")  # with the database: as the year ended
     timezone = registry.park.timezone
     december = Month.of(f"{year:04d}-12", timezone)
     january = Month.of(f"{year:04d}-01", timezone)
@@ -167,7 +197,12 @@ def settle_year(settings: Settings, year: int, accept_missing: Sequence[str] = (
         store.replace_at(CREDITS_ANNUAL, january.start_ns, credit_points(result, CREDITS_ANNUAL, january.start_ns))
         # An enterprise without value added has no credits: nothing of it is booked.
         bookable = credits[np.isfinite(credits["credits_tco2"].astype(float))]
-        booked = book_year(ledger, year, bookable, settings.ledger.deadline_for(year), operator(settings))
+        deadline = settings.ledger.deadline_for(year)
+        version, new_version = record_result_version(ledger, registry, year, credits, settings)
+        if settings.ledger.issuance == "on_settlement":
+            booked = book_year(ledger, year, bookable, deadline, operator(settings))
+        else:  # reviewed: the ledger books the version's credits when a park admin approves them
+            booked = YearBooking(SettlementReport(year), expire_after_year(ledger, year, operator(settings)))
         # The new year's obligations are open; last year's deadline has passed: its compliance is final.
         as_of = date(year + 1, 1, 1)
         compliance = pd.concat([write_compliance(ledger, store, y, as_of) for y in (year - 1, year)])
@@ -177,6 +212,9 @@ def settle_year(settings: Settings, year: int, accept_missing: Sequence[str] = (
         "enterprises": len(credits),
         "base_year": result.base_year,
         "months_accepted_without_data": sorted(p for p in lacking if p in accept_missing),
+        "result_version": version.version,
+        "result_version_new": new_version,
+        "issuance": version.issuance,
         "credits_tco2": float(bookable["credits_tco2"].sum()) if len(bookable) else 0.0,
         "issued_tco2": sum(booked.settlement.issued_kg.values()) / 1000,
         "obligations_tco2": sum(booked.settlement.obligation_kg.values()) / 1000,

@@ -96,6 +96,18 @@ class LedgerPolicy(_Frozen):
     credit_validity_source: str = Field(min_length=20)
 
 
+# The packaged policy's figure (scoring/data/policy.yaml, publication.working_days, with its source),
+# for a policy file written before publication existed.
+DEFAULT_PUBLICATION_WORKING_DAYS = 5
+
+
+class PublicationPolicy(_Frozen):
+    """How long a year's results stand published (公示) for objections before they can become final."""
+
+    working_days: int = Field(ge=1, le=60)
+    working_days_source: str = Field(min_length=20)
+
+
 class Policy(_Frozen):
     version: str = Field(min_length=1)
     base_year: int | None = None
@@ -106,8 +118,15 @@ class Policy(_Frozen):
     rating: RatingPolicy
     near_zero: NearZeroPolicy
     ledger: LedgerPolicy | None = None
+    publication: PublicationPolicy | None = None
     gas_m3_to_nm3: float | None = Field(None, gt=0)
     sha256: str = ""
+
+    @property
+    def publication_working_days(self) -> int:
+        """The 公示 window [working days]; a policy without a publication section gets the packaged
+        default's figure (:data:`DEFAULT_PUBLICATION_WORKING_DAYS`)."""
+        return DEFAULT_PUBLICATION_WORKING_DAYS if self.publication is None else self.publication.working_days
 
     @property
     def credit_validity_years(self) -> int | None:

@@ -18,6 +18,7 @@ from numpy.testing import assert_allclose
 
 from ledger.amounts import credits_to_kg
 from ledger.book import Ledger
+from ledger.results import current_version, rows_of
 from park.lineprotocol import Point
 from park.registry import DEFAULT_TIMEZONE
 from park.settings import DEMO_ENTERPRISES, DEMO_REGISTRY
@@ -131,6 +132,16 @@ def test_two_years_settled(settings, store, airflow_home, clean_environ, demo_re
     # The ledger: each year's surpluses issued as that vintage, deficits owed by 30 June of the next year.
     with Ledger.open(settings.ledger_url, DEFAULT_TIMEZONE) as ledger:
         assert ledger.check() == []
+        # Each settlement recorded its rows as result version 1, booked on settlement (the default
+        # ledger.issuance: a park without the platform's review).
+        with ledger.engine.connect() as conn:
+            for year_settled, frame in settled.groupby("year_settled"):
+                version = current_version(conn, int(year_settled))
+                assert version is not None and (version.version, version.issuance) == (1, "on_settlement")
+                recorded = {r.enterprise_id: r.credits_t for r in rows_of(conn, version.id)}
+                assert set(recorded) == set(frame["enterprise"])
+                for enterprise, credits_t in zip(frame["enterprise"], frame["credits_tco2"], strict=True):
+                    assert recorded[enterprise] == (None if pd.isna(credits_t) else pytest.approx(credits_t, rel=1e-12))
         held = ledger.balances().set_index(["account", "vintage"])["amount_t"]
         for year_settled, frame in settled.groupby("year_settled"):
             for enterprise, credits_t in zip(frame["enterprise"], frame["credits_tco2"], strict=True):
