@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 
 from ledger.book import Ledger, SettledCredit
 from ledger.db import make_engine, migrate
+from ledger.results import ResultRow, record_version
 from park.measurements import (
     CREDITS,
     DATA_QUALITY,
@@ -31,7 +32,7 @@ from park.registry import load_registry
 from park.settings import Settings
 from park.store import InfluxStore
 from parkcarbon.cli.platform import read_only_settings
-from portal import auth, offers, workflow
+from portal import auth, offers, publication, workflow
 from portal.app import create_app
 from portal.audit import Actor
 from portal.config import PlatformConfig, PlatformSettings
@@ -136,6 +137,33 @@ def seed_requests(url: str) -> None:
         bill = workflow.evidence("bravo-gas-bill.pdf", PDF + b"% bravo\n")
         workflow.submit(conn, bravo, "BRAVO", BRAVO_REQUEST, "72,315", "Nm3", [bill], now)
         workflow.submit(conn, alpha, "ALPHA", ALPHA_REQUEST, "1.5", "吨", [workflow.evidence("diesel.pdf", PDF)], now)
+    engine.dispose()
+
+
+# A result version of 2025 (ALPHA and BRAVO), published today, with one objection of each in this order.
+RESULT_VERSION, BRAVO_OBJECTION, ALPHA_OBJECTION = 1, 1, 2
+
+
+def seed_results(url: str) -> None:
+    """The result version above, through ledger.results and the platform's publication."""
+    engine = make_engine(url)
+    now = datetime.now(UTC)
+    rows = [
+        ResultRow(e, "C39", grade, "B", 70.0, credits_t, 900.0, 3000.0, 0.3, 0.33, f"{e.lower():0<64}", "p1", "cn")
+        for e, grade, credits_t in (("ALPHA", 1, 12.5), ("BRAVO", 5, -97.531))
+    ]
+    version, _ = record_version(engine, 2025, rows, date(2026, 6, 30), "proposed", "airflow", now)
+    assert version.id == RESULT_VERSION
+    with engine.begin() as conn:
+        publication.publish(conn, Actor("ana-analyst", "park_analyst", None, "local"), version.id, 5, now.date(), now)
+        ids = [
+            publication.file_objection(
+                conn, Actor(f"{e.lower()}-admin", "enterprise_admin", e, "local"), e, version.id,
+                f"{e.lower()} objects to its grade", now.date(), now,
+            )
+            for e in ("BRAVO", "ALPHA")
+        ]  # fmt: skip
+    assert ids == [BRAVO_OBJECTION, ALPHA_OBJECTION]
     engine.dispose()
 
 
@@ -371,6 +399,7 @@ def make_park(settings: Settings, store: InfluxStore, ledger_url: str, tmp_path:
     engine.dispose()
     seed_requests(ledger_url)
     seed_offers(ledger_url)
+    seed_results(ledger_url)
     config = PlatformConfig(
         ledger_url=ledger_url,
         influx=read_only_settings(settings).influx,  # the platform reads InfluxDB with the READ role
