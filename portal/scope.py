@@ -5,7 +5,10 @@ every read the platform does goes through a :class:`portal.data.View` bound to t
 never see the database, InfluxDB or the report files themselves. The scope
 
 - names the enterprises the person may see: all of them for the park's roles and the auditor, its own
-  for an enterprise's roles;
+  for an enterprise's roles, none for a bank's user (``bank_viewer``): a bank sees no enterprise's pages
+  and none of the park's, only the credit reports of the enterprises whose consent to its bank stands at
+  the time of the request, which ``portal.data.View`` asks the database on every request
+  (:meth:`Scope.require_bank` admits the bank's pages; ``portal/consent.py`` keeps the consents);
 - turns an enterprise id from a path or a parameter into that enterprise, or raises 404 — the same
   answer as for an id that does not exist, so ids of other enterprises cannot even be probed;
 - filters every frame read from InfluxDB or the ledger to the enterprises it may see (the queries are
@@ -20,7 +23,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from park.registry import Enterprise, Registry
-from portal.schema import ENTERPRISE_ROLES
+from portal.schema import BANK_ROLE, ENTERPRISE_ROLES
 
 PARK_ROLES = ("park_admin", "park_analyst", "park_viewer", "auditor")
 USER_ADMINS = ("park_admin", "enterprise_admin")  # who may manage users (of every enterprise / of its own)
@@ -31,7 +34,9 @@ ROLE_NAMES = {
     "auditor": "auditor 审计",
     "enterprise_admin": "enterprise admin 企业管理员",
     "enterprise_reporter": "enterprise reporter 企业填报员",
+    BANK_ROLE: "bank viewer 银行查看",
 }
+BANK_HOME = "/bank"
 
 
 class NotFoundError(LookupError):
@@ -48,30 +53,46 @@ class Scope:
 
     username: str
     role: str
-    enterprise_id: str | None  # None: the park's roles, every enterprise
+    enterprise_id: str | None  # None: the park's roles, every enterprise (a bank's user: none)
     registry: Registry
+    bank_id: str | None = None  # a bank's user: its bank
 
     @classmethod
-    def of(cls, username: str, role: str, enterprise_id: str | None, registry: Registry) -> Scope:
+    def of(
+        cls, username: str, role: str, enterprise_id: str | None, registry: Registry, bank_id: str | None = None
+    ) -> Scope:
         if role in ENTERPRISE_ROLES:
             if enterprise_id is None or enterprise_id not in registry.enterprise_by_id:
                 raise ForbiddenError(f"{username}'s enterprise {enterprise_id!r} is not in the registry")
+            bank_id = None
         elif role in PARK_ROLES:
+            enterprise_id = bank_id = None
+        elif role == BANK_ROLE:
+            if bank_id is None:
+                raise ForbiddenError(f"{username} belongs to no bank")
             enterprise_id = None
         else:
             raise ForbiddenError(f"unknown role {role!r}")
-        return cls(username, role, enterprise_id, registry)
+        return cls(username, role, enterprise_id, registry, bank_id)
 
     @property
     def is_park(self) -> bool:
-        return self.enterprise_id is None
+        return self.role in PARK_ROLES
+
+    @property
+    def is_bank(self) -> bool:
+        return self.role == BANK_ROLE
 
     @property
     def home(self) -> str:
+        if self.is_bank:
+            return BANK_HOME
         return "/park" if self.is_park else f"/enterprises/{self.enterprise_id}"
 
     @property
     def enterprise_ids(self) -> frozenset[str]:
+        if self.is_bank:  # a bank reaches reports through consents, never through the scope
+            return frozenset()
         if self.enterprise_id is None:
             return frozenset(self.registry.enterprise_by_id)
         return frozenset({self.enterprise_id})
@@ -98,6 +119,12 @@ class Scope:
         """The park-wide views: the park's roles and the auditor."""
         if not self.is_park:
             raise ForbiddenError("the park's views are for the park office")
+
+    def require_bank(self) -> str:
+        """The bank's pages: a bank's user only; its bank."""
+        if not self.is_bank or self.bank_id is None:
+            raise ForbiddenError("the bank's pages are for a bank's users")
+        return self.bank_id
 
     def require_user_admin(self, enterprise_id: str | None) -> None:
         """Managing the users of ``enterprise_id`` (None: the park's own users)."""
