@@ -191,7 +191,8 @@ def test_a_missing_file(words, down, capsys, monkeypatch):
         assert code == 0 and "Traceback" not in err, err
         return
     line = _one_line(command, code, err)
-    assert str(missing) in line or "parkcarbon services up" in line or "parkcarbon airflow up" in line, line
+    hints = ("parkcarbon services up", "parkcarbon airflow up", "parkcarbon registry import")
+    assert str(missing) in line or any(hint in line for hint in hints), line
 
 
 @pytest.mark.parametrize(

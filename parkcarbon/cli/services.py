@@ -1,4 +1,4 @@
-"""``parkcarbon services`` (local Mosquitto and influxd) and ``parkcarbon registry check``."""
+"""``parkcarbon services`` (local Mosquitto and influxd) and ``parkcarbon registry check|import|export``."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from park.settings import Settings
+from parkcarbon.cli.registry_db import add_registry_db_arguments, registry_db
 
 ACTIONS = {
     "up": "start Mosquitto and influxd (or confirm they run), generating passwords and the database",
@@ -112,13 +113,25 @@ def _services(args: argparse.Namespace, settings: Settings) -> int:
 
 def _registry_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("registry", help="check the park registry (enterprises, workshops, gateways, meters)")
-    p.add_argument("action", choices=["check"], help="check: validate the file; each error names entry and field")
+    p.add_argument(
+        "action",
+        choices=["check", "import", "export"],
+        help=(
+            "check: validate the file; each error names entry and field. import: the file and the enterprises"
+            " file into the platform's database, from --as-of. export: the database's registry as of --as-of"
+            " into --out"
+        ),
+    )
     p.add_argument("file", nargs="?", type=Path, help="the registry YAML (default: PARKCARBON_REGISTRY)")
+    add_registry_db_arguments(p)
     p.set_defaults(handler=_registry)
 
 
 def _registry(args: argparse.Namespace, settings: Settings) -> int:
     from park.registry import RegistryError, load_registry
+
+    if args.action != "check":
+        return registry_db(args, settings)
 
     path = args.file or settings.registry
     try:
