@@ -155,7 +155,7 @@ WHO_SEES = {
     "GRAFANA_ADMIN_PASSWORD": {"grafana"},
     "AIRFLOW_JWT_SECRET": {"airflow-apiserver", "airflow-scheduler", "airflow-dag-processor"},
     "AIRFLOW_ADMIN_PASSWORD": {"airflow-init"},
-    "PLATFORM_DB_PASSWORD": {"platform-init", "platform"},
+    "PLATFORM_DB_PASSWORD": {"platform-init", "platform", "broker-sync"},  # broker-sync only reads
 }
 
 
