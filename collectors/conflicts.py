@@ -84,6 +84,10 @@ class ConflictGuard:
         self.queries = 0  # requests made, for tests and logs
         self.unchecked = 0  # batches let through because InfluxDB refused the look-ups
 
+    def use_registry(self, registry: Registry) -> None:
+        """Tag later conflicts' quarantine rows with ``registry`` (the collector's reloaded one)."""
+        self._registry = registry
+
     def check(self, lines: list[str]) -> Checked:
         """The batch with conflicting readings replaced by quarantine lines; raises InfluxError if
         InfluxDB cannot be reached (the sink retries). A look-up InfluxDB refuses lets the batch

@@ -16,7 +16,10 @@
 - bad input is quarantined with its reason and raw payload, counted, and acked; whatever a payload
   does, it ends in its own quarantine row (``collectors.handler``), and the rows a message and a
   gateway may make are bounded (``collectors.budget``);
-- a reading that would rewrite a stored value is quarantined as a conflict (``collectors.conflicts``).
+- a reading that would rewrite a stored value is quarantined as a conflict (``collectors.conflicts``);
+- the registry may be swapped while running (:meth:`Collector.use_registry`, by
+  ``collectors.registry_reload``): each batch is handled under one registry, the one in force when
+  the receiver takes it, and nothing queued or spooled is dropped.
 
 Callbacks stay thin: ``on_connect`` subscribes, ``on_message`` queues. One receiver thread turns
 the queued messages into line protocol (``collectors.handler``), appends it to the spool and acks,
@@ -82,7 +85,7 @@ class Collector:
 
     def __init__(self, settings: Settings, registry: Registry, replica: int = 0) -> None:
         self.settings = settings
-        self.registry = registry
+        self.registry = registry  # the registry batches are handled under; swapped by use_registry
         self.replica = replica
         # The replica's broker account: Mosquitto makes the user name the client id, so only this
         # account can present it and take over the replica's session.
@@ -98,10 +101,11 @@ class Collector:
         self._spool = Spool(settings.collector.spool_dir or settings.run_dir / "spool" / self.client_id)
         self._budget = QuarantineBudget()
         refresh = SHARED_REFRESH_S if settings.collector.share_group else None
-        guard = ConflictGuard(self._store, registry, self._clock, self._budget, refresh)
-        self._sink = Sink(self._spool, self._store, self._clock, self.client_id, self._count_drained, guard)
+        self._guard = ConflictGuard(self._store, registry, self._clock, self._budget, refresh)
+        self._sink = Sink(self._spool, self._store, self._clock, self.client_id, self._count_drained, self._guard)
         self._max_age = timedelta(days=settings.collector.max_reading_age_days)
-        self._fast = FastNative(registry)
+        # the registry and its fast path, swapped together as one tuple: the receiver reads both at once
+        self._handling: tuple[Registry, FastNative] = (registry, FastNative(registry))
         self._pending: list[Received] = []  # the batch being spooled and acked, resumed after a restart
         self._pending_spooled = False
         self._pending_acked = 0
@@ -111,6 +115,13 @@ class Collector:
         self._supervisor.watch("receiver", lambda: self._receiver.is_alive(), self._restart_receiver)
         self._supervisor.watch("drainer", lambda: self._sink.alive, self._sink.restart)
         self.client = self._make_client()
+
+    def use_registry(self, registry: Registry) -> None:
+        """Handle the next batches under ``registry`` (a reload); the batch being handled finishes under
+        the one it started with. Called from another thread: one tuple assignment, atomic."""
+        self._handling = (registry, FastNative(registry))
+        self.registry = registry
+        self._guard.use_registry(registry)
 
     # -- MQTT -----------------------------------------------------------------------------------------
 
@@ -282,9 +293,8 @@ class Collector:
         A receiver restarted after a failed append appends what its predecessor had made."""
         if self._pending_handled is None:
             now = datetime.now(UTC)
-            self._pending_handled = handle_batch(
-                batch, self.registry, self._clock, now, self._max_age, self._budget, self._fast
-            )
+            registry, fast = self._handling
+            self._pending_handled = handle_batch(batch, registry, self._clock, now, self._max_age, self._budget, fast)
         lines = [line for handled in self._pending_handled for line in handled.lines]
         if lines:
             self._spool.append("\n".join(lines), batch[0].received_ns)

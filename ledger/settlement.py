@@ -12,18 +12,24 @@ import getpass
 from datetime import date
 
 import pandas as pd
+from sqlalchemy import select
 
 from ledger.book import Ledger, SettledCredit, SettlementReport
+from ledger.db import make_engine, migrate
+from ledger.registry_live import LiveRegistry
+from ledger.registry_store import ENTERPRISE, registry_versions
 from park.lineprotocol import Point
 from park.measurements import COMPLIANCE
 from park.month import Month
-from park.registry import load_registry
+from park.registry import Registry, load_registry
 from park.settings import Settings
 from park.store import InfluxStore
 
 
 def open_ledger(settings: Settings, credit_validity_years: int | None = None) -> Ledger:
-    """The ledger at ``settings.ledger_url``, migrated, with an account for every registry enterprise.
+    """The ledger at ``settings.ledger_url``, migrated, with an account for every registry enterprise:
+    of the file, or (``registry_source = "database"``) every enterprise the platform's registry has ever
+    had, so one added on the platform has its account before its first credit is booked.
 
     ``credit_validity_years`` is the policy's banking validity (``scoring.policy.LedgerPolicy``, read by
     the caller: the ledger does not depend on scoring). Whatever books must pass it, or credits never
@@ -32,9 +38,30 @@ def open_ledger(settings: Settings, credit_validity_years: int | None = None) ->
     if settings.ledger.url is None:
         settings.run_dir.mkdir(parents=True, exist_ok=True)
     registry = load_registry(settings.registry)
+    enterprise_ids = {e.id for e in registry.enterprises}
+    if settings.registry_source == "database":
+        registry, enterprise_ids = _database_registry(settings, registry)
     ledger = Ledger.open(settings.ledger_url, registry.park.timezone, credit_validity_years=credit_validity_years)
-    ledger.open_accounts(e.id for e in registry.enterprises)
+    ledger.open_accounts(sorted(enterprise_ids))
     return ledger
+
+
+def _database_registry(settings: Settings, fallback: Registry) -> tuple[Registry, set[str]]:
+    """The database's registry as of today (``fallback``, the file, until one is imported) and every
+    enterprise it has had in any version (an account is never closed)."""
+    engine = make_engine(settings.ledger_url)
+    try:
+        migrate(engine)  # the registry's table exists before the ledger is opened
+        registry = LiveRegistry(engine, fallback).current()
+        with engine.connect() as conn:
+            ever = set(
+                conn.execute(
+                    select(registry_versions.c.entity_id).where(registry_versions.c.kind == ENTERPRISE).distinct()
+                ).scalars()
+            )
+    finally:
+        engine.dispose()
+    return registry, ever | {e.id for e in registry.enterprises}
 
 
 def operator(settings: Settings) -> str:

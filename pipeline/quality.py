@@ -27,9 +27,10 @@ from park.measurements import (
     METER_REGISTER,
 )
 from park.month import Month, rfc3339
-from park.registry import Registry, load_registry
+from park.registry import Registry
 from park.settings import Settings
 from park.store import InfluxStore
+from pipeline.registry_source import registry_of_day, registry_of_period
 
 LOOKBACK = timedelta(days=35)  # how far back the last reading of a meter is looked for
 
@@ -121,8 +122,8 @@ def day_quality(
 
 def compute_day_quality(settings: Settings, day: str) -> dict[str, object]:
     """Write the day's meter and gateway quality; return the counts an operator looks at first."""
-    registry = load_registry(settings.registry)
     when = date.fromisoformat(day)
+    registry = registry_of_day(settings, when)  # with the database: the registry of the day's month
     at_ns = to_ns(datetime(when.year, when.month, when.day, tzinfo=ZoneInfo(registry.park.timezone)))
     with InfluxStore(settings.influx) as store:
         store.create_database()
@@ -173,14 +174,14 @@ def compute_late_data(settings: Settings, today: date | None = None) -> dict[str
 
     Returns the late readings per month that has any (YYYY-MM → count).
     """
-    registry = load_registry(settings.registry)
-    tz = registry.park.timezone
+    tz = registry_of_day(settings, today or date.today()).park.timezone
     month = Month.containing(datetime.combine(today or date.today(), datetime.min.time(), ZoneInfo(tz)), tz)
     late: dict[str, int] = {}
     with InfluxStore(settings.influx) as store:
         store.create_database()
         for _ in range(settings.quality.late_data_months):
-            points = month_late_data(registry, store, month)
+            # each month with the registry that computes it (the file: the same one)
+            points = month_late_data(registry_of_period(settings, month.period), store, month)
             if points is not None:
                 store.replace_at(LATE_DATA, month.start_ns, points)
                 if points:

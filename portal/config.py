@@ -58,6 +58,9 @@ class PlatformConfig:
     run_dir: Path
     security: PlatformSettings = field(default_factory=PlatformSettings)
     policy: Path | None = None  # the policy the ledger's banking validity comes from (None: the packaged one)
+    # "database": the registry as of today from the platform's database (ledger/registry_live.py), the
+    # file ``registry`` only until one is imported; "file": the file, read once at start
+    registry_source: Literal["file", "database"] = "file"
 
     @classmethod
     def from_settings(cls, settings: Settings, security: PlatformSettings | None = None) -> PlatformConfig:
@@ -68,6 +71,7 @@ class PlatformConfig:
             run_dir=settings.run_dir,
             security=security or PlatformSettings(),
             policy=settings.policy,
+            registry_source=settings.registry_source,
         )
 
     @property

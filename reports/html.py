@@ -980,11 +980,15 @@ def trade_price(settings: Settings, timezone: str) -> TradePrice | None:
 
 
 def write_html_reports(
-    settings: Settings, store: InfluxStore, month: Month, frames: Mapping[Measurement, pd.DataFrame]
+    settings: Settings,
+    store: InfluxStore,
+    month: Month,
+    frames: Mapping[Measurement, pd.DataFrame],
+    registry: Registry | None = None,
 ) -> Path:
     """Write ``index.html`` (the park) and ``enterprises/<id>.html`` from the month's ``frames`` (and the
-    year's emissions, read here); return the park page's path."""
-    registry = load_registry(settings.registry)
+    year's emissions, read here); return the park page's path. ``registry``: the month's (None: the file)."""
+    registry = registry or load_registry(settings.registry)
     out = settings.run_dir / "reports" / month.period
     (out / "enterprises").mkdir(parents=True, exist_ok=True)
     data = MonthData(store, month, frames)

@@ -8,16 +8,18 @@ import pandas as pd
 
 from park.measurements import ACTIVITY_MONTHLY, CREDITS, EMISSIONS_MONTHLY, MONTH_COVERAGE, MONTHLY_RESULTS
 from park.month import Month, read_month
-from park.registry import load_registry, park_timezone
+from park.registry import Registry, load_registry
 from park.settings import Settings
 from park.store import InfluxStore
 from reports.html import write_html_reports
 
 
-def enterprise_table(settings: Settings, period: str) -> pd.DataFrame:
+def enterprise_table(settings: Settings, period: str, registry: Registry | None = None) -> pd.DataFrame:
     """Per enterprise: whether it has data this month, the month's grid kWh, gas Nm3 and tCO2, and the
-    year-to-date credits and grade. An enterprise without data has NaN (shown as "no data"), never 0."""
-    registry = load_registry(settings.registry)
+    year-to-date credits and grade. An enterprise without data has NaN (shown as "no data"), never 0.
+    ``registry``: the one that computed the month (the caller's, with the registry in the platform's
+    database: reports may not read it); None: the registry file."""
+    registry = registry or load_registry(settings.registry)
     month = Month.of(period, registry.park.timezone)
     with InfluxStore(settings.influx) as store:
         activity = read_month(store, ACTIVITY_MONTHLY, month)
@@ -75,17 +77,19 @@ def format_table(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def write_month_report(settings: Settings, period: str) -> Path:
-    """Write the month's results as CSV files, HTML reports and a text summary under ``RUN/reports/YYYY-MM/``."""
-    month = Month.of(period, park_timezone(settings.registry))
+def write_month_report(settings: Settings, period: str, registry: Registry | None = None) -> Path:
+    """Write the month's results as CSV files, HTML reports and a text summary under ``RUN/reports/YYYY-MM/``,
+    for the enterprises of ``registry`` (the month's; None: the registry file)."""
+    registry = registry or load_registry(settings.registry)
+    month = Month.of(period, registry.park.timezone)
     out = settings.run_dir / "reports" / period
     out.mkdir(parents=True, exist_ok=True)
     with InfluxStore(settings.influx) as store:
         frames = {measurement: read_month(store, measurement, month) for measurement in MONTHLY_RESULTS}
         for measurement, frame in frames.items():
             frame.to_csv(out / f"{measurement.name}.csv", index=False)
-        write_html_reports(settings, store, month, frames)
-    table = enterprise_table(settings, period)
+        write_html_reports(settings, store, month, frames, registry)
+    table = enterprise_table(settings, period, registry)
     table.to_csv(out / "enterprises.csv", index=False)
     (out / "summary.txt").write_text(
         f"parkcarbon monthly results {period} (credits and grades are year-to-date, provisional until "

@@ -46,14 +46,14 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
 def _monthly(args: argparse.Namespace, settings: Settings) -> int:
     """What can fail at once (the registry, the month, InfluxDB) is checked before Airflow starts."""
     from park.month import Month
-    from park.registry import load_registry
     from parkcarbon.airflow_env import prepare_airflow, run_month
     from parkcarbon.cli.errors import require_influx
     from parkcarbon.runtime import export_settings
     from pipeline.checks import check_month
+    from pipeline.registry_source import registry_of_period
     from reports.monthly import enterprise_table, format_table
 
-    registry = load_registry(settings.registry)
+    registry = registry_of_period(settings, args.month)  # the file, or the database's month (issue #21)
     check_month(registry, Month.of(args.month, registry.park.timezone))
     require_influx(settings)
     started = time.monotonic()
@@ -61,7 +61,7 @@ def _monthly(args: argparse.Namespace, settings: Settings) -> int:
     print(f"running carbon_monthly for {args.month} with dag.test() (about 20 s) ...", flush=True)
     prepare_airflow(settings.run_dir)
     run_month(args.month)
-    print(format_table(enterprise_table(settings, args.month)))
+    print(format_table(enterprise_table(settings, args.month, registry)))
     report = settings.run_dir / "reports" / args.month / "index.html"
     print(f"\n{args.month} done in {time.monotonic() - started:.1f} s; the report: {report}")
     return 0
