@@ -126,9 +126,16 @@ APP_RIGHTS = {
     "obligations": "SELECT, INSERT",
     "settlements": "SELECT, INSERT",
     "external_units": "SELECT, INSERT",
+    "registry_versions": "SELECT",  # the pipeline reads the registry as of a month (ledger/registry_store.py)
+    # result versions (ledger/results.py): settlement records them, the platform moves their state and
+    # issuance and its objections' (triggers keep the rows and what identifies them fixed)
+    "result_versions": "SELECT, INSERT, UPDATE",
+    "result_rows": "SELECT, INSERT",
+    "result_objections": "SELECT, INSERT, UPDATE",
     "alembic_version": "SELECT",  # opening the ledger checks that it is migrated
 }
 APPENDED = ("transactions", "entries", "obligations", "settlements")  # with serial ids
+WITH_SERIAL_ID = (*APPENDED, "result_versions", "result_objections")
 ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
@@ -160,6 +167,6 @@ def grant_app_role(engine: Engine, role: str, password: str | None = None) -> No
         for table, rights in APP_RIGHTS.items():
             conn.execute(text(f"REVOKE ALL ON {table} FROM {name}"))
             conn.execute(text(f"GRANT {rights} ON {table} TO {name}"))
-        for table in APPENDED:  # the next id of an appended row
+        for table in WITH_SERIAL_ID:  # the next id of an inserted row
             sequence = conn.execute(select(func.pg_get_serial_sequence(table, "id"))).scalar_one()
             conn.execute(text(f"GRANT USAGE ON SEQUENCE {sequence} TO {name}"))

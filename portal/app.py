@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 from fastapi import Depends, FastAPI, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
@@ -30,14 +31,18 @@ from jinja2 import Undefined
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ledger.db import current_revision, head_revision, make_engine
-from park.registry import load_registry
+from ledger.registry_live import LiveRegistry
+from park.registry import Registry, load_registry
 from park.store import InfluxStore
-from portal import auth, offers, workflow
+from portal import auth, consent, offers, publication, registry_edit, workflow
 from portal.audit import Actor, record
 from portal.cache import ResultsCache
 from portal.config import PlatformConfig
 from portal.data import SCOPES, Backend, View
-from portal.scope import ROLE_NAMES, ForbiddenError, NotFoundError, Scope
+from portal.results_view import ResultsView
+from portal.schema import BANK_ROLE
+from portal.scope import BANK_HOME, ROLE_NAMES, ForbiddenError, NotFoundError, Scope
+from reports import credit
 from reports.svg import bar_chart
 from scoring.policy import load_policy
 
@@ -134,7 +139,15 @@ def create_app(config: PlatformConfig, store: InfluxStore | None = None) -> Fast
         writer.dispose()
         raise RuntimeError("the platform's database is not at the newest schema: run `parkcarbon platform migrate`")
     reader = make_engine(config.ledger_url, read_only=True)
-    registry = load_registry(config.registry)
+    file_registry = load_registry(config.registry)
+    live = LiveRegistry(reader, file_registry) if config.registry_source == "database" else None
+
+    def registry_now() -> Registry:
+        """The registry a request reads: the file's, or the database's as of today, read again whenever it
+        changed (ledger/registry_live.py): a change made on the platform shows on the next request."""
+        return live.current() if live is not None else file_registry
+
+    registry = registry_now()  # the park's timezone and name, as at start
     backend = Backend(
         store=store or InfluxStore(config.influx),
         reader=reader,
@@ -186,20 +199,25 @@ def create_app(config: PlatformConfig, store: InfluxStore | None = None) -> Fast
     def actor_of(request: Request, session: auth.Session) -> Actor:
         return Actor(session.user.username, session.user.role, session.user.enterprise_id, _client(request))
 
+    def scope_of(user: auth.User) -> Scope:
+        bank_id = None
+        if user.role == BANK_ROLE:  # its bank, read afresh: a user moved or removed sees nothing more
+            with reader.connect() as conn:
+                bank_id = consent.bank_of(conn, user.id)
+        return Scope.of(user.username, user.role, user.enterprise_id, registry_now(), bank_id)
+
     def view(request: Request) -> View:
         session = session_of(request)
         if session is None:
             raise LoginRequiredError()
-        user = session.user
-        scope = Scope.of(user.username, user.role, user.enterprise_id, registry)
-        return View(backend, scope, actor_of(request, session))
+        return View(backend, scope_of(session.user), actor_of(request, session))
 
     def page(request: Request, name: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:
         session = session_of(request)
         context = {
             "user": session.user if session else None,
             "csrf": session.csrf_token if session else "",
-            "home": (Scope.of(session.user.username, session.user.role, session.user.enterprise_id, registry).home)
+            "home": (BANK_HOME if session.user.role == BANK_ROLE else scope_of(session.user).home)
             if session
             else "/login",
             **context,
@@ -558,6 +576,57 @@ def create_app(config: PlatformConfig, store: InfluxStore | None = None) -> Fast
             {"submitted": submitted, "overdue": overdue, "today": v.today(), "enterprises": v.scope.enterprises()},
         )
 
+    # -- banks, consents and credit reports (portal/consent.py, reports/credit.py) ------------------------
+
+    @app.get("/enterprises/{enterprise_id}/consents", response_class=HTMLResponse)
+    def enterprise_consents(request: Request, v: Scoped, enterprise_id: str) -> Response:
+        enterprise = v.scope.enterprise(enterprise_id)
+        return page(
+            request,
+            "consents.html",
+            {
+                "enterprise": enterprise,
+                "consents": v.consents_of(enterprise_id),
+                "banks": v.banks(),
+                "today": v.today(),
+                "may_grant": v.scope.role in consent.GRANTORS,
+            },
+        )
+
+    @app.post("/enterprises/{enterprise_id}/consents")
+    def enterprise_consent_grant(
+        v: Scoped,
+        enterprise_id: str,
+        bank_id: Annotated[str, Form()] = "",
+        valid_until: Annotated[str, Form()] = "",
+    ) -> Response:
+        v.grant_consent(enterprise_id, bank_id, valid_until)
+        return RedirectResponse(f"/enterprises/{enterprise_id}/consents", status_code=303)
+
+    @app.post("/enterprises/{enterprise_id}/consents/{consent_id}/revoke")
+    def enterprise_consent_revoke(v: Scoped, enterprise_id: str, consent_id: int) -> Response:
+        v.revoke_consent(enterprise_id, consent_id)
+        return RedirectResponse(f"/enterprises/{enterprise_id}/consents", status_code=303)
+
+    @app.get("/bank", response_class=HTMLResponse)
+    def bank_home(request: Request, v: Scoped) -> Response:
+        return page(request, "bank.html", {"reports": v.bank_reports(), "bank_id": v.scope.bank_id})
+
+    @app.get("/reports/credit/{enterprise_id}/{year}.html")
+    def credit_report_html(v: Scoped, enterprise_id: str, year: int) -> Response:
+        return HTMLResponse(credit.to_html(v.credit_report(enterprise_id, year)))
+
+    @app.get("/reports/credit/{enterprise_id}/{year}.json")
+    def credit_report_json(v: Scoped, enterprise_id: str, year: int) -> dict[str, Any]:
+        return credit.to_json(v.credit_report(enterprise_id, year))
+
+    @app.post("/park/banks")
+    def park_bank_create(
+        v: Scoped, bank_id: Annotated[str, Form()] = "", name: Annotated[str, Form()] = ""
+    ) -> Response:
+        v.create_bank(bank_id, name)
+        return RedirectResponse("/park/users", status_code=303)
+
     # -- offers and surrender (portal/offers.py) ---------------------------------------------------------
 
     @app.get("/enterprises/{enterprise_id}/offers", response_class=HTMLResponse)
@@ -653,6 +722,291 @@ def create_app(config: PlatformConfig, store: InfluxStore | None = None) -> Fast
         before["transaction"] = booked.transaction_id
         return surrender_page(request, v, enterprise_id, year, before)
 
+    # -- result versions, publication (公示), objections, issuance (portal/publication.py) ---------------
+
+    publication_days = load_policy(config.policy).publication_working_days
+    # The park's date the 公示 window is judged by (tests move it past a window's end).
+    app.state.publication_today = lambda: datetime.now(ZoneInfo(registry.park.timezone)).date()
+
+    def results_of(request: Request, v: View) -> ResultsView:
+        return ResultsView(backend, v.scope, v.actor, publication_days, request.app.state.publication_today)
+
+    @app.get("/park/results", response_class=HTMLResponse)
+    def park_results(request: Request, v: Scoped) -> Response:
+        r = results_of(request, v)
+        return page(request, "results.html", {"versions": r.park_versions(), "today": r.today()})
+
+    @app.get("/park/results/{version_id}", response_class=HTMLResponse)
+    def park_result(request: Request, v: Scoped, version_id: int) -> Response:
+        r = results_of(request, v)
+        found = r.version(version_id)
+        return page(
+            request,
+            "result.html",
+            {
+                "view": found,
+                "today": r.today(),
+                "holding": found.holding(r.today()),
+                "lists": publication.LISTS,
+                "may_move": v.scope.role in publication.PARK_OFFICE,
+                "may_decide": v.scope.role in publication.DECIDERS,
+                "may_approve": v.scope.role in publication.ISSUANCE_APPROVERS,
+            },
+        )
+
+    @app.post("/park/results/{version_id}/publish")
+    def park_result_publish(request: Request, v: Scoped, version_id: int) -> Response:
+        results_of(request, v).publish(version_id)
+        return RedirectResponse(f"/park/results/{version_id}", status_code=303)
+
+    @app.post("/park/results/{version_id}/finalise")
+    def park_result_finalise(request: Request, v: Scoped, version_id: int) -> Response:
+        results_of(request, v).finalise(version_id)
+        return RedirectResponse(f"/park/results/{version_id}", status_code=303)
+
+    @app.post("/park/results/{version_id}/issuance/approve")
+    def park_result_approve(request: Request, v: Scoped, version_id: int) -> Response:
+        results_of(request, v).approve_issuance(version_id)
+        return RedirectResponse(f"/park/results/{version_id}", status_code=303)
+
+    @app.post("/park/results/{version_id}/objections/{objection_id}/decide")
+    def park_result_decide(
+        request: Request,
+        v: Scoped,
+        version_id: int,
+        objection_id: int,
+        decision: Annotated[str, Form()] = "",
+        reason: Annotated[str, Form()] = "",
+    ) -> Response:
+        results_of(request, v).decide_objection(version_id, objection_id, decision, reason)
+        return RedirectResponse(f"/park/results/{version_id}", status_code=303)
+
+    @app.get("/park/results/{version_id}/lists/{list_name}.{fmt}")
+    def park_result_list(request: Request, v: Scoped, version_id: int, list_name: str, fmt: str) -> Response:
+        content, name, media = results_of(request, v).list_file(version_id, list_name, fmt)
+        return Response(content, media_type=media, headers={"content-disposition": f"attachment; filename={name}"})
+
+    @app.get("/enterprises/{enterprise_id}/results", response_class=HTMLResponse)
+    def enterprise_results(request: Request, v: Scoped, enterprise_id: str) -> Response:
+        r = results_of(request, v)
+        return page(
+            request,
+            "enterprise_results.html",
+            {
+                "enterprise": v.scope.enterprise(enterprise_id),
+                "views": r.enterprise_versions(enterprise_id),
+                "today": r.today(),
+                "may_object": v.scope.role in publication.OBJECTORS,
+            },
+        )
+
+    @app.post("/enterprises/{enterprise_id}/results/{version_id}/objections")
+    def enterprise_result_object(
+        request: Request, v: Scoped, enterprise_id: str, version_id: int, reason: Annotated[str, Form()] = ""
+    ) -> Response:
+        results_of(request, v).file_objection(enterprise_id, version_id, reason)
+        return RedirectResponse(f"/enterprises/{enterprise_id}/results", status_code=303)
+
+    # -- the registry edited on the platform (portal/registry_edit.py) ----------------------------------
+
+    def registry_today() -> Any:
+        return datetime.now(ZoneInfo(registry.park.timezone)).date()
+
+    def registry_page(
+        request: Request,
+        v: View,
+        as_of: str | None = None,
+        errors: list[str] | None = None,
+        typed: dict[str, str] | None = None,
+    ) -> Response:
+        if not v.scope.is_park:
+            raise ForbiddenError("the park's registry is for the park office and the auditor")
+        try:
+            day = registry_edit.parse_day(as_of, registry_today())
+        except workflow.InvalidInputError:
+            if not errors:
+                raise
+            day = registry_today()  # a refused form with a date that is none: the page of today, with the errors
+        with reader.connect() as conn:
+            listed = registry_edit.entries(conn, day)
+            pending = registry_edit.load_proposals(conn, v.scope.enterprise_ids, "proposed")
+        return page(
+            request,
+            "registry.html",
+            {
+                "as_of": day,
+                "entries": listed,
+                "kinds": registry_edit.KIND_NAMES,
+                "fields": registry_edit.FORM_FIELDS,
+                "pending": len(pending),
+                "may_edit": v.scope.role in registry_edit.EDITORS,
+                "errors": errors or [],
+                "typed": typed or {},
+            },
+            400 if errors else 200,
+        )
+
+    def registry_refused(v: View, target: str, exc: workflow.InvalidInputError) -> list[str]:
+        """A refused change: its errors (each naming the entry and the field) in the audit log and on the page."""
+        with writer.begin() as conn:
+            record(conn, v.actor, "registry.refused", target, "", str(exc))
+        return [line for line in str(exc).splitlines() if line.strip()]
+
+    @app.get("/park/registry", response_class=HTMLResponse)
+    def park_registry(request: Request, v: Scoped, as_of: str | None = None) -> Response:
+        return registry_page(request, v, as_of)
+
+    @app.get("/park/registry/export/registry.yaml")
+    def park_registry_export_yaml(v: Scoped, as_of: str | None = None) -> Response:
+        v.scope.require_park()
+        day = registry_edit.parse_day(as_of, registry_today())
+        with reader.connect() as conn:
+            content, _ = registry_edit.export(conn, day)
+        name = f"registry-{day.isoformat()}.yaml"
+        return Response(
+            content,
+            media_type="application/yaml; charset=utf-8",
+            headers={"content-disposition": f"attachment; filename={name}"},
+        )
+
+    @app.get("/park/registry/export/enterprises.csv")
+    def park_registry_export_csv(v: Scoped, as_of: str | None = None) -> Response:
+        v.scope.require_park()
+        day = registry_edit.parse_day(as_of, registry_today())
+        with reader.connect() as conn:
+            _, content = registry_edit.export(conn, day)
+        name = f"enterprises-{day.isoformat()}.csv"
+        return Response(
+            content,
+            media_type="text/csv; charset=utf-8",
+            headers={"content-disposition": f"attachment; filename={name}"},
+        )
+
+    @app.post("/park/registry/{entry_kind}", response_class=HTMLResponse)
+    async def park_registry_put(request: Request, v: Scoped, entry_kind: str) -> Response:
+        registry_edit.require_editor(v.actor)
+        form = await request.form()
+        typed = {k: str(value) for k, value in form.items() if isinstance(value, str) and k != CSRF_FIELD}
+        fields = {k.removeprefix("f_"): value for k, value in typed.items() if k.startswith("f_")}
+        try:
+            with writer.begin() as conn:
+                registry_edit.put(
+                    conn,
+                    v.actor,
+                    entry_kind,
+                    typed.get("mode", ""),
+                    fields,
+                    typed.get("valid_from", ""),
+                    typed.get("reason", ""),
+                    datetime.now(UTC),
+                )
+        except workflow.InvalidInputError as exc:
+            errors = registry_refused(v, f"registry:{entry_kind}:{fields.get('id', '')}", exc)
+            return registry_page(request, v, typed.get("valid_from"), errors, {"kind": entry_kind, **typed})
+        return RedirectResponse(f"/park/registry?as_of={quote(typed.get('valid_from', ''))}", status_code=303)
+
+    @app.post("/park/registry/{entry_kind}/{entity_id}/close", response_class=HTMLResponse)
+    def park_registry_close(
+        request: Request,
+        v: Scoped,
+        entry_kind: str,
+        entity_id: str,
+        valid_from: Annotated[str, Form()] = "",
+        reason: Annotated[str, Form()] = "",
+    ) -> Response:
+        registry_edit.require_editor(v.actor)
+        try:
+            with writer.begin() as conn:
+                registry_edit.close(conn, v.actor, entry_kind, entity_id, valid_from, reason, datetime.now(UTC))
+        except workflow.InvalidInputError as exc:
+            errors = registry_refused(v, f"registry:{entry_kind}:{entity_id}", exc)
+            return registry_page(request, v, None, errors)
+        return RedirectResponse(f"/park/registry?as_of={quote(valid_from)}", status_code=303)
+
+    @app.get("/park/registry-proposals", response_class=HTMLResponse)
+    def park_registry_proposals(request: Request, v: Scoped) -> Response:
+        v.scope.require_park()
+        with reader.connect() as conn:
+            listed = registry_edit.load_proposals(conn, v.scope.enterprise_ids)
+        return page(
+            request,
+            "registry_proposals.html",
+            {"proposals": listed, "may_review": v.scope.role in registry_edit.REVIEWERS},
+        )
+
+    @app.post("/park/registry-proposals/{proposal_id}/approve")
+    def park_registry_proposal_approve(v: Scoped, proposal_id: int) -> Response:
+        v.scope.require_park()
+        with writer.begin() as conn:
+            registry_edit.approve(
+                conn, v.actor, v.scope.enterprise_ids, proposal_id, registry.park.timezone, datetime.now(UTC)
+            )
+        return RedirectResponse("/park/registry-proposals", status_code=303)
+
+    @app.post("/park/registry-proposals/{proposal_id}/reject")
+    def park_registry_proposal_reject(v: Scoped, proposal_id: int, reason: Annotated[str, Form()] = "") -> Response:
+        v.scope.require_park()
+        with writer.begin() as conn:
+            registry_edit.reject(conn, v.actor, v.scope.enterprise_ids, proposal_id, reason, datetime.now(UTC))
+        return RedirectResponse("/park/registry-proposals", status_code=303)
+
+    @app.get("/enterprises/{enterprise_id}/registry", response_class=HTMLResponse)
+    def enterprise_registry(request: Request, v: Scoped, enterprise_id: str, as_of: str | None = None) -> Response:
+        enterprise = v.scope.enterprise(enterprise_id)
+        day = registry_edit.parse_day(as_of, registry_today())
+        with reader.connect() as conn:
+            listed = registry_edit.entries(conn, day, enterprise.id)
+            proposed = registry_edit.load_proposals(conn, [enterprise.id])
+        return page(
+            request,
+            "enterprise_registry.html",
+            {
+                "enterprise": enterprise,
+                "as_of": day,
+                "entries": listed,
+                "proposals": proposed,
+                "kinds": registry_edit.KIND_NAMES,
+                "may_propose": v.scope.role in registry_edit.PROPOSERS,
+            },
+        )
+
+    @app.post("/enterprises/{enterprise_id}/registry/proposals")
+    async def enterprise_registry_propose(request: Request, v: Scoped, enterprise_id: str) -> Response:
+        enterprise = v.scope.enterprise(enterprise_id)
+        form = await request.form()
+        typed = {k: str(value) for k, value in form.items() if isinstance(value, str) and k != CSRF_FIELD}
+        now = datetime.now(UTC)
+        with writer.begin() as conn:
+            if typed.get("kind") == registry_edit.REPLACEMENT:
+                meter_id = typed.get("meter", "").strip()
+                replacement = registry_edit.parse_replacement(
+                    meter_id,
+                    typed.get("at", ""),
+                    typed.get("old_final_reading", ""),
+                    typed.get("new_initial_reading", ""),
+                    typed.get("new_multiplier", ""),
+                    typed.get("new_serial", ""),
+                    registry.park.timezone,
+                )
+                registry_edit.propose_replacement(
+                    conn, v.actor, enterprise.id, meter_id, replacement, typed.get("reason", ""),
+                    registry.park.timezone, now,
+                )  # fmt: skip
+            else:
+                fields = {k.removeprefix("f_"): value for k, value in typed.items() if k.startswith("f_")}
+                registry_edit.propose_entry(
+                    conn, v.actor, enterprise.id, typed.get("kind", ""), fields, typed.get("valid_from", ""),
+                    typed.get("reason", ""), now,
+                )  # fmt: skip
+        return RedirectResponse(f"/enterprises/{enterprise.id}/registry", status_code=303)
+
+    @app.post("/enterprises/{enterprise_id}/registry/proposals/{proposal_id}/withdraw")
+    def enterprise_registry_withdraw(v: Scoped, enterprise_id: str, proposal_id: int) -> Response:
+        enterprise = v.scope.enterprise(enterprise_id)
+        with writer.begin() as conn:
+            registry_edit.withdraw(conn, v.actor, enterprise.id, proposal_id, datetime.now(UTC))
+        return RedirectResponse(f"/enterprises/{enterprise.id}/registry", status_code=303)
+
     # -- users ------------------------------------------------------------------------------------------
 
     def users_page(
@@ -668,6 +1022,8 @@ def create_app(config: PlatformConfig, store: InfluxStore | None = None) -> Fast
                 "roles": v.roles_for(enterprise_id),
                 "created": created,
                 "base": f"/enterprises/{enterprise_id}/users" if enterprise_id else "/park/users",
+                "banks": [] if enterprise_id else v.banks(),
+                "bank_of": {} if enterprise_id else v.bank_members(),
             },
         )
 
@@ -705,9 +1061,12 @@ def create_app(config: PlatformConfig, store: InfluxStore | None = None) -> Fast
         username: Annotated[str, Form()],
         role: Annotated[str, Form()],
         enterprise_id: Annotated[str, Form()] = "",
+        bank_id: Annotated[str, Form()] = "",
     ) -> Response:
         user, password = (
-            v.create_user(enterprise_id, username, role) if enterprise_id else v.create_user(None, username, role)
+            v.create_user(enterprise_id, username, role, bank_id)
+            if enterprise_id
+            else v.create_user(None, username, role, bank_id)
         )
         return users_page(request, v, None, (user.username, password))
 
@@ -720,6 +1079,30 @@ def create_app(config: PlatformConfig, store: InfluxStore | None = None) -> Fast
     def park_user_password(request: Request, v: Scoped, username: str) -> Response:
         password = v.reset_password(None, username)
         return users_page(request, v, None, (username, password))
+
+    # -- gateways' broker credentials (portal/gateways.py) ------------------------------------------------
+
+    def gateways_page(request: Request, v: View, shown: tuple[str, str] | None = None) -> Response:
+        return page(request, "gateways.html", {"gateways": v.gateway_credentials(), "shown": shown})
+
+    @app.get("/park/gateways", response_class=HTMLResponse)
+    def park_gateways(request: Request, v: Scoped) -> Response:
+        return gateways_page(request, v)
+
+    @app.post("/park/gateways/{gateway_id}/issue", response_class=HTMLResponse)
+    def park_gateway_issue(request: Request, v: Scoped, gateway_id: str) -> Response:
+        return gateways_page(request, v, (gateway_id, v.issue_gateway_credentials(gateway_id)))
+
+    @app.post("/park/gateways/{gateway_id}/rotate", response_class=HTMLResponse)
+    def park_gateway_rotate(
+        request: Request, v: Scoped, gateway_id: str, generation: Annotated[int, Form()]
+    ) -> Response:
+        return gateways_page(request, v, (gateway_id, v.rotate_gateway_credentials(gateway_id, generation)))
+
+    @app.post("/park/gateways/{gateway_id}/revoke")
+    def park_gateway_revoke(v: Scoped, gateway_id: str) -> Response:
+        v.revoke_gateway_credentials(gateway_id)
+        return RedirectResponse("/park/gateways", status_code=303)
 
     # -- the park ---------------------------------------------------------------------------------------
 

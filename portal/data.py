@@ -27,9 +27,11 @@ from sqlalchemy import Engine, desc, select
 from ledger.amounts import t_to_kg
 from ledger.book import Booked, Ledger
 from ledger.errors import LedgerError, UnknownEnterpriseError
+from ledger.results import current_version
 from park.measurements import (
     ACTIVITY_MONTHLY,
     CREDITS,
+    CREDITS_ANNUAL,
     DATA_QUALITY,
     EMISSIONS_BY_SOURCE,
     EMISSIONS_MONTHLY,
@@ -42,12 +44,13 @@ from park.measurements import (
 from park.month import Month
 from park.registry import ParkTarget
 from park.store import InfluxStore
-from portal import auth, offers, workflow
+from portal import auth, consent, gateways, offers, workflow
 from portal.audit import Actor, record
 from portal.cache import ResultsCache
 from portal.config import PlatformSettings
-from portal.schema import ENTERPRISE_ROLES, ROLES, audit_log
+from portal.schema import BANK_ROLE, ENTERPRISE_ROLES, ROLES, audit_log
 from portal.scope import ForbiddenError, NotFoundError, Scope
+from reports.credit import CreditInputs, MonthPoint
 
 PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 SCOPES = (("scope1", "Scope 1 范围一"), ("scope2", "Scope 2 范围二"), ("total", "Total 合计"))
@@ -607,18 +610,25 @@ class View:
             return tuple(r for r in ROLES if r not in ENTERPRISE_ROLES)
         return ENTERPRISE_ROLES
 
-    def create_user(self, enterprise_id: str | None, username: str, role: str) -> tuple[auth.User, str]:
-        """A new user of ``enterprise_id`` (None: of the park) with a generated password, shown once."""
+    def create_user(
+        self, enterprise_id: str | None, username: str, role: str, bank_id: str = ""
+    ) -> tuple[auth.User, str]:
+        """A new user of ``enterprise_id`` (None: of the park, or of the bank ``bank_id`` for a bank's
+        user) with a generated password, shown once."""
         if enterprise_id is not None:
             self.scope.enterprise(enterprise_id)
         self.scope.require_user_admin(enterprise_id)
         if role not in self.roles_for(enterprise_id):
             raise auth.AuthError(f"role {role!r} cannot be given here")
+        if (role == BANK_ROLE) != bool(bank_id.strip()):
+            raise auth.AuthError(f"role {role} {'needs' if role == BANK_ROLE else 'takes no'} bank")
         password = auth.generate_password()
         with self._b.writer.begin() as conn:
             user = auth.create_user(
                 conn, username, role, enterprise_id, password, self.actor, set(self.scope.registry.enterprise_by_id)
             )
+            if role == BANK_ROLE:
+                consent.join_bank(conn, self.actor, user.id, user.username, bank_id.strip())
         return user, password
 
     def _managed_user(self, conn: Any, enterprise_id: str | None, username: str) -> auth.User:
@@ -647,6 +657,26 @@ class View:
         return password
 
     # -- data requests and submissions (portal/workflow.py) ------------------------------------------
+
+    # -- gateways' broker credentials (portal/gateways.py: the park admin's; the password returned once)
+
+    def gateway_credentials(self) -> list[gateways.GatewayCredential]:
+        with self._b.reader.connect() as conn:
+            return gateways.listing(conn, self.actor, self.scope.registry)
+
+    def issue_gateway_credentials(self, gateway_id: str) -> str:
+        with self._b.writer.begin() as conn:
+            return gateways.issue(conn, self.actor, self.scope.registry, gateway_id, datetime.now(UTC))
+
+    def rotate_gateway_credentials(self, gateway_id: str, generation_seen: int) -> str:
+        with self._b.writer.begin() as conn:
+            return gateways.rotate(
+                conn, self.actor, self.scope.registry, gateway_id, generation_seen, datetime.now(UTC)
+            )
+
+    def revoke_gateway_credentials(self, gateway_id: str) -> None:
+        with self._b.writer.begin() as conn:
+            gateways.revoke(conn, self.actor, self.scope.registry, gateway_id, datetime.now(UTC))
 
     def today(self) -> date:
         """Today in the park's time zone: what due dates are compared with."""
@@ -813,6 +843,169 @@ class View:
                 to_value=f"{amount.strip()} t of vintage {vintage}: transaction {booked.transaction_id} ({reference})",
             )
         return booked
+
+    # -- banks, consents and credit reports (portal/consent.py, reports/credit.py) ---------------------
+
+    def banks(self) -> list[consent.Bank]:
+        """The banks on the platform (the names an enterprise's admin chooses from, the park admin's list)."""
+        if self.scope.is_bank:
+            raise ForbiddenError("a bank sees its reports only")
+        with self._b.reader.connect() as conn:
+            return consent.list_banks(conn)
+
+    def bank_members(self) -> dict[int, str]:
+        """Every bank user's bank by user id: the park admin's users page."""
+        self.scope.require_user_admin(None)
+        with self._b.reader.connect() as conn:
+            return consent.bank_members(conn)
+
+    def create_bank(self, bank_id: str, name: str) -> consent.Bank:
+        with self._b.writer.begin() as conn:
+            return consent.create_bank(conn, self.actor, bank_id, name, datetime.now(UTC))
+
+    def consents_of(self, enterprise_id: str) -> list[consent.Consent]:
+        """The enterprise's consents, every one it ever gave, newest first."""
+        enterprise = self.scope.enterprise(enterprise_id)
+        with self._b.reader.connect() as conn:
+            found = consent.load_consents(conn, enterprise.id)
+        if self.scope.is_park:
+            self._audit("view", f"enterprise:{enterprise.id}", to_value="consents")
+        return found
+
+    def grant_consent(self, enterprise_id: str, bank_id: str, until: str) -> int:
+        enterprise = self.scope.enterprise(enterprise_id)
+        with self._b.writer.begin() as conn:
+            return consent.grant(conn, self.actor, enterprise.id, bank_id, until, self.today(), datetime.now(UTC))
+
+    def revoke_consent(self, enterprise_id: str, consent_id: int) -> None:
+        """Revoke a standing consent; 409 for one past its date (marked expired, which is committed)."""
+        enterprise = self.scope.enterprise(enterprise_id)
+        with self._b.writer.begin() as conn:
+            done = consent.revoke(conn, self.actor, enterprise.id, consent_id, self.today(), datetime.now(UTC))
+        if not done:
+            raise workflow.IllegalTransitionError(f"consent {consent_id}", "expired", "revoked", "it is past its date")
+
+    def _report_subject(self, enterprise_id: str) -> str:
+        """The enterprise of a credit report this person may read now: a bank's user only while the
+        enterprise's consent to its bank stands (asked of the database on every call), anyone else
+        through the scope. 404 otherwise, as for an id that does not exist."""
+        if not self.scope.is_bank:
+            return self.scope.enterprise(enterprise_id).id
+        bank_id = self.scope.require_bank()
+        with self._b.reader.connect() as conn:
+            allowed = consent.standing(conn, bank_id, self.today(), [enterprise_id])
+        if enterprise_id not in allowed or enterprise_id not in self.scope.registry.enterprise_by_id:
+            raise NotFoundError(enterprise_id)
+        return enterprise_id
+
+    def _subject_rows(self, enterprise_id: str, wanted: list[tuple[Measurement, str]]) -> list[list[dict[str, Any]]]:
+        """:meth:`_rows_many` for a report's subject that :meth:`_report_subject` admitted (a bank's scope
+        holds no enterprise); rows of any other enterprise are dropped behind the query's own filter."""
+        statements = [
+            f"SELECT * FROM {m.q} WHERE " + " AND ".join([*([where] if where else []), '"enterprise" = $enterprise'])
+            for m, where in wanted
+        ]
+        out = []
+        found = self._b.store.query_rows_many(statements, {"enterprise": enterprise_id})
+        for measurement, rows in zip((m for m, _ in wanted), found, strict=True):
+            kept = [r for r in rows if r.get("enterprise") == enterprise_id]
+            for row in kept:
+                row["period"] = (
+                    pd.Timestamp(row["time"], unit="ns", tz="UTC").tz_convert(self._b.timezone).strftime("%Y-%m")
+                )
+                for tag in measurement.tags:
+                    if row.get(tag) is None:
+                        row[tag] = ""
+            out.append(kept)
+        return out
+
+    def bank_reports(self) -> list[dict[str, Any]]:
+        """The bank's home: per enterprise whose consent stands now, the years it has results of."""
+        bank_id = self.scope.require_bank()
+        with self._b.reader.connect() as conn:
+            allowed = consent.standing(conn, bank_id, self.today(), self.scope.registry.enterprise_by_id)
+        out = []
+        for enterprise_id in allowed:
+            credits, annual = self._subject_rows(enterprise_id, [(CREDITS, ""), (CREDITS_ANNUAL, "")])
+            enterprise = self.scope.registry.enterprise_by_id[enterprise_id]
+            years = sorted({int(r["period"][:4]) for r in [*credits, *annual]}, reverse=True)
+            out.append({"enterprise": enterprise.id, "name": enterprise.name, "years": years})
+        return out
+
+    def credit_report(self, enterprise_id: str, year: int) -> CreditInputs:
+        """The figures of the enterprise's credit report for ``year``, from the stored results; 404 for a
+        year without any. A bank's read is audited (``report.read``), as is the park office's."""
+        subject = self._report_subject(enterprise_id)
+        this, before = self._year_condition(year), self._year_condition(year - 1)
+        credits, annual, earlier, annual_before, emissions, activity, quality, coverage = self._subject_rows(
+            subject,
+            [
+                (CREDITS, this),
+                (CREDITS_ANNUAL, this),
+                (CREDITS, before),
+                (CREDITS_ANNUAL, before),
+                (EMISSIONS_MONTHLY, f"{this} AND \"workshop\" = '' AND \"scope\" = 'total'"),
+                (ACTIVITY_MONTHLY, f"{this} AND \"workshop\" = ''"),
+                (DATA_QUALITY, this),
+                (MONTH_COVERAGE, this),
+            ],
+        )
+        if not credits and not annual:
+            raise NotFoundError(f"{enterprise_id} {year}")
+        enterprise = self.scope.registry.enterprise_by_id[subject]
+        credits = sorted(credits, key=lambda r: r["period"])
+        settled = bool(annual)
+        row = annual[-1] if annual else credits[-1]
+        previous_rows = annual_before or sorted(earlier, key=lambda r: r["period"])[-1:]
+        month_t = {r["period"]: _none(r.get("tco2_location")) for r in emissions}
+        sums = {
+            source: _sum(r.get("quantity") for r in activity if r["source"] == source)
+            for source in ("grid_electricity", "green_electricity_certified", "pv_self_consumed")
+        }
+        drawn = sums["grid_electricity"] + sums["pv_self_consumed"]
+        green = (
+            (min(sums["green_electricity_certified"], sums["grid_electricity"]) + sums["pv_self_consumed"]) / drawn
+            if drawn > 0
+            else None
+        )
+        completeness = [c for c in (_none(r.get("completeness")) for r in quality) if c is not None]
+        with self._b.reader.connect() as conn:  # the settled year's result version (ledger/results.py)
+            version = current_version(conn, year)
+        report = CreditInputs(
+            enterprise_id=enterprise.id,
+            enterprise_name=enterprise.name,
+            industry=enterprise.industry,
+            year=year,
+            settled=settled,
+            latest_period=f"{year:04d}-12" if settled else str(row["period"]),
+            grade=int(g) if (g := _none(row.get("grade"))) is not None else None,
+            rating=str(row["rating"]) if row.get("rating") else None,
+            rating_score=_none(row.get("rating_score")),
+            intensity_t_per_10k_cny=_none(row.get("intensity_t_per_10k_cny")),
+            benchmark_t_per_10k_cny=_none(row.get("benchmark_t_per_10k_cny")),
+            emissions_tco2=_none(row.get("emissions_tco2")),
+            credits_tco2=_none(row.get("credits_tco2")),
+            previous_year_intensity_t_per_10k_cny=(
+                _none(previous_rows[-1].get("intensity_t_per_10k_cny")) if previous_rows else None
+            ),
+            months=[
+                MonthPoint(r["period"], _none(r.get("intensity_t_per_10k_cny")), month_t.get(r["period"]))
+                for r in credits
+            ],
+            green_share=green,
+            completeness=math.fsum(completeness) / len(completeness) if completeness else None,
+            months_with_data=len({r["period"] for r in coverage if r.get("status") == "data"}),
+            policy_version=row.get("policy_version") or None,
+            factor_set=row.get("factor_set") or None,
+            inputs_sha256=row.get("inputs_sha256") or None,
+            result_version=version.version if version else None,
+            result_state=version.state if version else None,
+            credit_validity_years=self._b.credit_validity_years,
+            issued_at=datetime.now(UTC),
+        )
+        if self.scope.is_bank or self.scope.is_park:
+            self._audit("report.read", f"enterprise:{subject} year:{year}", to_value=f"credit report {year}")
+        return report
 
     def audit_entries(self, limit: int = 500) -> list[dict[str, Any]]:
         """The newest audit lines: for the park admin and the auditor."""

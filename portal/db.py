@@ -21,8 +21,12 @@ PLATFORM_RIGHTS = {
     "submissions": "SELECT, INSERT, UPDATE",  # the state only: triggers refuse changing the figures
     "submission_evidence": "SELECT, INSERT",
     "offers": "SELECT, INSERT, UPDATE",  # the state only: a trigger keeps the terms fixed
+    "gateway_credentials": "SELECT, INSERT, UPDATE",  # issue, rotate, revoke; never DELETE
+    "banks": "SELECT, INSERT",
+    "bank_users": "SELECT, INSERT",
+    "consents": "SELECT, INSERT, UPDATE",  # the state only: a trigger keeps the grant fixed
 }
-WITH_SERIAL_ID = ("users", "audit_log", "data_requests", "submissions", "submission_evidence", "offers")
+WITH_SERIAL_ID = ("users", "audit_log", "data_requests", "submissions", "submission_evidence", "offers", "consents")
 
 
 def grant_platform_role(engine: Engine, role: str) -> None:

@@ -27,12 +27,14 @@ ROLES: dict[str, Role | None] = {
     "simulate": None,
     "score": None,
     "services": None,
+    "broker": None,
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
     from parkcarbon.cli import (
         airflow,
+        broker,
         collect,
         dashboards,
         ledger,
@@ -50,7 +52,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true", help="on a failure, show the traceback too")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (services, simulate, collect, score, nearzero, pipeline, airflow, ledger, dashboards, platform):
+    for module in (
+        services,
+        simulate,
+        collect,
+        score,
+        nearzero,
+        pipeline,
+        airflow,
+        ledger,
+        dashboards,
+        platform,
+        broker,
+    ):
         module.add_parser(subparsers)
     return parser
 

@@ -27,6 +27,8 @@ from ledger.errors import (
     UnknownEnterpriseError,
     WrongVintageError,
 )
+from ledger.registry_store import registry_versions  # its table is in ledger.schema's metadata
+from ledger.results import TABLES as RESULT_TABLES
 from ledger.schema import metadata, obligations, transactions
 from park.registry import DEFAULT_TIMEZONE
 from portal.schema import metadata as platform_metadata
@@ -87,8 +89,10 @@ class TestAmounts:
 class TestSchema:
     def test_migrations_build_exactly_the_models(self, ledger):
         """Alembic's head builds exactly ledger.schema and, on the same database, the platform's tables
-        (portal.schema): autogenerate finds nothing to change."""
+        (portal.schema) and the result versions (ledger.results): autogenerate finds nothing to change."""
+        assert set(RESULT_TABLES) <= set(metadata.tables)
         assert current_revision(ledger.engine) == head_revision()
+        assert registry_versions.metadata is metadata  # the versioned registry (ledger/registry_store.py)
         with ledger.engine.connect() as conn:
             assert compare_metadata(MigrationContext.configure(conn), [metadata, platform_metadata]) == []
 

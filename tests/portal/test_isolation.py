@@ -15,11 +15,14 @@ from starlette.routing import Mount
 from portal.schema import ENTERPRISE_ROLES
 from tests.portal.park import (
     ALPHA_EVIDENCE,
+    ALPHA_OBJECTION,
     ALPHA_OFFER,
     ALPHA_REQUEST,
     BRAVO_EVIDENCE,
+    BRAVO_OBJECTION,
     BRAVO_OFFER,
     BRAVO_REQUEST,
+    RESULT_VERSION,
     ROLES_USERS,
     csrf_of,
     leaks_bravo,
@@ -38,6 +41,20 @@ PATH_VALUES = {
     "version": {"other": ["1"], "own": ["1"]},
     "evidence_id": {"other": [str(BRAVO_EVIDENCE)], "own": [str(ALPHA_EVIDENCE)]},
     "offer_id": {"other": [str(BRAVO_OFFER)], "own": [str(ALPHA_OFFER)]},
+    "year": {"other": ["2026"], "own": ["2026"]},  # credit reports: BRAVO's is refused by its enterprise_id
+    "consent_id": {"other": ["1"], "own": ["1"]},  # no consent is seeded: any id is another's or none
+    # result versions: the seeded one has rows of both; the objection ids are BRAVO's and ALPHA's own
+    "version_id": {"other": [str(RESULT_VERSION)], "own": [str(RESULT_VERSION)]},
+    "objection_id": {"other": [str(BRAVO_OBJECTION)], "own": [str(ALPHA_OBJECTION)]},
+    "list_name": {"other": ["diagnosis"], "own": ["incentive"]},
+    "fmt": {"other": ["csv"], "own": ["xlsx"]},
+    # the registry edited on the platform (portal/registry_edit.py); no proposal is seeded: any id is
+    # another's or none (tests/portal/test_registry_pages.py walks a seeded BRAVO proposal)
+    "entry_kind": {"other": ["meter"], "own": ["meter"]},
+    "entity_id": {"other": ["BRAVO-M"], "own": ["ALPHA-M"]},
+    "proposal_id": {"other": ["1"], "own": ["1"]},
+    # gateways' broker credentials (portal/gateways.py): the park admin's only, 403 for everyone else
+    "gateway_id": {"other": ["gw-bravo"], "own": ["gw-alpha"]},
 }
 QUERY = {
     "period": "2026-03",
