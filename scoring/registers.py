@@ -32,6 +32,7 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -368,14 +369,155 @@ def combine_days(days: Sequence[WindowConsumption], start_ns: int, end_ns: int, 
 def rules_sha256(meter: Meter) -> str:
     """A fingerprint of what the register rules take from the meter's registry entry (multiplier,
     rollover, interval, physical maximum, replacements): a day rolled up under other rules is stale."""
+    replacements = tuple(
+        (to_ns_exact(r.at), r.old_final_reading, r.new_initial_reading, r.new_multiplier) for r in meter.replacements
+    )
+    return _rules_sha256(meter.multiplier, meter.rollover_at, meter.interval_minutes, meter.max_per_hour, replacements)
+
+
+# A park's meters share a handful of rule sets: each is hashed once, not once per meter and day
+# (40 µs each, 0.8 s of a day's rollup at 20,000 meters).
+@lru_cache(maxsize=4096)
+def _rules_sha256(
+    multiplier: float,
+    rollover_at: float | None,
+    interval_minutes: int,
+    max_per_hour: float | None,
+    replacements: tuple[tuple[int, float, float, float | None], ...],
+) -> str:
     rules = {
-        "multiplier": meter.multiplier,
-        "rollover_at": meter.rollover_at,
-        "interval_minutes": meter.interval_minutes,
-        "max_per_hour": meter.max_per_hour,
-        "replacements": [
-            [to_ns_exact(r.at), r.old_final_reading, r.new_initial_reading, r.new_multiplier]
-            for r in meter.replacements
-        ],
+        "multiplier": multiplier,
+        "rollover_at": rollover_at,
+        "interval_minutes": interval_minutes,
+        "max_per_hour": max_per_hour,
+        "replacements": [list(r) for r in replacements],
     }
     return hashlib.sha256(json.dumps(rules, sort_keys=True).encode()).hexdigest()
+
+
+def registers_by_day(
+    series: Sequence[tuple[np.ndarray, np.ndarray]],
+    specs: Sequence[RegisterSpec],
+    bounds_ns: Sequence[int] | np.ndarray,
+    period_start_ns: int,
+    period_end_ns: int,
+) -> list[list[WindowConsumption]]:
+    """:func:`consumption_by_day` of many registers at once: for each ``(times_ns, raw)`` of
+    ``series`` with its ``specs``, its days — bit for bit what :func:`consumption_by_day` returns.
+
+    Why: one register's day is ~0.1 ms of numpy calls on ~100 readings, so a chunk of registers took
+    longer to compute than InfluxDB took to send it. Here every pair of every register goes through
+    the same rules in one pass; each (register, day) quantity is still a correctly rounded sum of the
+    same pieces (so the order they are summed in does not matter), and every count an integer count.
+
+    Examples
+    --------
+    >>> spec = RegisterSpec(1.0, None, 900 * 10**9, None)
+    >>> t = np.array([0, 900, 5400]) * 10**9
+    >>> a, b = registers_by_day([(t, np.array([0.0, 1.0, 6.0])), (t[:1], np.array([2.0]))], [spec, spec],
+    ...                         [0, 3600 * 10**9, 7200 * 10**9], 0, 7200 * 10**9)
+    >>> [d.quantity for d in a], [d.quantity for d in b], [d.readings for d in b]
+    ([4.0, 2.0], [0.0, 0.0], [0, 0])
+    """
+    bounds = np.asarray(bounds_ns, dtype=np.int64)
+    n_days, n_registers = len(bounds) - 1, len(series)
+    if n_registers == 0:
+        return []
+    lengths = np.array([len(t) for t, _ in series], dtype=np.int64)
+    owner = np.repeat(np.arange(n_registers), lengths)  # the register of each reading
+    times = np.concatenate([np.asarray(t, dtype=np.int64) for t, _ in series])
+    raw = np.concatenate([np.asarray(r, dtype=float) for _, r in series])
+    interval = np.array([s.interval_ns for s in specs], dtype=np.int64)
+    cells = n_registers * n_days  # one (register, day) cell each, register-major
+
+    # Readings per day: a reading at t is in day d when bounds[d] < t <= bounds[d + 1].
+    reading_day = np.searchsorted(bounds, times, side="left") - 1
+    counted = (reading_day >= 0) & (reading_day < n_days)
+    readings = np.bincount(owner[counted] * n_days + reading_day[counted], minlength=cells)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    first_time = times[np.minimum(starts, len(times) - 1)] if len(times) else np.zeros(n_registers, dtype=np.int64)
+    has_start = (lengths > 0)[:, None] & (first_time[:, None] <= bounds[None, :-1])
+    expected = np.diff(bounds)[None, :] // interval[:, None]
+
+    counts = np.zeros((6, cells), dtype=np.int64)  # gaps, estimated, rollovers, resets, spikes, apportioned
+    sums: list[float] = [0.0] * cells
+    same = owner[1:] == owner[:-1]  # consecutive readings of one register form a pair
+    if same.any():
+        at = np.flatnonzero(same)
+        reg = owner[at]
+        t0, t1, r0, r1 = times[at], times[at + 1], raw[at], raw[at + 1]
+        span = (t1 - t0).astype(float)
+        energy, rollover, reset, gap, spike = _pair_rules_batch(span, r0, r1, specs, reg)
+
+        over = np.flatnonzero((t1 > bounds[0]) & (t0 < bounds[-1]))
+        first = np.clip(np.searchsorted(bounds, t0[over], side="right") - 1, 0, n_days - 1)
+        last = np.clip(np.searchsorted(bounds, t1[over], side="left") - 1, 0, n_days - 1)
+        pieces = last - first + 1
+        pair = np.repeat(over, pieces)
+        day = np.repeat(first, pieces) + np.arange(int(pieces.sum())) - np.repeat(np.cumsum(pieces) - pieces, pieces)
+        overlap = np.minimum(t1[pair], bounds[day + 1]) - np.maximum(t0[pair], bounds[day])
+        amount = energy[pair] * (overlap / span[pair])
+        cell = reg[pair] * n_days + day
+        order = np.argsort(cell, kind="stable")
+        cell, amounts = cell[order], amount[order].tolist()
+        edges = np.searchsorted(cell, np.arange(cells + 1), side="left").tolist()
+        sums = [math.fsum(amounts[edges[i] : edges[i + 1]]) for i in range(cells)]
+
+        ends = np.minimum(t1, period_end_ns)
+        on = np.searchsorted(bounds, ends, side="left") - 1
+        booked = (t1 > period_start_ns) & (t0 < period_end_ns) & (on >= 0) & (on < n_days)
+        in_period = np.minimum(t1, period_end_ns) - np.maximum(t0, period_start_ns)
+        ends_inside = (t1 > period_start_ns) & (t1 <= period_end_ns)
+        missing = np.rint(in_period / interval[reg]).astype(np.int64) - ends_inside.astype(np.int64)
+        estimated = np.where(gap, np.clip(missing, 0, None), 0)
+        apportioned = (t0 < period_start_ns) | (t1 > period_end_ns)
+        booked_cell = reg[booked] * n_days + on[booked]
+        for row, values in enumerate((gap, estimated, rollover, reset, spike, apportioned)):
+            counts[row] = np.bincount(booked_cell, weights=np.asarray(values, dtype=float)[booked], minlength=cells)
+    readings_l, counts_l = readings.tolist(), counts.tolist()
+    expected_l, has_start_l = expected.tolist(), has_start.tolist()
+    return [
+        [
+            WindowConsumption(
+                quantity=sums[c],
+                readings=readings_l[c],
+                expected=expected_l[r][d],
+                gaps=counts_l[0][c],
+                estimated_intervals=counts_l[1][c],
+                rollovers=counts_l[2][c],
+                resets=counts_l[3][c],
+                spikes=counts_l[4][c],
+                apportioned=counts_l[5][c],
+                has_start=has_start_l[r][d],
+            )
+            for d, c in enumerate(range(r * n_days, (r + 1) * n_days))
+        ]
+        for r in range(n_registers)
+    ]
+
+
+def _pair_rules_batch(
+    span: np.ndarray, r0: np.ndarray, r1: np.ndarray, specs: Sequence[RegisterSpec], reg: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_pair_rules` for pairs of many registers, pair ``i`` under ``specs[reg[i]]``: the same
+    operations in the same order on each pair, so each result is bit for bit the one-register rule's."""
+    multiplier = np.array([s.multiplier for s in specs], dtype=float)[reg]
+    rollover_at = np.array([math.nan if s.rollover_at is None else s.rollover_at for s in specs], dtype=float)[reg]
+    has_max = np.array([s.max_per_hour is not None for s in specs], dtype=bool)[reg]
+    scaled_max = np.array(
+        [math.nan if s.max_per_hour is None else SPIKE_TOLERANCE * s.max_per_hour for s in specs], dtype=float
+    )[reg]
+    gap_ns = np.array([GAP_FACTOR * s.interval_ns for s in specs], dtype=float)[reg]
+    advance = r1 - r0
+    drop = advance < 0
+    wraps = ~np.isnan(rollover_at)
+    wrapped = rollover_at - r0 + r1
+    by_max = scaled_max * span / NS_PER_HOUR / multiplier
+    plausible = np.where(has_max, wrapped <= by_max, (r0 >= 0.9 * rollover_at) & (r1 < 0.1 * rollover_at))
+    rollover = drop & wraps & plausible
+    advance = np.where(rollover, wrapped, advance)
+    reset = drop & ~rollover
+    energy = np.where(reset, 0.0, advance) * multiplier
+    gap = span > gap_ns
+    spike = has_max & (energy / (span / NS_PER_HOUR) > scaled_max)
+    return energy, rollover, reset, gap, spike
