@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -83,11 +84,34 @@ class CollectorSettings(BaseModel):
     max_reading_age_days: int = Field(
         400, ge=1, description="older readings are quarantined as too_old; raise it to import history"
     )
+    registry_reload_s: float = Field(
+        5.0,
+        gt=0,
+        le=3600,
+        description=(
+            "with registry_source 'database': seconds between the collector's reloads of the registry as of"
+            " today (a gateway or meter added on the platform is known after at most this long)"
+        ),
+    )
 
 
 class QualitySettings(BaseModel):
     stale_after_hours: float = Field(6.0, gt=0, description="a meter silent this long at the end of a day is stale")
     late_data_months: int = Field(13, ge=1, description="how many months back to look for readings stored late")
+
+
+class MonthlySettings(BaseModel):
+    """How ``carbon_monthly`` splits the month's activity into groups of whole enterprises (pipeline/groups.py)."""
+
+    group_meters: int = Field(
+        2000, ge=1, description="meters per group of enterprises in the monthly fan-out (an enterprise is never split)"
+    )
+    # Test only: the group holding this enterprise (every group when None) pauses this long between writing its
+    # activity and its quality points, while the flag file exists (always when None), so an end-to-end test can
+    # kill the worker running it, deterministically.
+    test_pause_s: float = Field(0.0, ge=0)
+    test_pause_enterprise: str | None = None
+    test_pause_flag: Path | None = None
 
 
 class LedgerSettings(BaseModel):
@@ -105,6 +129,14 @@ class LedgerSettings(BaseModel):
         description="deficits of a year are due by this day of the next year",
     )
     operator: str | None = Field(None, description="who books settlements (default: the system user)")
+    issuance: Literal["on_settlement", "reviewed"] = Field(
+        "on_settlement",
+        description=(
+            "on_settlement: settling a year books its credits at once (a park without the platform);"
+            " reviewed: settlement only proposes them, and the ledger books a version's credits when a park"
+            " admin approves its issuance on the platform, after publication (公示) made it final"
+        ),
+    )
 
     def deadline_for(self, year: int) -> date:
         """The day by which a deficit of ``year`` must be covered."""
@@ -120,6 +152,15 @@ class Settings(BaseSettings):
     run_dir: Path = PROJECT_ROOT / ".run"
     registry: Path = DEMO_REGISTRY
     enterprises: Path = DEMO_ENTERPRISES
+    registry_source: Literal["file", "database"] = Field(
+        "file",
+        description=(
+            "where the pipeline, the collector, the platform and the ledger read the registry: 'file'"
+            " (``registry`` and ``enterprises``, as a park without the platform keeps them) or 'database' (the"
+            " platform's versioned registry, each month as it was on its first day, the collector and the"
+            " platform as of today: ledger/registry_store.py; `parkcarbon registry import` fills it)"
+        ),
+    )
     manual_activity: Path | None = None
     factor_set: str = "cn-national-2023"
     policy: Path | None = None
@@ -130,6 +171,7 @@ class Settings(BaseSettings):
     influx: InfluxSettings = InfluxSettings()
     collector: CollectorSettings = CollectorSettings()
     quality: QualitySettings = QualitySettings()
+    monthly: MonthlySettings = MonthlySettings()
     ledger: LedgerSettings = LedgerSettings()
 
     @property

@@ -94,7 +94,12 @@ def _task_states(dag_id: str, run_id: str) -> dict[str, str]:
         rows = session.query(TaskInstance.task_id, TaskInstance.state).filter(
             TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id
         )
-        return {str(task_id): str(state) for task_id, state in rows}
+        # A mapped task has one instance per map index: it counts as its worst (a non-success wins).
+        states: dict[str, str] = {}
+        for task_id, state in rows:
+            if states.get(str(task_id), "success") == "success":
+                states[str(task_id)] = str(state)
+        return states
 
 
 def run_month(period: str) -> Any:
@@ -105,11 +110,11 @@ def run_month(period: str) -> Any:
     ended, or lies before the park's metering start, is refused before Airflow runs anything.
     """
     from park.month import Month
-    from park.registry import load_registry
     from park.settings import Settings
     from pipeline.checks import WrongInputError, check_month
+    from pipeline.registry_source import registry_of_period
 
-    registry = load_registry(Settings().registry)
+    registry = registry_of_period(Settings(), period)  # the file, or the database's registry of the month
     month = Month.of(period, registry.park.timezone)
     try:
         check_month(registry, month)

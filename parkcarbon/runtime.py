@@ -80,6 +80,9 @@ def settings_environ(settings: Settings) -> dict[str, str]:
         env["PARKCARBON_LEDGER__URL"] = settings.ledger.url.get_secret_value()
     if settings.policy is not None:
         env["PARKCARBON_POLICY"] = str(settings.policy)
+    # The monthly fan-out's group size (and the end-to-end test's pause), when not the default.
+    for name, value in settings.monthly.model_dump(exclude_defaults=True).items():
+        env[f"PARKCARBON_MONTHLY__{name.upper()}"] = str(value)
     return env
 
 

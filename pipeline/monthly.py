@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 
 import numpy as np
 import pandas as pd
@@ -30,17 +32,19 @@ from park.measurements import (
     Measurement,
 )
 from park.month import Month, rfc3339
-from park.registry import Registry, load_registry, park_timezone
+from park.registry import Registry
 from park.settings import Settings
 from park.store import InfluxStore, quote_literal
 from pipeline.checks import WrongInputError, check_month
 from pipeline.daily import CHUNK_METERS, MARGIN, month_consumption
+from pipeline.groups import delete_enterprises, enterprise_groups, enterprises_at, replace_enterprises
 from pipeline.nearzero import evaluation_points
+from pipeline.registry_source import enterprises_table, registry_of_day, registry_of_period
 from scoring.activity import QUALITY_COLUMNS, activity_from_meters
 from scoring.credits import CREDIT_COLUMNS, EXTRA_CREDIT_COLUMNS, base_year_of
 from scoring.engine import ScoreResult, score
 from scoring.factors import FactorSet, factor_set
-from scoring.inputs import InputError, RowError, read_activity, read_enterprises
+from scoring.inputs import InputError, RowError, read_activity
 from scoring.policy import Policy, load_policy
 from scoring.profiles import Facts, FactsError, load_facts
 from scoring.registers import WindowConsumption
@@ -144,17 +148,27 @@ def _has_data(window: WindowConsumption) -> bool:
 
 
 def coverage_points(
-    registry: Registry, consumption: Mapping[tuple[str, str], WindowConsumption], at_ns: int
+    registry: Registry,
+    consumption: Mapping[tuple[str, str], WindowConsumption],
+    at_ns: int,
+    only: Collection[str] | None = None,
 ) -> tuple[list[Point], set[str]]:
-    """``MONTH_COVERAGE`` per enterprise, and the enterprises with data: an enterprise none of whose
-    meters has a reading in (or around) the month has no data, which is not the same as zero."""
-    windows_of: dict[str, list[list[WindowConsumption]]] = {e.id: [] for e in registry.enterprises}
+    """``MONTH_COVERAGE`` per enterprise (of ``only``, when given: one group's), and the enterprises
+    with data: an enterprise none of whose meters has a reading in (or around) the month has no data,
+    which is not the same as zero."""
+    windows_of: dict[str, list[list[WindowConsumption]]] = {
+        e.id: [] for e in registry.enterprises if only is None or e.id in only
+    }
     for meter in registry.meters:  # per enterprise: each meter's register windows, in one pass
+        if meter.enterprise not in windows_of:
+            continue
         windows_of[meter.enterprise].append(
             [consumption[(meter.id, r.value)] for r in meter.registers if (meter.id, r.value) in consumption]
         )
     points, with_data = [], set()
     for enterprise in registry.enterprises:
+        if enterprise.id not in windows_of:
+            continue
         meters = windows_of[enterprise.id]
         meters_with_data = sum(any(_has_data(w) for w in windows) for windows in meters)
         status = "data" if meters_with_data else "no_data"
@@ -173,15 +187,56 @@ def coverage_points(
 def compute_activity(settings: Settings, period: str) -> dict[str, object]:
     """Registers → per-meter consumption → ``ACTIVITY_MONTHLY``, ``DATA_QUALITY`` and
     ``MONTH_COVERAGE`` of the month. An enterprise without any reading in the month gets no activity
-    (its month is recorded as no data, not as zeros)."""
-    registry = load_registry(settings.registry)
+    (its month is recorded as no data, not as zeros).
+
+    The DAG's groups (:func:`month_groups`) one after another, then :func:`finish_activity`, as the
+    mapped ``activity`` tasks do: each group's points are written before the next group is read, so
+    memory is one group's, flat in the number of meters (the whole park at once held ~11 KB per meter:
+    670 MB at 50,000). The same points as any split into groups."""
+    registry = registry_of_period(settings, period)
+    check_month(registry, Month.of(period, registry.park.timezone))
+    groups = [
+        compute_group(settings, period, members, registry)
+        for members in enterprise_groups(registry, settings.monthly.group_meters)
+    ]
+    return finish_activity(settings, period, groups)
+
+
+def month_groups(settings: Settings, period: str) -> list[list[str]]:
+    """The month's groups of enterprises (:func:`pipeline.groups.enterprise_groups`, sized by
+    ``settings.monthly.group_meters``); a month that has not ended, or lies before the metering start, fails."""
+    registry = registry_of_period(settings, period)
+    check_month(registry, Month.of(period, registry.park.timezone))
+    return enterprise_groups(registry, settings.monthly.group_meters)
+
+
+def compute_group(
+    settings: Settings, period: str, enterprises: Sequence[str], registry: Registry | None = None
+) -> dict[str, object]:
+    """The month's ``ACTIVITY_MONTHLY``, ``DATA_QUALITY`` and ``MONTH_COVERAGE`` of these whole
+    enterprises, replacing exactly their points of the month (the other groups' stay): a group run
+    again, after its worker died halfway, writes the same points. Returns the group's summary, which
+    :func:`finish_activity` adds up. ``registry``: the month's, when the caller has it already
+    (:func:`compute_activity` reads it once for all its groups)."""
+    if registry is None:
+        registry = registry_of_period(settings, period)
     month = Month.of(period, registry.park.timezone)
     check_month(registry, month)
+    members = set(enterprises)
+    unknown = sorted(members - set(registry.enterprise_by_id))
+    if unknown:
+        raise WrongInputError(f"{period}: enterprises not in the registry {settings.registry}: {unknown[:5]}")
+    meters = [m for m in registry.meters if m.enterprise in members]
     with InfluxStore(settings.influx) as store:
         store.create_database()
-        consumption, from_rollups = month_consumption_counted(registry, store, month)
+        consumption: dict[tuple[str, str], WindowConsumption] = {}
+        from_rollups = 0
+        for first in range(0, len(meters), CHUNK_METERS):
+            part, rolled = month_consumption(registry, store, month, meters[first : first + CHUNK_METERS])
+            consumption |= part
+            from_rollups += rolled
         activity, quality = activity_from_meters(registry, consumption, period)
-        coverage, with_data = coverage_points(registry, consumption, month.start_ns)
+        coverage, with_data = coverage_points(registry, consumption, month.start_ns, members)
         activity = activity[activity["enterprise"].isin(with_data)]
         activity_points = [
             ACTIVITY_MONTHLY.point(
@@ -204,14 +259,14 @@ def compute_activity(settings: Settings, period: str) -> dict[str, object]:
             )
             for r in quality.to_dict("records")
         ]
-        store.replace_at(ACTIVITY_MONTHLY, month.start_ns, activity_points)
-        store.replace_at(DATA_QUALITY, month.start_ns, quality_points)
-        store.replace_at(MONTH_COVERAGE, month.start_ns, coverage)
-        store.replace_at(LATE_DATA, month.start_ns, [])  # this run counted every reading stored so far
+        replace_enterprises(store, ACTIVITY_MONTHLY, month.start_ns, members, activity_points)
+        _test_pause(settings, members)
+        replace_enterprises(store, DATA_QUALITY, month.start_ns, members, quality_points)
+        replace_enterprises(store, MONTH_COVERAGE, month.start_ns, members, coverage)
     return {
         "period": period,
-        "status": "data" if with_data else "no_data",
-        "enterprises_without_data": sorted(set(registry.enterprise_by_id) - with_data),
+        "enterprises": sorted(members),
+        "enterprises_with_data": sorted(with_data),
         "meters_with_readings": int(sum(1 for w in consumption.values() if w.readings)),
         "registers": len(consumption),
         "register_days_from_rollups": from_rollups,
@@ -219,6 +274,70 @@ def compute_activity(settings: Settings, period: str) -> dict[str, object]:
         "resets": int(quality["resets"].sum()),
         "gaps": int(quality["gaps"].sum()),
     }
+
+
+def _test_pause(settings: Settings, members: Collection[str]) -> None:
+    """The end-to-end test's pause (``settings.monthly.test_pause_s``, 0 in a park): the group is
+    halfway written, so a worker killed now leaves it half done for its retry to replace."""
+    pause_s, only, flag = (
+        settings.monthly.test_pause_s,
+        settings.monthly.test_pause_enterprise,
+        settings.monthly.test_pause_flag,
+    )
+    if pause_s > 0 and (only is None or only in members) and (flag is None or flag.exists()):
+        LOG.warning("test pause: %.1f s in the group of %s", pause_s, sorted(members)[:3])
+        time.sleep(pause_s)
+
+
+def finish_activity(settings: Settings, period: str, groups: Sequence[Mapping[str, object]]) -> dict[str, object]:
+    """The reduce step after every group: checks that the groups' enterprises are the registry's,
+    each once (a group missing, or a registry changed since the groups were listed, fails with the
+    difference), removes the month's points of enterprises no longer in the registry, clears the
+    month's ``LATE_DATA`` (the groups counted every reading stored so far) and returns the park's summary."""
+    registry = registry_of_period(settings, period)
+    month = Month.of(period, registry.park.timezone)
+    known = set(registry.enterprise_by_id)
+    done = [str(e) for g in groups for e in _strings(g.get("enterprises"))]
+    twice = sorted({e for e in done if done.count(e) > 1})
+    missing, extra = sorted(known - set(done)), sorted(set(done) - known)
+    if twice or missing or extra:
+        raise WrongInputError(
+            f"{period}: the activity groups do not cover the registry once: missing {missing[:5]}, not in the "
+            f"registry {extra[:5]}, twice {twice[:5]}; run the month again"
+        )
+    with_data = {str(e) for g in groups for e in _strings(g.get("enterprises_with_data"))}
+    with InfluxStore(settings.influx) as store:
+        for measurement in (ACTIVITY_MONTHLY, DATA_QUALITY, MONTH_COVERAGE):
+            stale = enterprises_at(store, measurement, month.start_ns) - known
+            if stale:
+                delete_enterprises(store, measurement, month.start_ns, stale)
+        covered = enterprises_at(store, MONTH_COVERAGE, month.start_ns)
+        if covered != known:
+            raise RuntimeError(
+                f"{period}: {MONTH_COVERAGE.name} lacks {sorted(known - covered)[:5]} after every group finished"
+            )
+        store.replace_at(LATE_DATA, month.start_ns, [])  # this run counted every reading stored so far
+
+    def total(key: str) -> int:
+        return sum(int(str(g.get(key, 0))) for g in groups)
+
+    return {
+        "period": period,
+        "status": "data" if with_data else "no_data",
+        "groups": len(groups),
+        "enterprises_without_data": sorted(known - with_data),
+        "meters_with_readings": total("meters_with_readings"),
+        "registers": total("registers"),
+        "register_days_from_rollups": total("register_days_from_rollups"),
+        "activity_rows": total("activity_rows"),
+        "resets": total("resets"),
+        "gaps": total("gaps"),
+    }
+
+
+def _strings(value: object) -> list[str]:
+    """A list of names from a group's summary (an XCom: JSON lists)."""
+    return [str(v) for v in value] if isinstance(value, list | tuple) else []
 
 
 def first_activity_year(store: InfluxStore, timezone: str) -> int | None:
@@ -405,15 +524,17 @@ class ScoreInputs:
     notes: tuple[str, ...] = ()  # what was decided in reading them (value added approved on the platform)
 
 
-def score_inputs(settings: Settings) -> ScoreInputs:
-    firms = read_enterprises(settings.enterprises)
+def score_inputs(settings: Settings, period: str | None = None) -> ScoreInputs:
+    """What scoring month ``period`` reads: the registry of that month (the file, or the database's as of
+    the month: pipeline/registry_source.py; None: today's), value added, policy, factors and facts."""
+    firms = enterprises_table(settings)
     if firms.errors:
         raise InputError(firms.errors)
     try:
         facts = load_facts(settings.facts) if settings.facts is not None else Facts()
     except (FactsError, OSError) as exc:
         raise WrongInputError(f"facts file: {exc}") from None
-    registry = load_registry(settings.registry)
+    registry = registry_of_period(settings, period) if period else registry_of_day(settings, date.today())
     enterprises, notes = merge_value_added(firms.frame, approved_manual(settings), registry, settings.enterprises.name)
     return ScoreInputs(
         registry,
@@ -430,7 +551,7 @@ def score_through(
 ) -> ScoreResult | None:
     """Score the year of ``month`` with the activity (metered + manual) up to and including it; None
     when the park has no data for ``month`` (a month without data writes no results)."""
-    inputs = inputs or score_inputs(settings)
+    inputs = inputs or score_inputs(settings, month.period)
     registry, policy, factors, enterprises = inputs.registry, inputs.policy, inputs.factors, inputs.enterprises
     timezone = registry.park.timezone
     # All activity from the first year with data: the base year's, last year's and this year's.
@@ -486,8 +607,8 @@ def compute_scores(settings: Settings, period: str) -> dict[str, object]:
 
     A month in which the park has no data writes none of them (and removes what an earlier run wrote).
     """
-    month = Month.of(period, park_timezone(settings.registry))
-    inputs = score_inputs(settings)
+    inputs = score_inputs(settings, period)
+    month = Month.of(period, inputs.registry.park.timezone)
     with InfluxStore(settings.influx) as store:
         result = score_through(settings, store, month, inputs)
         if result is None:

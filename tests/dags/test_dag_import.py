@@ -14,7 +14,7 @@ pytestmark = pytest.mark.airflow
 @pytest.mark.parametrize(
     ("name", "cron", "catchup", "tasks"),
     [
-        ("carbon_monthly", "0 0 1 * *", True, {"activity", "scores", "report"}),
+        ("carbon_monthly", "0 0 1 * *", True, {"groups", "activity", "park_activity", "scores", "report"}),
         ("carbon_annual", "0 0 1 1 *", True, {"settle"}),
         ("meter_quality_daily", "0 0 * * *", False, {"day", "late_data", "rollup", "late_rollups"}),
     ],
@@ -71,3 +71,37 @@ def test_timetable_follows_the_registry_time_zone(airflow_home, monkeypatch, tmp
     dag = getattr(load_dag_module(name), f"{name}_dag")
     assert str(dag.timezone) == "Europe/Berlin"
     assert str(dag.timetable._timezone) == "Europe/Berlin"
+
+
+def test_monthly_activity_is_mapped_over_groups_then_reduced(airflow_home):
+    """carbon_monthly: groups → activity (one mapped task per group of enterprises) → park_activity (the
+    reduce, which gets every group's summary) → scores → report; every task has an execution timeout."""
+    from datetime import timedelta
+
+    from airflow.sdk.definitions.mappedoperator import MappedOperator
+
+    from parkcarbon.airflow_env import load_dag_module
+
+    module = load_dag_module("carbon_monthly")
+    dag = module.carbon_monthly_dag
+    tasks = {t.task_id: t for t in dag.tasks}
+    assert isinstance(tasks["activity"], MappedOperator)
+    assert [name for name, t in tasks.items() if isinstance(t, MappedOperator)] == ["activity"]
+    # The mapped argument is the list the groups task returns (one mapped task per group).
+    expand = tasks["activity"].op_kwargs_expand_input.value  # type: ignore[attr-defined]  # TaskFlow's mapped kwargs
+    assert set(expand) == {"enterprises"} and expand["enterprises"].operator.task_id == "groups"
+    upstream = {name: sorted(t.upstream_task_ids) for name, t in tasks.items()}
+    assert upstream == {
+        "groups": [],
+        "activity": ["groups"],
+        "park_activity": ["activity"],
+        "scores": ["park_activity"],
+        "report": ["scores"],
+    }
+    timeouts = {
+        name: t.partial_kwargs["execution_timeout"] if name == "activity" else t.execution_timeout
+        for name, t in tasks.items()
+    }
+    assert all(isinstance(v, timedelta) and v > timedelta(0) for v in timeouts.values()), timeouts
+    assert timeouts["activity"] == module.GROUP_TIMEOUT and timeouts["scores"] == module.SCORES_TIMEOUT
+    assert all(t.retries == 2 for t in tasks.values()), {n: t.retries for n, t in tasks.items()}
