@@ -8,6 +8,12 @@ docs/operations.md §6, run exactly as written there, clears October only, and t
 same points. A trigger with a logical date inside September computes September. ``down`` stops every
 process it started, with their children; ``down`` again is no error. All of it twice: with the
 LocalExecutor, and with ``--executor celery --workers 2`` (two Celery workers on Redis).
+
+The monthly activity is mapped over groups of enterprises (here 20 meters a group: 3 groups of the
+demo park's 12 enterprises). Under Celery, the Celery worker running one group (paused halfway, a
+test-only setting, so that the kill is deterministic) is killed with SIGKILL, with its children: the
+scheduler notices the missing heartbeats, the group is retried on the other worker, and the month's
+points equal those of the untouched run.
 """
 
 from __future__ import annotations
@@ -16,12 +22,13 @@ import json
 import os
 import re
 import shlex
+import signal
 import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -31,7 +38,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from park.measurements import ACTIVITY_MONTHLY, CREDITS, EMISSIONS_MONTHLY
+from park.measurements import ACTIVITY_MONTHLY, CREDITS, DATA_QUALITY, EMISSIONS_MONTHLY, MONTH_COVERAGE
 from park.month import Month, read_month
 from park.registry import DEFAULT_TIMEZONE, load_registry
 from park.settings import DEMO_REGISTRY, InfluxSettings, LedgerSettings, MqttSettings, Settings
@@ -40,6 +47,7 @@ from parkcarbon.airflow_local import LocalAirflow
 from parkcarbon.cli import main
 from parkcarbon.runtime import settings_for_run_dir
 from parkcarbon.services import LocalServices, Ports
+from pipeline.groups import enterprise_groups
 from simulators.history import write_registers
 from simulators.park import simulate
 
@@ -47,7 +55,14 @@ pytestmark = [pytest.mark.services, pytest.mark.airflow]
 
 TZ = ZoneInfo(DEFAULT_TIMEZONE)
 MONTHS = ("2026-09", "2026-10")
-RESULTS = (ACTIVITY_MONTHLY, EMISSIONS_MONTHLY, CREDITS)
+RESULTS = (ACTIVITY_MONTHLY, DATA_QUALITY, MONTH_COVERAGE, EMISSIONS_MONTHLY, CREDITS)
+GROUP_METERS = 20  # the demo park's 59 meters in 3 groups: E01-E04, E05-E08, E09-E12
+PAUSED = "E06"  # under Celery, its group pauses halfway for PAUSE_S while a flag file exists: time to kill its worker
+PAUSE_S = 10.0
+# The scheduler fails a task whose worker stopped heartbeating after this long (default 300 s) and
+# retries it after RETRY_DELAY_S (default 300 s); shortened so the killed group is retried within the test.
+HEARTBEAT_TIMEOUT_S = 20
+RETRY_DELAY_S = 1
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
 
 
@@ -59,6 +74,9 @@ class Scheduled:
     home: Path
     up_output: str
     executor: str
+    groups: list[list[str]]  # the activity's groups of enterprises, in map index order
+    pause_flag: Path  # while this file exists, the group holding PAUSED pauses (Celery only)
+    killed: list[str] = field(default_factory=list)  # workers a test killed (`down` no longer finds them)
 
     def env(self) -> dict[str, str]:
         """The environment for the `airflow` command: AIRFLOW_HOME as `parkcarbon airflow up` printed it."""
@@ -71,12 +89,18 @@ class Scheduled:
         return _rows(self.home, "SELECT run_id, run_type, state FROM dag_run WHERE dag_id = 'carbon_monthly'")
 
     def tries(self, run_id: str) -> dict[str, int]:
+        """Each task's try number; a mapped task's instances as ``activity[0]``, ``activity[1]`` …"""
         rows = _rows(
             self.home,
-            "SELECT task_id, try_number FROM task_instance WHERE dag_id = 'carbon_monthly' AND run_id = ?",
+            "SELECT task_id, map_index, try_number FROM task_instance WHERE dag_id = 'carbon_monthly' AND run_id = ?",
             (run_id,),
         )
-        return {str(r["task_id"]): int(str(r["try_number"])) for r in rows}
+        return {_ti_name(r): int(str(r["try_number"])) for r in rows}
+
+    def every_try(self, number: int) -> dict[str, int]:
+        """What :meth:`tries` gives when every task instance of a run is on try ``number``."""
+        names = ["groups", *(f"activity[{i}]" for i in range(len(self.groups))), "park_activity", "scores", "report"]
+        return {name: number for name in names}
 
     def wait(self, done: str, timeout_s: float = 300.0) -> list[dict[str, object]]:
         """Wait until ``done`` (an SQL condition on dag_run) holds for a run; fail at once on a failed run."""
@@ -90,6 +114,11 @@ class Scheduled:
                 return runs
             time.sleep(1.0)
         pytest.fail(f"no run of carbon_monthly with {done} within {timeout_s:.0f} s: {self.runs()}")
+
+
+def _ti_name(row: dict[str, object]) -> str:
+    index = int(str(row["map_index"]))
+    return f"{row['task_id']}[{index}]" if index >= 0 else str(row["task_id"])
 
 
 def _rows(home: Path, sql: str, args: tuple[object, ...] = ()) -> list[dict[str, object]]:
@@ -159,7 +188,18 @@ def scheduled(
         "PARKCARBON_INFLUX__USERNAME": "pipeline",
         "PARKCARBON_INFLUX__PASSWORD": settings.influx.password.get_secret_value(),
         "AIRFLOW_HOME": str(home),
+        "PARKCARBON_MONTHLY__GROUP_METERS": str(GROUP_METERS),
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(HEARTBEAT_TIMEOUT_S),
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "2",
+        "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": str(RETRY_DELAY_S),
     }
+    if executor == "celery":
+        env |= {
+            "PARKCARBON_MONTHLY__TEST_PAUSE_S": str(PAUSE_S),
+            "PARKCARBON_MONTHLY__TEST_PAUSE_ENTERPRISE": PAUSED,
+            "PARKCARBON_MONTHLY__TEST_PAUSE_FLAG": str(tmp / "pause"),  # absent: no pause
+        }
+    groups = enterprise_groups(registry, GROUP_METERS)
     local = LocalAirflow(settings.run_dir)
     with pytest.MonkeyPatch.context() as patch:
         for name in [n for n in os.environ if n.startswith("PARKCARBON_")]:
@@ -176,7 +216,7 @@ def scheduled(
                 sys.stdout = saved
     try:
         assert code == 0, log.read_text()
-        yield Scheduled(settings, reference, local, home, log.read_text(), executor)
+        yield Scheduled(settings, reference, local, home, log.read_text(), executor, groups, tmp / "pause")
     finally:
         local.down()
         for name in ("scheduler", "reference"):
@@ -242,10 +282,13 @@ def test_catch_up_equals_dag_test(scheduled: Scheduled, clean_environ):
         ids = _rows(
             scheduled.home, "SELECT external_executor_id AS id FROM task_instance WHERE dag_id = 'carbon_monthly'"
         )
-        assert len(ids) == 6 and all(row["id"] for row in ids), ids
+        assert len(ids) == 2 * (4 + len(scheduled.groups)) and all(row["id"] for row in ids), ids
+    for run_id in scheduled_runs:  # the activity ran as one mapped task per group, each once
+        assert scheduled.tries(run_id) == scheduled.every_try(1), run_id
+    assert len(scheduled.groups) == 3
     for period in MONTHS:
         ours, theirs = _results(scheduled.settings, period), _results(scheduled.reference, period)
-        assert len(ours["credits"]) == 12, period
+        assert len(ours["credits"]) == 12 and len(ours["month_coverage"]) == 12, period
         for name, frame in ours.items():
             pd.testing.assert_frame_equal(frame, theirs[name], obj=f"{name} {period}")
 
@@ -263,16 +306,16 @@ def test_the_documented_rerun_clears_exactly_that_month(scheduled: Scheduled):
     scheduled.wait("run_id = 'scheduled__2026-10-31T16:00:00+00:00' AND state = 'success'")
     september, october = "scheduled__2026-09-30T16:00:00+00:00", "scheduled__2026-10-31T16:00:00+00:00"
     before = _results(scheduled.settings, "2026-10")
-    assert scheduled.tries(october) == {"activity": 1, "scores": 1, "report": 1}
+    assert scheduled.tries(october) == scheduled.every_try(1)
     done = subprocess.run(command, env=scheduled.env(), capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     scheduled.wait(f"run_id = '{october}' AND state = 'success'")
     deadline = time.monotonic() + 300
-    while scheduled.tries(october) != {"activity": 2, "scores": 2, "report": 2} and time.monotonic() < deadline:
+    while scheduled.tries(october) != scheduled.every_try(2) and time.monotonic() < deadline:
         time.sleep(1.0)
         scheduled.wait(f"run_id = '{october}' AND state = 'success'")
-    assert scheduled.tries(october) == {"activity": 2, "scores": 2, "report": 2}
-    assert scheduled.tries(september) == {"activity": 1, "scores": 1, "report": 1}
+    assert scheduled.tries(october) == scheduled.every_try(2)
+    assert scheduled.tries(september) == scheduled.every_try(1)
     after = _results(scheduled.settings, "2026-10")
     for name, frame in before.items():
         pd.testing.assert_frame_equal(after[name], frame, obj=name)
@@ -295,6 +338,79 @@ def test_a_trigger_inside_a_month_computes_that_month(scheduled: Scheduled):
     assert report == str(scheduled.settings.run_dir / "reports" / "2026-09"), report
 
 
+def _parent(pid: int) -> int:
+    """The parent of ``pid`` (/proc/PID/stat's fourth field; the name in parentheses may hold spaces)."""
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def _ancestors(pid: int) -> list[int]:
+    chain = [pid]
+    while chain[-1] > 1:
+        chain.append(_parent(chain[-1]))
+    return chain
+
+
+def _living(pgid: int) -> list[int]:
+    """The processes of group ``pgid`` that are not zombies (a killed child stays one until reaped)."""
+    living = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            living.append(int(stat.parent.name))
+    return living
+
+
+def test_a_worker_killed_mid_group_is_retried_and_changes_nothing(scheduled: Scheduled):
+    if scheduled.executor != "celery":
+        pytest.skip("a Celery worker is what gets killed")
+    scheduled.wait("run_id = 'scheduled__2026-10-31T16:00:00+00:00' AND state = 'success'")
+    before = _results(scheduled.settings, "2026-10")
+    paused = next(i for i, group in enumerate(scheduled.groups) if PAUSED in group)
+    run_id = "manual_kill_2026-10-15"
+    flag = scheduled.pause_flag
+    flag.touch()  # only this run's first try of the paused group pauses
+    command = ["airflow", "dags", "trigger", "carbon_monthly", "--logical-date", "2026-10-15T00:00:00+08:00"]
+    done = subprocess.run(
+        [*command, "--run-id", run_id], env=scheduled.env(), capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+
+    # The paused group's task instance, running, with its process id: which worker runs it?
+    deadline, running = time.monotonic() + 180, list[dict[str, object]]()
+    while not running and time.monotonic() < deadline:
+        running = _rows(
+            scheduled.home,
+            "SELECT pid FROM task_instance WHERE dag_id = 'carbon_monthly' AND run_id = ? AND task_id = 'activity' "
+            "AND map_index = ? AND state = 'running' AND pid IS NOT NULL",
+            (run_id, paused),
+        )
+        time.sleep(0.3)
+    assert running, f"activity[{paused}] never ran: {scheduled.tries(run_id)}"
+    workers = {p.pid: p.name for p in scheduled.airflow.processes() if p.name.startswith("worker-")}
+    chain = _ancestors(int(str(running[0]["pid"])))
+    worker = next((pid for pid in chain if pid in workers), None)
+    assert worker is not None, f"the task's process {chain[0]} is not under a worker {workers}: {chain}"
+    # The worker dies as a machine would lose it: SIGKILL to its whole process group, no clean-up.
+    os.killpg(worker, signal.SIGKILL)
+    flag.unlink()
+    scheduled.killed.append(workers[worker])
+    killed_at = time.monotonic()
+
+    scheduled.wait(f"run_id = '{run_id}' AND state = 'success'", timeout_s=300)
+    recovered_s = time.monotonic() - killed_at
+    assert _living(worker) == [], "a process of the killed worker's group lives on"
+    tries = scheduled.tries(run_id)
+    assert tries == scheduled.every_try(1) | {f"activity[{paused}]": 2}, tries
+    # The retry ran on the surviving worker; the month's points are those of the untouched run.
+    after = _results(scheduled.settings, "2026-10")
+    for name, frame in before.items():
+        pd.testing.assert_frame_equal(after[name], frame, obj=name)
+    print(f"killed {workers[worker]} (pid {worker}); the run succeeded {recovered_s:.0f} s later")
+
+
 def _group_left(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)
@@ -307,7 +423,7 @@ def test_down_stops_every_process_and_is_idempotent(scheduled: Scheduled):
     groups = [p.pid for p in scheduled.airflow.processes()]
     expected = ["api-server", "dag-processor", "scheduler"]
     if scheduled.executor == "celery":
-        expected += ["redis", "worker-1", "worker-2"]
+        expected += sorted({"redis", "worker-1", "worker-2"} - set(scheduled.killed))
     assert sorted(scheduled.airflow.down()) == sorted(expected)
     for pgid in groups:  # no process of the groups is left (zombies are reaped by init within moments)
         deadline = time.monotonic() + 5
