@@ -20,7 +20,16 @@ from typing import Annotated, Any, ClassVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from park.industry import normalize_industry
 from park.registry_cache import cached_document
@@ -152,6 +161,15 @@ def metering_start_of(park: Park) -> date:
     return park.metering_start
 
 
+class PilotStatus(StrEnum):
+    """Where an enterprise stands in the park's pilot (试点): a candidate in the baseline database (基础数据库)
+    before it joins, a pilot enterprise from its first day, or one that has left it."""
+
+    CANDIDATE = "candidate"
+    PILOT = "pilot"
+    EXITED = "exited"
+
+
 class Enterprise(_Model):
     id: Id
     name: str
@@ -169,6 +187,13 @@ class Enterprise(_Model):
     credit_code: str | None = Field(
         None, description="unified social credit code (统一社会信用代码), its check digit checked (GB 32100-2015)"
     )
+    pilot_status: PilotStatus | None = Field(
+        None, description="the enterprise's place in the park's pilot: candidate, pilot (from pilot_from) or exited"
+    )
+    pilot_from: date | None = Field(None, validate_default=True, description="the first day of the enterprise's pilot")
+    pilot_until: date | None = Field(
+        None, validate_default=True, description="the last day of the enterprise's pilot (an exited one's)"
+    )
 
     @field_validator("industry", mode="before")
     @classmethod
@@ -179,6 +204,26 @@ class Enterprise(_Model):
     @classmethod
     def _credit_code(cls, value: str | None) -> str | None:
         return validate_uscc(value) if value is not None else None
+
+    # Validated in the order declared, defaults included, so that each error names its field.
+    @field_validator("pilot_from")
+    @classmethod
+    def _pilot_from(cls, value: date | None, info: ValidationInfo) -> date | None:
+        if value is None and info.data.get("pilot_status") == PilotStatus.PILOT:
+            raise ValueError("pilot_status pilot needs pilot_from, the first day of the pilot")
+        return value
+
+    @field_validator("pilot_until")
+    @classmethod
+    def _pilot_until(cls, value: date | None, info: ValidationInfo) -> date | None:
+        status, start = info.data.get("pilot_status"), info.data.get("pilot_from")
+        if value is None and status == PilotStatus.EXITED:
+            raise ValueError("pilot_status exited needs pilot_until, the last day of the pilot")
+        if value is not None and status != PilotStatus.EXITED:
+            raise ValueError("pilot_until is the last day of an exited pilot: set pilot_status exited")
+        if value is not None and start is not None and value < start:
+            raise ValueError(f"pilot_until {value} is before pilot_from {start}")
+        return value
 
 
 class NearZeroTarget(_Model):

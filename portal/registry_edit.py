@@ -72,7 +72,7 @@ MAX_REASON_CHARS = 2000
 CLEARED = "-"
 MODELS: dict[str, type[BaseModel]] = {ENTERPRISE: Enterprise, WORKSHOP: Workshop, GATEWAY: Gateway, METER: Meter}
 FORM_FIELDS: dict[str, tuple[str, ...]] = {
-    ENTERPRISE: ("id", "name", "industry", "credit_code"),
+    ENTERPRISE: ("id", "name", "industry", "credit_code", "pilot_status", "pilot_from", "pilot_until"),
     WORKSHOP: ("id", "enterprise", "name"),
     GATEWAY: ("id", "enterprise", "model", "format"),
     METER: (

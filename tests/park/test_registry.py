@@ -108,3 +108,38 @@ def test_metering_start_is_needed_to_compute_months_not_to_ingest(tmp_path):
     assert registry.park.metering_start is None
     with pytest.raises(WrongInputError, match=r"the registry has no park\.metering_start"):
         check_month(registry, Month.of("2026-01", registry.park.timezone))
+
+
+def test_pilot_status_and_dates_are_kept_and_checked(tmp_path):
+    """The baseline database records each enterprise's place in the pilot; inconsistent dates are refused
+    naming the enterprise."""
+    from datetime import date
+
+    from park.registry import PilotStatus
+
+    ok = write(
+        tmp_path,
+        lambda d: (
+            d["enterprises"][0].update(pilot_status="pilot", pilot_from="2026-01-01"),
+            d["enterprises"][1].update(pilot_status="exited", pilot_from="2025-01-01", pilot_until="2026-06-30"),
+        ),
+    )
+    first, second = load_registry(ok).enterprises[:2]
+    assert (first.pilot_status, first.pilot_from, first.pilot_until) == (PilotStatus.PILOT, date(2026, 1, 1), None)
+    assert second.pilot_status == PilotStatus.EXITED and second.pilot_until == date(2026, 6, 30)
+    refused = {
+        "pilot_until 2025-12-31 is before pilot_from 2026-01-01": dict(
+            pilot_status="exited", pilot_from="2026-01-01", pilot_until="2025-12-31"
+        ),
+        "pilot_status pilot needs pilot_from": dict(pilot_status="pilot"),
+        "pilot_status exited needs pilot_until": dict(pilot_status="exited", pilot_from="2026-01-01"),
+        "pilot_until is the last day of an exited pilot": dict(
+            pilot_status="pilot", pilot_from="2026-01-01", pilot_until="2026-02-01"
+        ),
+        "pilot_status": dict(pilot_status="member"),
+    }
+    for says, fields in refused.items():
+        bad = write(tmp_path, lambda d, fields=fields: d["enterprises"][1].update(fields))
+        with pytest.raises(RegistryError) as err:
+            load_registry(bad)
+        assert "enterprises[1] (id 'E02')" in str(err.value) and says in str(err.value), str(err.value)

@@ -148,6 +148,8 @@ def test_a_change_keeps_the_fields_the_form_does_not_carry_and_a_close_keeps_the
          "enterprise 'ALPHA': id: already in the registry"),
         ("enterprise", {"id": "ECHO", "name": "Echo"}, "2026-03-01",
          "enterprises[3] (id 'ECHO'): industry: Field required"),
+        ("enterprise", {"id": "ECHO", "name": "Echo", "industry": "C39", "pilot_status": "pilot"}, "2026-03-01",
+         "enterprises[3] (id 'ECHO'): pilot_from: pilot_status pilot needs pilot_from"),
     ],
 )  # fmt: skip
 def test_every_refused_change_names_the_entry_and_the_field_and_stores_nothing(engine, kind, fields, when, expected):
@@ -159,6 +161,25 @@ def test_every_refused_change_names_the_entry_and_the_field_and_stores_nothing(e
     with engine.connect() as conn:
         assert registry_store.history(conn) == before
     assert audit(engine, "registry.") == []
+
+
+def test_an_enterprise_joins_and_leaves_the_pilot_by_versions(engine):
+    """Pilot status and dates are registry fields: the months before a change keep the old status."""
+    put(engine, "enterprise", {"id": "ECHO", "name": "Echo", "industry": "C39", "pilot_status": "candidate"},
+        when="2026-03-01")  # fmt: skip
+    put(engine, "enterprise", {"id": "ECHO", "pilot_status": "pilot", "pilot_from": "2026-05-01"}, "change",
+        when="2026-05-01")  # fmt: skip
+    put(engine, "enterprise", {"id": "ECHO", "pilot_status": "exited", "pilot_until": "2026-08-31"}, "change",
+        when="2026-09-01")  # fmt: skip
+    status = [
+        (lambda e: (str(e.pilot_status), e.pilot_from, e.pilot_until))(as_of(engine, day).enterprise_by_id["ECHO"])
+        for day in (date(2026, 4, 30), date(2026, 5, 1), date(2026, 9, 1))
+    ]
+    assert status == [
+        ("candidate", None, None),
+        ("pilot", date(2026, 5, 1), None),
+        ("exited", date(2026, 5, 1), date(2026, 8, 31)),
+    ]
 
 
 def test_only_the_park_admin_edits(engine):
