@@ -302,9 +302,11 @@ def read_rollups(
     row), and the rows turned into days column by column: the monthly step reads a month of 50,000
     meters' days this way (bench/monthly.py)."""
     fields = ", ".join(quote_ident(name) for name in ("quantity", "has_start", "rules_sha256", *COUNT_FIELDS))
-    frame = store.query(
+    frame = store.query_csv(
         f"SELECT {fields} FROM {METER_DAILY.q} WHERE time >= {to_ns(start)} AND time < {to_ns(end)} "
-        f'AND {meter_filter([m.id for m in meters])} GROUP BY "meter", "register"'
+        f'AND {meter_filter([m.id for m in meters])} GROUP BY "meter", "register"',
+        group_by=("meter", "register"),
+        text=("has_start", "rules_sha256"),
     )
     found: Days = defaultdict(dict)
     if frame.empty or "rules_sha256" not in frame:
@@ -318,7 +320,7 @@ def read_rollups(
     for index in (i for i, ok in enumerate(current) if ok):
         counts = {name: int(columns[name][index]) for name in COUNT_FIELDS}
         window = WindowConsumption(
-            quantity=float(columns["quantity"][index]), has_start=bool(columns["has_start"][index]), **counts
+            quantity=float(columns["quantity"][index]), has_start=columns["has_start"][index] == "true", **counts
         )
         found[(meter_ids[index], registers[index])][days[index]] = window
     return found

@@ -88,3 +88,21 @@ def test_tag_keys_are_unescaped_or_refused():
     assert _tags("") == {}
     with pytest.raises(InfluxError, match="cannot have written"):
         _tags("meter")
+
+
+def test_text_columns_come_as_written(store):
+    """A string and a boolean field asked as ``text``: what JSON gives as str and bool, CSV gives as the
+    words InfluxDB writes; floats and integers beside them as float64, "" for a field a row lacks."""
+    store.write_lines(
+        'meter_daily,meter=M1,register=import quantity=1.5,has_start=true,rules_sha256="ab,c d",readings=96i 1\n'
+        "meter_daily,meter=M1,register=import quantity=2.25,has_start=false,readings=95i 2\n"
+        'meter_daily,meter=M2,register=import quantity=0.1,has_start=true,rules_sha256="x",readings=1i 3'
+    )
+    statement = 'SELECT "quantity", "has_start", "rules_sha256", "readings" FROM "meter_daily" GROUP BY "meter"'
+    expected = store.query(statement)
+    found = store.query_csv(statement, ("meter",), text=("has_start", "rules_sha256"))
+    assert list(found.columns) == list(expected.columns)
+    assert found["has_start"].tolist() == [str(v).lower() for v in expected["has_start"]] == ["true", "false", "true"]
+    assert found["rules_sha256"].tolist() == ["ab,c d", "", "x"] and pd.isna(expected["rules_sha256"].tolist()[1])
+    assert found["quantity"].tolist() == expected["quantity"].tolist()
+    assert found["readings"].dtype == np.float64 and found["readings"].tolist() == [96.0, 95.0, 1.0]
