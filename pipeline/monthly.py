@@ -199,7 +199,7 @@ def compute_activity(settings: Settings, period: str) -> dict[str, object]:
         compute_group(settings, period, members, registry)
         for members in enterprise_groups(registry, settings.monthly.group_meters)
     ]
-    return finish_activity(settings, period, groups)
+    return finish_activity(settings, period, groups, registry)
 
 
 def month_groups(settings: Settings, period: str) -> list[list[str]]:
@@ -289,12 +289,16 @@ def _test_pause(settings: Settings, members: Collection[str]) -> None:
         time.sleep(pause_s)
 
 
-def finish_activity(settings: Settings, period: str, groups: Sequence[Mapping[str, object]]) -> dict[str, object]:
+def finish_activity(
+    settings: Settings, period: str, groups: Sequence[Mapping[str, object]], registry: Registry | None = None
+) -> dict[str, object]:
     """The reduce step after every group: checks that the groups' enterprises are the registry's,
     each once (a group missing, or a registry changed since the groups were listed, fails with the
     difference), removes the month's points of enterprises no longer in the registry, clears the
-    month's ``LATE_DATA`` (the groups counted every reading stored so far) and returns the park's summary."""
-    registry = registry_of_period(settings, period)
+    month's ``LATE_DATA`` (the groups counted every reading stored so far) and returns the park's summary.
+    ``registry``: the month's, when the caller has it already (:func:`compute_activity`)."""
+    if registry is None:
+        registry = registry_of_period(settings, period)
     month = Month.of(period, registry.park.timezone)
     known = set(registry.enterprise_by_id)
     done = [str(e) for g in groups for e in _strings(g.get("enterprises"))]
