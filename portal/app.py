@@ -856,31 +856,26 @@ def create_app(config: PlatformConfig, store: InfluxStore | None = None) -> Fast
     def park_registry(request: Request, v: Scoped, as_of: str | None = None) -> Response:
         return registry_page(request, v, as_of)
 
-    @app.get("/park/registry/export/registry.yaml")
-    def park_registry_export_yaml(v: Scoped, as_of: str | None = None) -> Response:
+    def registry_download(v: View, as_of: str | None, csv_file: bool) -> Response:
+        """The registry file or the enterprises file as they were on ``as_of`` (today by default)."""
         v.scope.require_park()
         day = registry_edit.parse_day(as_of, registry_today())
         with reader.connect() as conn:
-            content, _ = registry_edit.export(conn, day)
-        name = f"registry-{day.isoformat()}.yaml"
-        return Response(
-            content,
-            media_type="application/yaml; charset=utf-8",
-            headers={"content-disposition": f"attachment; filename={name}"},
+            registry_text, enterprises_text = registry_edit.export(conn, day)
+        name, content, media_type = (
+            (f"enterprises-{day.isoformat()}.csv", enterprises_text, "text/csv; charset=utf-8")
+            if csv_file
+            else (f"registry-{day.isoformat()}.yaml", registry_text, "application/yaml; charset=utf-8")
         )
+        return Response(content, media_type=media_type, headers={"content-disposition": f"attachment; filename={name}"})
+
+    @app.get("/park/registry/export/registry.yaml")
+    def park_registry_export_yaml(v: Scoped, as_of: str | None = None) -> Response:
+        return registry_download(v, as_of, csv_file=False)
 
     @app.get("/park/registry/export/enterprises.csv")
     def park_registry_export_csv(v: Scoped, as_of: str | None = None) -> Response:
-        v.scope.require_park()
-        day = registry_edit.parse_day(as_of, registry_today())
-        with reader.connect() as conn:
-            _, content = registry_edit.export(conn, day)
-        name = f"enterprises-{day.isoformat()}.csv"
-        return Response(
-            content,
-            media_type="text/csv; charset=utf-8",
-            headers={"content-disposition": f"attachment; filename={name}"},
-        )
+        return registry_download(v, as_of, csv_file=True)
 
     @app.post("/park/registry/{entry_kind}", response_class=HTMLResponse)
     async def park_registry_put(request: Request, v: Scoped, entry_kind: str) -> Response:
