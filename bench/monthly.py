@@ -8,7 +8,8 @@ meter and 99 workshop sub-meters each) the script writes 15-minute readings stra
 ``influxd`` (as the collector stores them) and then, each in a fresh process:
 
 - ``day_read``: InfluxDB returning each measured day's raw readings exactly as the daily rollup asks
-  for them (same statements and headers; received in full, not parsed), per day;
+  for them (same statements and headers; received in full, not parsed), per day: one request after
+  another, and ``daily.READS_IN_FLIGHT`` at once as the rollup sends them;
 - ``rollup``: :func:`pipeline.daily.compute_day_rollup` for each measured day, per day, with peak RSS;
 - ``compute``: :func:`pipeline.monthly.compute_activity` for the month from its rolled-up days, with
   its peak RSS.
@@ -41,6 +42,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -247,22 +249,28 @@ def child_day_read(port: int, database: str, registry_path: Path, days: Sequence
     account = _pipeline(InfluxSettings())
     auth = (account.username or "", account.password.get_secret_value() if account.password else "")
     figures = {}
+    csv = {"Accept": "application/csv", "Accept-Encoding": "identity"}
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=600, auth=auth) as client:
-        # As InfluxStore.query_csv asks (the rollup's read), then as InfluxStore.query would (JSON,
+
+        def get(statement: str, headers: dict[str, str]) -> int:
+            response = client.get("/query", params={"q": statement, "db": database, "epoch": "ns"}, headers=headers)
+            response.raise_for_status()
+            return len(response.content)
+
+        # As InfluxStore.query_csv asks (the rollup's read), one request after another and then
+        # daily.READS_IN_FLIGHT at once as the rollup sends them; then as InfluxStore.query would (JSON,
         # gzip: what the rollup asked before 2026-11-29, for comparison).
-        for name, headers in [
-            ("day_read", {"Accept": "application/csv", "Accept-Encoding": "identity"}),
-            ("day_read_json", {"Accept": "application/json", "Accept-Encoding": "gzip"}),
+        for name, headers, in_flight in [
+            ("day_read", csv, 1),
+            ("day_read_parallel", csv, daily.READS_IN_FLIGHT),
+            ("day_read_json", {"Accept": "application/json", "Accept-Encoding": "gzip"}, 1),
         ]:
-            received = 0
             started = time.monotonic()
-            for statement in statements:
-                response = client.get("/query", params={"q": statement, "db": database, "epoch": "ns"}, headers=headers)
-                response.raise_for_status()
-                received += len(response.content)
+            with ThreadPoolExecutor(max_workers=in_flight) as pool:
+                received = sum(pool.map(get, statements, [headers] * len(statements)))
             figures[f"{name}_s"] = (time.monotonic() - started) / len(days)
             figures[f"{name}_mb"] = received / 1e6 / len(days)
-    return figures
+    return figures | {"in_flight": daily.READS_IN_FLIGHT}
 
 
 def child_rollup(port: int, database: str, registry_path: Path, days: Sequence[date]) -> dict[str, float]:
@@ -462,8 +470,9 @@ def main() -> None:
                 f"        daily rollup {rollup['rollup_s']:6.2f} s per day against InfluxDB's read of the day's raw "
                 f"data {day_read['day_read_s']:6.2f} s ({rollup['rollup_s'] / day_read['day_read_s']:.2f}×, "
                 f"{day_read['day_read_mb']:,.1f} MB; {len(days)} days), peak RSS {rollup['peak_rss_mb']:,.0f} MB; "
-                f"as JSON with gzip InfluxDB's read takes {day_read['day_read_json_s']:.2f} s "
-                f"({rollup['rollup_s'] / day_read['day_read_json_s']:.2f}×)",
+                f"the same requests {day_read['in_flight']:.0f} at once take {day_read['day_read_parallel_s']:.2f} s "
+                f"({rollup['rollup_s'] / day_read['day_read_parallel_s']:.2f}×); as JSON with gzip InfluxDB's read "
+                f"takes {day_read['day_read_json_s']:.2f} s ({rollup['rollup_s'] / day_read['day_read_json_s']:.2f}×)",
                 flush=True,
             )
             if not args.raw_month:

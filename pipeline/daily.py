@@ -17,7 +17,7 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
@@ -46,6 +46,7 @@ from scoring.registers import (
 MARGIN = timedelta(days=35)  # how far before and after the month to look for the bracketing readings
 NEAR = timedelta(hours=1)  # raw readings read around a day or a run of days
 CHUNK_METERS = 200  # meters read from InfluxDB per query: bounds memory whatever the park's size
+READS_IN_FLIGHT = 2  # raw reads asked at once while a chunk is computed (see rollup_chunks)
 CHUNK_SUSPECTS = 50  # meters per per-day count request when looking for late readings
 
 Key = tuple[str, str]  # (meter, register)
@@ -192,9 +193,12 @@ def rollup_chunks(
     """Each of ``meters``' registers on each of ``days``, computed from raw readings, yielded per run
     of consecutive days of one month and chunk of meters (one read each) as soon as it is computed.
 
-    The next chunk is read (InfluxDB answering, the answer parsed) in a second thread while this one
-    is computed: InfluxDB and the computation each keep a core busy instead of taking turns, and at
-    most two chunks are held at once. Only that thread uses ``store`` meanwhile."""
+    The next ``READS_IN_FLIGHT`` chunks are read (InfluxDB answering, the answer parsed) in as many
+    threads while this one is computed, so InfluxDB answers one read while the last answer is parsed
+    and the computation keeps the rest of the machine busy, instead of each taking turns: at 20,000
+    meters a day took 7.0 s with one read ahead and 5.6 s with two (bench/monthly.py, 2026-11-29).
+    At most ``READS_IN_FLIGHT + 1`` chunks are held at once. The reads share ``store`` (an httpx
+    client is safe to share between threads)."""
     tz = registry.park.timezone
     by_month: dict[str, list[date]] = defaultdict(list)
     for day in days:
@@ -212,12 +216,12 @@ def rollup_chunks(
         month, run, chunk = reads[index]
         return read_span(store, day_start(run[0], tz), day_end(run[-1], tz), month, chunk)
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rollup-read") as reader:
-        pending = reader.submit(read, 0)
+    with ThreadPoolExecutor(max_workers=READS_IN_FLIGHT, thread_name_prefix="rollup-read") as reader:
+        pending = deque(reader.submit(read, i) for i in range(min(READS_IN_FLIGHT, len(reads))))
         for index, (month, run, chunk) in enumerate(reads):
-            series = pending.result()
-            if index + 1 < len(reads):
-                pending = reader.submit(read, index + 1)
+            series = pending.popleft().result()
+            if index + READS_IN_FLIGHT < len(reads):
+                pending.append(reader.submit(read, index + READS_IN_FLIGHT))
             bounds = [to_ns(day_start(d, tz)) for d in run] + [to_ns(day_end(run[-1], tz))]
             yield _chunk_days(chunk, series, run, bounds, month)
 
@@ -276,21 +280,55 @@ def compute_day_rollup(settings: Settings, day: str, now: datetime | None = None
     tz = registry.park.timezone
     if day_end(when, tz) > (now or datetime.now(UTC)):
         raise WrongInputError(f"{day} has not ended yet: a day is rolled up once it is over")
-    totals = {"registers": 0, "readings": 0, "gaps": 0, "resets": 0}
-    # The day's points are replaced chunk by chunk, each written as soon as it is computed (through a
-    # second client: the reading thread uses the first), so memory stays one chunk's and the writes
-    # overlap the reads. A run that fails half-way leaves the day written for some registers only:
-    # the monthly step reads the others' day raw, and the retry replaces the whole day again.
-    with InfluxStore(settings.influx) as store, InfluxStore(settings.influx) as writer:
+    at_ns = to_ns(day_start(when, tz))
+    totals = {"registers": 0, "readings": 0, "gaps": 0, "resets": 0, "stale_removed": 0}
+    # Every register's point of the day is written over the one stored (same series and time: InfluxDB
+    # replaces its fields, and a point always has all of them), chunk by chunk as each is computed, so
+    # memory stays one chunk's and the writes overlap the reads. The stored points the registry no
+    # longer makes (a meter or register gone, a meter moved to another enterprise) are deleted
+    # meanwhile. Not a DELETE of the whole day first: at 20,000 meters that DELETE and writing into
+    # the deleted range cost InfluxDB 1.4 s of CPU per day more (bench/monthly.py, 2026-11-29). A run
+    # that fails half-way leaves each register's point either new or as a previous rollup made it
+    # from the readings then stored, as after any late reading: the daily quality DAG re-rolls a day
+    # whose reading count changed, and the retry writes the whole day again.
+    with (
+        InfluxStore(settings.influx) as store,
+        InfluxStore(settings.influx) as writer,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="rollup-stale") as cleaner,
+    ):
         store.create_database()
-        writer.execute(f"DELETE FROM {METER_DAILY.q} WHERE time = {to_ns(day_start(when, tz))}")
+        stale = cleaner.submit(remove_stale_days, writer, registry, at_ns)
         for part in rollup_chunks(registry, store, [when], registry.meters):
             points = daily_points(registry, part, when)
             writer.write(points)
             totals["registers"] += len(points)
             for name in ("readings", "gaps", "resets"):
                 totals[name] += int(sum(float(p.fields[name]) for p in points))
+        totals["stale_removed"] = stale.result()
     return {"day": day, **totals}
+
+
+def remove_stale_days(store: InfluxStore, registry: Registry, at_ns: int, batch: int = 100) -> int:
+    """Delete the ``METER_DAILY`` series stamped ``at_ns`` whose tags are not those :func:`daily_points`
+    gives a register of ``registry`` (enterprise, meter, register and nothing else); return how many."""
+    made = {(m.enterprise, m.id, r.value) for m in registry.meters for r in m.registers}
+    frame = store.query(f'SELECT "readings" FROM {METER_DAILY.q} WHERE time = {at_ns} GROUP BY *')
+    tags = [c for c in frame.columns if c not in ("time", "readings")]
+    stale: list[dict[str, str]] = []
+    for row in frame[tags].itertuples(index=False):
+        series = {tag: value for tag, value in zip(tags, row, strict=True) if isinstance(value, str) and value}
+        if set(series) != {"enterprise", "meter", "register"} or (
+            (series["enterprise"], series["meter"], series["register"]) not in made
+        ):
+            stale.append(series)
+    for first in range(0, len(stale), batch):
+        # A tag the series lacks is matched by = '' (InfluxQL), so only that series is deleted.
+        match = " OR ".join(
+            "(" + " AND ".join(f"{quote_ident(t)} = {quote_literal(s.get(t, ''))}" for t in tags) + ")"
+            for s in stale[first : first + batch]
+        )
+        store.execute(f"DELETE FROM {METER_DAILY.q} WHERE time = {at_ns} AND ({match})")
+    return len(stale)
 
 
 def read_rollups(

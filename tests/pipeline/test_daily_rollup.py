@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from park.lineprotocol import Point
 from park.measurements import METER_DAILY
 from park.month import Month
 from park.registry import DEFAULT_TIMEZONE, Registry, parse_registry
@@ -183,3 +184,63 @@ def test_a_day_not_over_is_refused(settings):
     today = datetime.now(TZ).date()
     with pytest.raises(WrongInputError, match="has not ended yet"):
         compute_day_rollup(settings, today.isoformat())
+
+
+def test_rolling_a_day_again_replaces_exactly_its_points(settings, store, tmp_path, demo_registry):
+    """A day rolled up again after the registry changed: every register's point is the new one, the
+    points the registry no longer makes (a meter removed, a meter moved to another enterprise, series
+    with odd tags written by hand) are deleted, whatever their tag values, and other days stay."""
+    import yaml
+
+    run = simulate_run(
+        demo_registry,
+        datetime(2026, 3, 9, 22, tzinfo=TZ),
+        datetime(2026, 3, 12, 2, tzinfo=TZ),
+        pd.Timedelta("15min"),
+        5,
+        {},
+    )
+    assert write_registers(store, demo_registry, run.published) > 0
+    path = tmp_path / "registry.yaml"
+    path.write_text(yaml.safe_dump(demo_registry.model_dump(mode="json"), allow_unicode=True))
+    settings = settings.model_copy(update={"registry": path})
+    roll_up(settings, [date(2026, 3, 10), date(2026, 3, 11)])
+    day_ns = int(pd.Timestamp("2026-03-10", tz=TZ).value)
+    odd = [
+        {"enterprise": "E0'1", "meter": 'M "x" \\ y', "register": "active_energy_import"},
+        {"enterprise": "E01", "meter": "M,=1 a", "register": "r=1"},
+        {"enterprise": "E01", "meter": "E01-M-GRID", "register": "active_energy_import", "source": "old"},
+    ]
+    store.write([Point(METER_DAILY.name, tags, {"quantity": 1.0, "readings": 1.0}, day_ns) for tags in odd])
+
+    data = demo_registry.model_dump(mode="json")
+    data["meters"] = [m for m in data["meters"] if m["id"] != "E01-S-PKG"]
+    moved = next(m for m in data["meters"] if m["id"] == "E01-S-UT")
+    moved.update(enterprise="E02", gateway="gw-e02-1", workshop="E02-WS-ARR")
+    changed = parse_registry(data)
+    path.write_text(yaml.safe_dump(data, allow_unicode=True))
+
+    summary = compute_day_rollup(settings, "2026-03-10", now=NOW)
+    assert summary["stale_removed"] == 2 + len(odd)  # E01-S-PKG, E01-S-UT under E01, the odd three
+
+    def stored(at_ns: int) -> set[tuple[str, ...]]:
+        frame = store.query(f'SELECT "quantity" FROM {METER_DAILY.q} WHERE time = {at_ns} GROUP BY *')
+        tags = sorted(c for c in frame.columns if c not in ("time", "quantity"))
+        return {tuple(f"{t}={row[t]}" for t in tags if isinstance(row[t], str)) for _, row in frame.iterrows()}
+
+    made = {
+        (f"enterprise={m.enterprise}", f"meter={m.id}", f"register={r.value}")
+        for m in changed.meters
+        for r in m.registers
+    }
+    assert stored(day_ns) == made
+    before = {
+        (f"enterprise={m.enterprise}", f"meter={m.id}", f"register={r.value}")
+        for m in demo_registry.meters
+        for r in m.registers
+    }
+    assert stored(int(pd.Timestamp("2026-03-11", tz=TZ).value)) == before  # the next day untouched
+    day = date(2026, 3, 10)
+    start, end = datetime(2026, 3, 10, tzinfo=TZ), datetime(2026, 3, 11, tzinfo=TZ)
+    fresh = rollup_days(changed, store, [day], changed.meters)
+    assert read_rollups(store, changed, start, end, changed.meters) == {k: {day: v[day]} for k, v in fresh.items()}
