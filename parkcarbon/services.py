@@ -374,7 +374,9 @@ def rotate_password(run_dir: Path, user: str) -> str:
 
 # -- docker/ ------------------------------------------------------------------------------------------------
 
-# Every secret docker/compose.yaml interpolates, each read by the services that need it and no other.
+# Every secret docker/compose.yaml and docker/compose.celery.yaml interpolate, each read by the services that
+# need it and no other. REDIS_PASSWORD (Celery's broker) is written even for a LocalExecutor stack, so that
+# switching to Celery needs no new secret.
 COMPOSE_SECRETS = [
     *(f"MQTT_COLLECTOR_{n}_PASSWORD" for n in range(DOCKER_COLLECTOR_REPLICAS)),
     "INFLUX_ADMIN_PASSWORD",
@@ -382,8 +384,10 @@ COMPOSE_SECRETS = [
     "POSTGRES_PASSWORD",
     "GRAFANA_ADMIN_PASSWORD",
     "AIRFLOW_JWT_SECRET",
+    "AIRFLOW_API_SECRET_KEY",
     "AIRFLOW_ADMIN_PASSWORD",
     "PLATFORM_DB_PASSWORD",
+    "REDIS_PASSWORD",
 ]
 
 

@@ -87,6 +87,10 @@ def _services(args: argparse.Namespace, settings: Settings) -> int:
         written = write_docker_secrets(args.out or Path("docker/secrets"), load_registry(settings.registry))
         print(f"{written.credentials}\n{written.mosquitto_passwd}\n{written.gateways}\n{written.compose_env}")
         print(f"start the stack with: docker-compose -f docker/compose.yaml --env-file {written.compose_env} up -d")
+        print(
+            "or with Celery workers: docker-compose -f docker/compose.yaml -f docker/compose.celery.yaml"
+            f" --env-file {written.compose_env} up -d --scale airflow-worker=2"
+        )
     elif args.action == "tls-certs":
         files = write_tls_certs(args.out or Path("docker/certs"), args.host)
         print(f"{files.ca_cert}   (give it to every gateway: it verifies the broker with it)")
