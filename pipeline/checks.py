@@ -32,13 +32,17 @@ class UnreachableError(RuntimeError):
     only hide the cause."""
 
 
-def require_influx(settings: InfluxSettings, timeout_s: float = 5.0) -> None:
-    """Raise :class:`UnreachableError` unless InfluxDB answers ``/ping`` at ``settings.url`` within ``timeout_s``."""
+TASK_HINT = (
+    "check PARKCARBON_INFLUX__HOST and PARKCARBON_INFLUX__PORT (`parkcarbon airflow up` hands the tasks the"
+    " ports `parkcarbon services up` chose) and that InfluxDB runs"
+)
+
+
+def require_influx(settings: InfluxSettings, timeout_s: float = 5.0, hint: str = TASK_HINT) -> None:
+    """Raise :class:`UnreachableError` unless InfluxDB answers ``/ping`` at ``settings.url`` within
+    ``timeout_s``; the message ends with ``hint``, what the reader should check (a task's settings by
+    default; the command line says how to start the services)."""
     url = settings.url
-    hint = (
-        "check PARKCARBON_INFLUX__HOST and PARKCARBON_INFLUX__PORT (`parkcarbon airflow up` hands the tasks the"
-        " ports `parkcarbon services up` chose) and that InfluxDB runs"
-    )
     try:
         status = httpx.get(f"{url}/ping", timeout=timeout_s).status_code
     except httpx.TransportError as exc:

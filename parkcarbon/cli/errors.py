@@ -37,14 +37,15 @@ def require_broker(settings: Settings, timeout_s: float = 3.0) -> None:
 
 
 def require_influx(settings: Settings, timeout_s: float = 3.0) -> None:
-    """Raise CliError unless InfluxDB answers ``/ping`` at the configured URL."""
-    url = settings.influx.url
+    """Raise CliError unless InfluxDB answers ``/ping`` at the configured URL (the tasks' own check,
+    :func:`pipeline.checks.require_influx`, with the command line's hint)."""
+    from pipeline.checks import UnreachableError
+    from pipeline.checks import require_influx as ping
+
     try:
-        status = httpx.get(f"{url}/ping", timeout=timeout_s).status_code
-    except httpx.TransportError as exc:
-        raise CliError(f"InfluxDB at {url} is not reachable: {_httpx_reason(exc)}; {START_SERVICES}") from exc
-    if status != 204:
-        raise CliError(f"InfluxDB at {url} answered /ping with HTTP {status}: is that port InfluxDB's?")
+        ping(settings.influx, timeout_s, hint=START_SERVICES)
+    except UnreachableError as exc:
+        raise CliError(str(exc)) from None
 
 
 def require_files(paths: dict[str, Path | None]) -> None:
