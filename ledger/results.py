@@ -190,11 +190,14 @@ class Objection:
     decision: str | None
 
 
-def _utc(value: datetime | None) -> datetime | None:
+def _utc(value: datetime) -> datetime:
     """A time read back from the database as UTC (SQLite keeps no offset)."""
-    if value is None:
-        return None
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _utc_or_none(value: datetime | None) -> datetime | None:
+    """:func:`_utc` of a column that may be empty (a step not taken yet)."""
+    return None if value is None else _utc(value)
 
 
 def _finite(value: object) -> float | None:
@@ -252,15 +255,15 @@ def _version(row: Any) -> ResultVersion:
         content_sha256=row["content_sha256"],
         deadline=row["deadline"],
         issuance=row["issuance"],
-        created_at=_utc(row["created_at"]) or datetime.now(UTC),
+        created_at=_utc(row["created_at"]),
         created_by=row["created_by"],
-        published_at=_utc(row["published_at"]),
+        published_at=_utc_or_none(row["published_at"]),
         published_by=row["published_by"],
         window_ends_on=row["window_ends_on"],
-        finalised_at=_utc(row["finalised_at"]),
+        finalised_at=_utc_or_none(row["finalised_at"]),
         finalised_by=row["finalised_by"],
-        superseded_at=_utc(row["superseded_at"]),
-        issuance_at=_utc(row["issuance_at"]),
+        superseded_at=_utc_or_none(row["superseded_at"]),
+        issuance_at=_utc_or_none(row["issuance_at"]),
         issuance_by=row["issuance_by"],
     )
 
@@ -272,9 +275,9 @@ def _objection(row: Any) -> Objection:
         enterprise_id=row["enterprise_id"],
         reason=row["reason"],
         state=row["state"],
-        filed_at=_utc(row["filed_at"]) or datetime.now(UTC),
+        filed_at=_utc(row["filed_at"]),
         filed_by=row["filed_by"],
-        decided_at=_utc(row["decided_at"]),
+        decided_at=_utc_or_none(row["decided_at"]),
         decided_by=row["decided_by"],
         decision=row["decision"],
     )
