@@ -235,26 +235,14 @@ def consumption_by_day(
         energy, rollover, reset, gap, spike = _pair_rules(span, raw[:-1], raw[1:], spec)
 
         # Quantity: every (pair, day) piece, energy x the day's share of the pair.
-        over = np.flatnonzero((t1 > bounds[0]) & (t0 < bounds[-1]))
-        first = np.clip(np.searchsorted(bounds, t0[over], side="right") - 1, 0, n_days - 1)
-        last = np.clip(np.searchsorted(bounds, t1[over], side="left") - 1, 0, n_days - 1)
-        pieces = last - first + 1
-        pair = np.repeat(over, pieces)
-        day = np.repeat(first, pieces) + np.arange(int(pieces.sum())) - np.repeat(np.cumsum(pieces) - pieces, pieces)
-        overlap = np.minimum(t1[pair], bounds[day + 1]) - np.maximum(t0[pair], bounds[day])
-        amount = (energy[pair] * (overlap / span[pair])).tolist()
+        pair, day, share = _day_pieces(t0, t1, span, bounds)
+        amount = (energy[pair] * share).tolist()
         edges = np.searchsorted(day, np.arange(n_days + 1), side="left")
         quantity = [math.fsum(amount[edges[i] : edges[i + 1]]) for i in range(n_days)]
 
-        # Flags: each pair that overlaps the period, on the day it ends (clipped to the period's end).
-        ends = np.minimum(t1, period_end_ns)
-        on = np.searchsorted(bounds, ends, side="left") - 1
-        booked = (t1 > period_start_ns) & (t0 < period_end_ns) & (on >= 0) & (on < n_days)
-        in_period = np.minimum(t1, period_end_ns) - np.maximum(t0, period_start_ns)
-        ends_inside = (t1 > period_start_ns) & (t1 <= period_end_ns)
-        missing = np.rint(in_period / spec.interval_ns).astype(np.int64) - ends_inside.astype(np.int64)
-        estimated = np.where(gap, np.clip(missing, 0, None), 0)
-        apportioned = (t0 < period_start_ns) | (t1 > period_end_ns)
+        on, booked, estimated, apportioned = _booked_pairs(
+            t0, t1, gap, spec.interval_ns, bounds, period_start_ns, period_end_ns
+        )
         for row, values in enumerate((gap, estimated, rollover, reset, spike, apportioned)):
             counts[row] = np.bincount(on[booked], weights=np.asarray(values, dtype=float)[booked], minlength=n_days)
     return [
@@ -272,6 +260,48 @@ def consumption_by_day(
         )
         for i in range(n_days)
     ]
+
+
+def _day_pieces(
+    t0: np.ndarray, t1: np.ndarray, span: np.ndarray, bounds: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every (pair, day) piece of the pairs of readings (t0, t1] (``span`` = t1 − t0 as float) that
+    overlap the days (bounds[d], bounds[d + 1]]: the pair's index, the day's, and the share of the
+    pair's span inside that day. Shared by the one-register and the batch rule so that they split
+    pairs bit for bit alike."""
+    n_days = len(bounds) - 1
+    over = np.flatnonzero((t1 > bounds[0]) & (t0 < bounds[-1]))
+    first = np.clip(np.searchsorted(bounds, t0[over], side="right") - 1, 0, n_days - 1)
+    last = np.clip(np.searchsorted(bounds, t1[over], side="left") - 1, 0, n_days - 1)
+    pieces = last - first + 1
+    pair = np.repeat(over, pieces)
+    day = np.repeat(first, pieces) + np.arange(int(pieces.sum())) - np.repeat(np.cumsum(pieces) - pieces, pieces)
+    overlap = np.minimum(t1[pair], bounds[day + 1]) - np.maximum(t0[pair], bounds[day])
+    return pair, day, overlap / span[pair]
+
+
+def _booked_pairs(
+    t0: np.ndarray,
+    t1: np.ndarray,
+    gap: np.ndarray,
+    interval_ns: int | np.ndarray,
+    bounds: np.ndarray,
+    period_start_ns: int,
+    period_end_ns: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Where each pair's flags are booked: on the day it ends (clipped to the period's end), if it
+    overlaps the period (``on``, ``booked``); with the intervals a gap estimates inside the period
+    and whether the pair reaches beyond it. ``interval_ns``: the register's, or each pair's."""
+    n_days = len(bounds) - 1
+    ends = np.minimum(t1, period_end_ns)
+    on = np.searchsorted(bounds, ends, side="left") - 1
+    booked = (t1 > period_start_ns) & (t0 < period_end_ns) & (on >= 0) & (on < n_days)
+    in_period = np.minimum(t1, period_end_ns) - np.maximum(t0, period_start_ns)
+    ends_inside = (t1 > period_start_ns) & (t1 <= period_end_ns)
+    missing = np.rint(in_period / interval_ns).astype(np.int64) - ends_inside.astype(np.int64)
+    estimated = np.where(gap, np.clip(missing, 0, None), 0)
+    apportioned = (t0 < period_start_ns) | (t1 > period_end_ns)
+    return on, booked, estimated, apportioned
 
 
 def meter_days(
@@ -449,28 +479,17 @@ def registers_by_day(
         span = (t1 - t0).astype(float)
         energy, rollover, reset, gap, spike = _pair_rules_batch(span, r0, r1, specs, reg)
 
-        over = np.flatnonzero((t1 > bounds[0]) & (t0 < bounds[-1]))
-        first = np.clip(np.searchsorted(bounds, t0[over], side="right") - 1, 0, n_days - 1)
-        last = np.clip(np.searchsorted(bounds, t1[over], side="left") - 1, 0, n_days - 1)
-        pieces = last - first + 1
-        pair = np.repeat(over, pieces)
-        day = np.repeat(first, pieces) + np.arange(int(pieces.sum())) - np.repeat(np.cumsum(pieces) - pieces, pieces)
-        overlap = np.minimum(t1[pair], bounds[day + 1]) - np.maximum(t0[pair], bounds[day])
-        amount = energy[pair] * (overlap / span[pair])
+        pair, day, share = _day_pieces(t0, t1, span, bounds)
+        amount = energy[pair] * share
         cell = reg[pair] * n_days + day
         order = np.argsort(cell, kind="stable")
         cell, amounts = cell[order], amount[order].tolist()
         edges = np.searchsorted(cell, np.arange(cells + 1), side="left").tolist()
         sums = [math.fsum(amounts[edges[i] : edges[i + 1]]) for i in range(cells)]
 
-        ends = np.minimum(t1, period_end_ns)
-        on = np.searchsorted(bounds, ends, side="left") - 1
-        booked = (t1 > period_start_ns) & (t0 < period_end_ns) & (on >= 0) & (on < n_days)
-        in_period = np.minimum(t1, period_end_ns) - np.maximum(t0, period_start_ns)
-        ends_inside = (t1 > period_start_ns) & (t1 <= period_end_ns)
-        missing = np.rint(in_period / interval[reg]).astype(np.int64) - ends_inside.astype(np.int64)
-        estimated = np.where(gap, np.clip(missing, 0, None), 0)
-        apportioned = (t0 < period_start_ns) | (t1 > period_end_ns)
+        on, booked, estimated, apportioned = _booked_pairs(
+            t0, t1, gap, interval[reg], bounds, period_start_ns, period_end_ns
+        )
         booked_cell = reg[booked] * n_days + on[booked]
         for row, values in enumerate((gap, estimated, rollover, reset, spike, apportioned)):
             counts[row] = np.bincount(booked_cell, weights=np.asarray(values, dtype=float)[booked], minlength=cells)
