@@ -4,26 +4,15 @@ never re-materialised while nothing changed; an entry from a later month unknown
 
 from __future__ import annotations
 
-import csv
 from datetime import date
 
-import pytest
-
 from ledger import registry_store as store
-from ledger.db import make_engine, migrate
 from ledger.registry_live import LiveRegistry
 from park.registry import load_registry
-from park.settings import DEMO_ENTERPRISES, DEMO_REGISTRY
+from park.settings import DEMO_REGISTRY
+from tests.demo_rows import demo_enterprise_rows
 
 START = date(2026, 1, 1)
-
-
-@pytest.fixture
-def engine(ledger_url):
-    engine = make_engine(ledger_url)
-    migrate(engine)
-    yield engine
-    engine.dispose()
 
 
 def next_month(day: date) -> date:
@@ -35,8 +24,7 @@ def test_the_file_until_imported_then_each_change_on_the_next_call(engine):
     fallback = demo.model_copy(update={"version": "the file"})
     live = LiveRegistry(engine, fallback)
     assert live.current() is fallback and live.loads == 0
-    with DEMO_ENTERPRISES.open(encoding="utf-8", newline="") as f:
-        rows = list(csv.DictReader(f))
+    rows = demo_enterprise_rows()
     with engine.begin() as conn:
         store.import_registry(conn, demo, rows, START, "office", "pilot start")
     first = live.current()

@@ -3,7 +3,6 @@ version from a month's first day, history never edited, every change validated l
 
 from __future__ import annotations
 
-import csv
 import json
 from datetime import UTC, date, datetime
 
@@ -12,30 +11,19 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from ledger import registry_store as store
-from ledger.db import make_engine, migrate
 from park.registry import MeterReplacement, load_registry
-from park.settings import DEMO_ENTERPRISES, DEMO_REGISTRY
+from park.settings import DEMO_REGISTRY
+from tests.demo_rows import demo_enterprise_rows
 
 AS_OF = date(2026, 1, 1)
 
 
 @pytest.fixture
-def engine(ledger_url):
-    engine = make_engine(ledger_url)
-    migrate(engine)
-    yield engine
-    engine.dispose()
-
-
-def demo_rows() -> list[dict[str, str]]:
-    with DEMO_ENTERPRISES.open(encoding="utf-8", newline="") as f:
-        return list(csv.DictReader(f))
-
-
-@pytest.fixture
 def imported(engine):
     with engine.begin() as conn:
-        changes = store.import_registry(conn, load_registry(DEMO_REGISTRY), demo_rows(), AS_OF, "office", "pilot start")
+        changes = store.import_registry(
+            conn, load_registry(DEMO_REGISTRY), demo_enterprise_rows(), AS_OF, "office", "pilot start"
+        )
     return changes
 
 
@@ -48,15 +36,15 @@ def test_import_of_the_demo_registry_gives_it_back(engine, imported):
     assert {c.action for c in imported} == {"registry.add"}
     assert len(imported) == 1 + len(demo.enterprises) + len(demo.workshops) + len(demo.gateways) + len(
         demo.meters
-    ) + len(demo_rows())
+    ) + len(demo_enterprise_rows())
     with engine.connect() as conn:
         assert store.registry_as_of(conn, AS_OF) == demo
         assert store.registry_as_of(conn, date(2030, 6, 15)) == demo
-        assert store.value_added_as_of(conn, AS_OF) == demo_rows()
+        assert store.value_added_as_of(conn, AS_OF) == demo_enterprise_rows()
         with pytest.raises(store.RegistryChangeError, match="no park on 2025-12-31"):
             store.registry_as_of(conn, date(2025, 12, 31))
     with engine.begin() as conn:  # the same files again: nothing to change
-        assert store.import_registry(conn, demo, demo_rows(), date(2026, 2, 1), "office", "again") == []
+        assert store.import_registry(conn, demo, demo_enterprise_rows(), date(2026, 2, 1), "office", "again") == []
 
 
 def test_a_multiplier_change_is_a_new_version_from_a_month_start(engine, imported):
@@ -221,7 +209,7 @@ def test_a_replacement_applies_from_its_months_start_with_its_instant(engine, im
 def test_value_added_is_versioned_and_checked(engine, imported):
     """A year's value added corrected from a month: the file's rows as of before and after; a row that
     is not a number, or carries columns the registry does not keep, is refused."""
-    row = demo_rows()[0]
+    row = demo_enterprise_rows()[0]
     with engine.begin() as conn:
         changes = store.put_entry(
             conn, store.VALUE_ADDED, row | {"value_added_10k_cny": "70000.0"}, date(2027, 3, 1), "office", "audited"

@@ -5,7 +5,6 @@ meter quality; a month before the addition has none of them. On a real InfluxDB.
 
 from __future__ import annotations
 
-import csv
 from datetime import date
 
 import pytest
@@ -18,10 +17,11 @@ from ledger.schema import accounts
 from ledger.settlement import open_ledger
 from park.measurements import METER_QUALITY_DAILY
 from park.registry import load_registry
-from park.settings import DEMO_ENTERPRISES, DEMO_REGISTRY, LedgerSettings
+from park.settings import DEMO_REGISTRY, LedgerSettings
 from pipeline.quality import compute_day_quality
 from pipeline.registry_source import registry_of_period
 from reports.monthly import enterprise_table
+from tests.demo_rows import demo_enterprise_rows
 
 pytestmark = pytest.mark.services
 
@@ -36,8 +36,7 @@ def database_mode(settings, tmp_path):
     url = f"sqlite:///{tmp_path / 'platform.sqlite'}"
     engine = make_engine(url)
     migrate(engine)
-    with DEMO_ENTERPRISES.open(encoding="utf-8", newline="") as f:
-        rows = list(csv.DictReader(f))
+    rows = demo_enterprise_rows()
     with engine.begin() as conn:
         registry_store.import_registry(conn, load_registry(DEMO_REGISTRY), rows, START, "office", "pilot")
         for kind, document in (

@@ -5,7 +5,6 @@ gives the old result, on a real InfluxDB with ``compute_activity`` and ``compute
 
 from __future__ import annotations
 
-import csv
 import json
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
@@ -18,11 +17,12 @@ from ledger.db import make_engine, migrate
 from park.measurements import ACTIVITY_MONTHLY, CREDITS, DATA_QUALITY, EMISSIONS_MONTHLY, MONTH_COVERAGE
 from park.month import Month, read_month
 from park.registry import DEFAULT_TIMEZONE, MeterReplacement, load_registry
-from park.settings import DEMO_ENTERPRISES, DEMO_REGISTRY
+from park.settings import DEMO_REGISTRY
 from pipeline.monthly import compute_activity, compute_scores
 from simulators.history import write_registers
 from simulators.park import truth_from_registers
 from simulators.run import simulate_run
+from tests.demo_rows import demo_enterprise_rows
 
 pytestmark = pytest.mark.services
 
@@ -85,8 +85,7 @@ def test_a_multiplier_changed_from_a_date_keeps_the_months_before(settings, stor
     database = settings.model_copy(update={"registry_source": "database"})
     engine = make_engine(database.ledger_url)
     migrate(engine)
-    with DEMO_ENTERPRISES.open(encoding="utf-8", newline="") as f:
-        rows = list(csv.DictReader(f))
+    rows = demo_enterprise_rows()
     with engine.begin() as conn:
         registry_store.import_registry(conn, demo_registry, rows, date(2026, 1, 1), "office", "pilot start")
 
@@ -165,8 +164,7 @@ def test_a_replacement_recorded_in_the_database_is_bridged_as_the_files(settings
     database = settings.model_copy(update={"registry_source": "database"})
     engine = make_engine(database.ledger_url)
     migrate(engine)
-    with DEMO_ENTERPRISES.open(encoding="utf-8", newline="") as f:
-        rows = list(csv.DictReader(f))
+    rows = demo_enterprise_rows()
     replacement = MeterReplacement.model_validate({k: v for k, v in event.items() if k != "meter"})
     with engine.begin() as conn:
         registry_store.import_registry(conn, demo_registry, rows, date(2026, 1, 1), "office", "pilot start")

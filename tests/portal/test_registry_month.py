@@ -6,7 +6,6 @@ registry from the database; before the approval the same month does not balance.
 
 from __future__ import annotations
 
-import csv
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
@@ -19,13 +18,13 @@ from ledger.db import make_engine, migrate
 from park.measurements import ACTIVITY_MONTHLY
 from park.month import Month, read_month
 from park.registry import DEFAULT_TIMEZONE, Carrier, MeterRole, Registry
-from park.settings import DEMO_ENTERPRISES
 from pipeline.monthly import compute_activity
 from portal import registry_edit
 from portal.audit import Actor
 from simulators.history import write_registers
 from simulators.run import simulate_run
 from simulators.truth import monthly_truth
+from tests.demo_rows import demo_enterprise_rows
 
 pytestmark = pytest.mark.services
 
@@ -81,8 +80,7 @@ def test_an_approved_replacement_balances_its_month_against_the_truth(settings, 
     database = settings.model_copy(update={"registry_source": "database"})
     engine = make_engine(database.ledger_url)
     migrate(engine)
-    with DEMO_ENTERPRISES.open(encoding="utf-8", newline="") as f:
-        rows = list(csv.DictReader(f))
+    rows = demo_enterprise_rows()
     with engine.begin() as conn:
         registry_store.import_registry(conn, demo_registry, rows, date(2026, 1, 1), "office", "pilot start")
 
