@@ -9,6 +9,7 @@ enterprise, a workshop's meters for the workshop), less the energy a reset made 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -49,8 +50,14 @@ def expected_activity(run: FaultedRun, registry: Registry) -> pd.Series:
     for fault in run.faults:
         if fault.kind == "reset":
             truth[(fault.meter, fault.register)] -= float(fault.detail["unbookable"])  # type: ignore[arg-type]
+    return booked_activity(registry, truth.items())
+
+
+def booked_activity(registry: Registry, quantities: Iterable[tuple[tuple[str, str], float]]) -> pd.Series:
+    """Quantity per (enterprise, workshop, source) from each (meter, register)'s quantity, booked as
+    GB/T 32150 books it: main meters for the enterprise, a workshop's meters for the workshop."""
     rows: dict[tuple[str, str, str], float] = {}
-    for (meter_id, register), quantity in truth.items():
+    for (meter_id, register), quantity in quantities:
         meter = registry.meter_by_id[meter_id]
         source = BOOKED.get((meter.carrier, register))
         if source is None:

@@ -17,7 +17,7 @@ from ledger import registry_store
 from ledger.db import make_engine, migrate
 from park.measurements import ACTIVITY_MONTHLY
 from park.month import Month, read_month
-from park.registry import DEFAULT_TIMEZONE, Carrier, MeterRole, Registry
+from park.registry import DEFAULT_TIMEZONE, MeterRole, Registry
 from pipeline.monthly import compute_activity
 from portal import registry_edit
 from portal.audit import Actor
@@ -25,34 +25,20 @@ from simulators.history import write_registers
 from simulators.run import simulate_run
 from simulators.truth import monthly_truth
 from tests.demo_rows import demo_enterprise_rows
+from tests.e2e.test_monthly_faults import BOOKED, booked_activity
 
 pytestmark = pytest.mark.services
 
 TZ = ZoneInfo(DEFAULT_TIMEZONE)
 PERIOD = "2026-03"
 SEED = 4  # swaps E07's main grid meter on 18 March (seed 11 swaps a PV meter, which is not booked here)
-BOOKED = {  # (carrier, register) → activity source, as scoring.activity books them (tests/e2e/test_monthly_faults.py)
-    (Carrier.GRID_ELECTRICITY, "active_energy_import"): "grid_electricity",
-    (Carrier.NATURAL_GAS, "gas_volume"): "natural_gas",
-    (Carrier.HEAT, "heat_energy"): "purchased_heat",
-}
 
 
 def expected_activity(truth: pd.DataFrame, registry: Registry) -> pd.Series:
     """Quantity per (enterprise, workshop, source) from what the meters counted in March, booked as GB/T
     32150 books it: main meters for the enterprise, a workshop's meters for the workshop."""
     march = truth[truth["month"] == PERIOD]
-    rows: dict[tuple[str, str, str], float] = {}
-    for meter_id, register, quantity in zip(march["meter"], march["register"], march["consumption"], strict=True):
-        meter = registry.meter_by_id[meter_id]
-        source = BOOKED.get((meter.carrier, register))
-        if source is None:
-            continue
-        scopes = ([""] if meter.role is MeterRole.MAIN else []) + ([meter.workshop] if meter.workshop else [])
-        for workshop in scopes:
-            key = (meter.enterprise, workshop, source)
-            rows[key] = rows.get(key, 0.0) + float(quantity)
-    return pd.Series(rows).sort_index()
+    return booked_activity(registry, march.set_index(["meter", "register"])["consumption"].items())
 
 
 def stored_activity(store) -> pd.Series:
