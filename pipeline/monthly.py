@@ -32,7 +32,7 @@ from park.measurements import (
     Measurement,
 )
 from park.month import Month, rfc3339
-from park.registry import Registry
+from park.registry import Meter, Registry
 from park.settings import Settings
 from park.store import InfluxStore, quote_literal
 from pipeline.checks import WrongInputError, check_month
@@ -110,12 +110,17 @@ def meter_consumption(
 
 
 def month_consumption_counted(
-    registry: Registry, store: InfluxStore, month: Month, chunk_meters: int = CHUNK_METERS
+    registry: Registry,
+    store: InfluxStore,
+    month: Month,
+    chunk_meters: int = CHUNK_METERS,
+    meters: Sequence[Meter] | None = None,
 ) -> tuple[dict[tuple[str, str], WindowConsumption], int]:
-    """:func:`meter_consumption`, and how many register-days came from rollups."""
+    """:func:`meter_consumption` of ``meters`` (default: every registry meter), and how many
+    register-days came from rollups."""
     result: dict[tuple[str, str], WindowConsumption] = {}
     from_rollups = 0
-    meters = registry.meters
+    meters = registry.meters if meters is None else meters
     for first in range(0, len(meters), chunk_meters):
         part, rolled = month_consumption(registry, store, month, meters[first : first + chunk_meters])
         result |= part
@@ -229,12 +234,7 @@ def compute_group(
     meters = [m for m in registry.meters if m.enterprise in members]
     with InfluxStore(settings.influx) as store:
         store.create_database()
-        consumption: dict[tuple[str, str], WindowConsumption] = {}
-        from_rollups = 0
-        for first in range(0, len(meters), CHUNK_METERS):
-            part, rolled = month_consumption(registry, store, month, meters[first : first + CHUNK_METERS])
-            consumption |= part
-            from_rollups += rolled
+        consumption, from_rollups = month_consumption_counted(registry, store, month, meters=meters)
         activity, quality = activity_from_meters(registry, consumption, period)
         coverage, with_data = coverage_points(registry, consumption, month.start_ns, members)
         activity = activity[activity["enterprise"].isin(with_data)]
