@@ -36,7 +36,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from ledger.amounts import cny_to_fen, credits_to_kg, kg_to_t, t_to_kg
 from ledger.chain import CHAINED, link
-from ledger.db import current_revision, head_revision, lock, make_engine, migrate
+from ledger.db import as_utc, current_revision, head_revision, lock, make_engine, migrate
 from ledger.errors import (
     DuplicateReferenceError,
     ExpiredError,
@@ -199,8 +199,7 @@ class Ledger:
 
     def _now(self) -> datetime:
         """The booking time in UTC: SQLite keeps no offset, and the chains hash what is kept."""
-        now = self.clock()
-        return now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
+        return as_utc(self.clock())
 
     def _retrying(self, work: Callable[[Connection], Any]) -> Any:
         """Run ``work`` in a transaction, again after a deadlock or serialization failure."""

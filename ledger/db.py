@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -170,3 +171,13 @@ def grant_app_role(engine: Engine, role: str, password: str | None = None) -> No
         for table in WITH_SERIAL_ID:  # the next id of an inserted row
             sequence = conn.execute(select(func.pg_get_serial_sequence(table, "id"))).scalar_one()
             conn.execute(text(f"GRANT USAGE ON SEQUENCE {sequence} TO {name}"))
+
+
+def as_utc(value: datetime) -> datetime:
+    """A time read back from the database (or a clock) as UTC: SQLite keeps no offset."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def as_utc_or_none(value: datetime | None) -> datetime | None:
+    """:func:`as_utc` of a column that may be empty (a step not taken yet)."""
+    return None if value is None else as_utc(value)

@@ -54,7 +54,7 @@ from sqlalchemy import (
 )
 
 from ledger.book import SettledCredit
-from ledger.db import lock
+from ledger.db import as_utc, as_utc_or_none, lock
 from ledger.schema import metadata
 
 VERSION_STATES = ("draft", "published", "final", "superseded")
@@ -190,16 +190,6 @@ class Objection:
     decision: str | None
 
 
-def _utc(value: datetime) -> datetime:
-    """A time read back from the database as UTC (SQLite keeps no offset)."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _utc_or_none(value: datetime | None) -> datetime | None:
-    """:func:`_utc` of a column that may be empty (a step not taken yet)."""
-    return None if value is None else _utc(value)
-
-
 def _finite(value: object) -> float | None:
     """A figure as the rows keep it: None for what is missing (None, NaN, infinite, not a number)."""
     try:
@@ -255,15 +245,15 @@ def _version(row: Any) -> ResultVersion:
         content_sha256=row["content_sha256"],
         deadline=row["deadline"],
         issuance=row["issuance"],
-        created_at=_utc(row["created_at"]),
+        created_at=as_utc(row["created_at"]),
         created_by=row["created_by"],
-        published_at=_utc_or_none(row["published_at"]),
+        published_at=as_utc_or_none(row["published_at"]),
         published_by=row["published_by"],
         window_ends_on=row["window_ends_on"],
-        finalised_at=_utc_or_none(row["finalised_at"]),
+        finalised_at=as_utc_or_none(row["finalised_at"]),
         finalised_by=row["finalised_by"],
-        superseded_at=_utc_or_none(row["superseded_at"]),
-        issuance_at=_utc_or_none(row["issuance_at"]),
+        superseded_at=as_utc_or_none(row["superseded_at"]),
+        issuance_at=as_utc_or_none(row["issuance_at"]),
         issuance_by=row["issuance_by"],
     )
 
@@ -275,9 +265,9 @@ def _objection(row: Any) -> Objection:
         enterprise_id=row["enterprise_id"],
         reason=row["reason"],
         state=row["state"],
-        filed_at=_utc(row["filed_at"]),
+        filed_at=as_utc(row["filed_at"]),
         filed_by=row["filed_by"],
-        decided_at=_utc_or_none(row["decided_at"]),
+        decided_at=as_utc_or_none(row["decided_at"]),
         decided_by=row["decided_by"],
         decision=row["decision"],
     )

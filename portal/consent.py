@@ -25,12 +25,13 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Connection, and_, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from ledger.db import as_utc, as_utc_or_none
 from portal.audit import Actor, record
 from portal.schema import bank_users, banks, consents
 from portal.scope import ForbiddenError, NotFoundError
@@ -75,11 +76,6 @@ class Consent:
         return "expired" if self.state == "granted" and not self.stands_on(today) else self.state
 
 
-def _utc(value: datetime) -> datetime:
-    """A time read back from the database as UTC (SQLite keeps no offset)."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 def _consent(row: Any) -> Consent:
     return Consent(
         id=int(row["id"]),
@@ -88,9 +84,9 @@ def _consent(row: Any) -> Consent:
         bank_name=row["name"],
         valid_until=row["valid_until"],
         state=row["state"],
-        granted_at=_utc(row["granted_at"]),
+        granted_at=as_utc(row["granted_at"]),
         granted_by=row["granted_by"],
-        ended_at=_utc(row["ended_at"]) if row["ended_at"] is not None else None,
+        ended_at=as_utc_or_none(row["ended_at"]),
         ended_by=row["ended_by"],
     )
 

@@ -34,6 +34,7 @@ from sqlalchemy import Connection, insert, or_, select, update
 
 from ledger.amounts import cny_to_fen, kg_to_t, t_to_kg
 from ledger.book import Booked, Ledger
+from ledger.db import as_utc, as_utc_or_none
 from ledger.errors import InsufficientBalanceError, LedgerError
 from portal.audit import Actor, record
 from portal.schema import offers
@@ -91,11 +92,6 @@ class Offer:
         return SELLER if enterprise_id == self.seller_id else BUYER
 
 
-def _utc(value: datetime) -> datetime:
-    """A time read back from the database as UTC (SQLite keeps no offset)."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 def _offer(row: Any) -> Offer:
     return Offer(
         id=int(row["id"]),
@@ -104,11 +100,11 @@ def _offer(row: Any) -> Offer:
         vintage=int(row["vintage"]),
         amount_kg=int(row["amount_kg"]),
         price_fen_per_t=int(row["price_fen_per_t"]),
-        expires_at=_utc(row["expires_at"]),
+        expires_at=as_utc(row["expires_at"]),
         state=row["state"],
-        created_at=_utc(row["created_at"]),
+        created_at=as_utc(row["created_at"]),
         created_by=row["created_by"],
-        decided_at=_utc(row["decided_at"]) if row["decided_at"] is not None else None,
+        decided_at=as_utc_or_none(row["decided_at"]),
         decided_by=row["decided_by"],
         transaction_id=row["transaction_id"],
     )
