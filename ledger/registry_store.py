@@ -53,7 +53,6 @@ from sqlalchemy import (
     insert,
     or_,
     select,
-    text,
     update,
 )
 
@@ -227,7 +226,8 @@ def value_added_as_of(conn: Connection, day: date) -> list[dict[str, str]]:
     return [d for (kind, _), d in documents_as_of(conn, day).items() if kind == VALUE_ADDED]
 
 
-def _open_row(conn: Connection, kind: str, entity_id: str) -> Any:
+def open_row(conn: Connection, kind: str, entity_id: str) -> Any:
+    """The entry's version in force (open: no ``valid_to``; one at most, by a unique index), or None."""
     return conn.execute(
         select(registry_versions).where(
             registry_versions.c.kind == kind,
@@ -282,7 +282,7 @@ def _apply(
     for (kind, entity_id), document in changes.items():
         if kind not in KINDS:
             raise RegistryChangeError(f"unknown kind of registry entry {kind!r}")
-        row = _open_row(conn, kind, entity_id)
+        row = open_row(conn, kind, entity_id)
         before = row.document if row is not None else ""
         after = _dump(document) if document is not None else ""
         if before == after:
@@ -366,7 +366,7 @@ def replace_meter(
     """Record a meter replacement: the old meter's final reading and the new one's first, at the instant
     of the change (and the new CT/PT multiplier, serial, if any). The meter's version from the first
     day of the replacement's month lists it, so that month and every later one bridge it exactly."""
-    row = _open_row(conn, METER, meter_id)
+    row = open_row(conn, METER, meter_id)
     if row is None:
         raise RegistryChangeError(f"meter {meter_id!r} is not in the registry")
     meter = Meter.model_validate(json.loads(row.document))
@@ -407,7 +407,3 @@ def history(conn: Connection, kind: str | None = None, entity_id: str | None = N
     if entity_id is not None:
         query = query.where(registry_versions.c.entity_id == entity_id)
     return [dict(r._mapping) for r in conn.execute(query)]
-
-
-def is_empty(conn: Connection) -> bool:
-    return conn.execute(text("SELECT 1 FROM registry_versions LIMIT 1")).first() is None

@@ -809,9 +809,6 @@ def create_app(config: PlatformConfig, store: InfluxStore | None = None) -> Fast
 
     # -- the registry edited on the platform (portal/registry_edit.py) ----------------------------------
 
-    def registry_today() -> Any:
-        return datetime.now(ZoneInfo(registry.park.timezone)).date()
-
     def registry_page(
         request: Request,
         v: View,
@@ -822,11 +819,11 @@ def create_app(config: PlatformConfig, store: InfluxStore | None = None) -> Fast
         if not v.scope.is_park:
             raise ForbiddenError("the park's registry is for the park office and the auditor")
         try:
-            day = registry_edit.parse_day(as_of, registry_today())
+            day = registry_edit.parse_day(as_of, v.today())
         except workflow.InvalidInputError:
             if not errors:
                 raise
-            day = registry_today()  # a refused form with a date that is none: the page of today, with the errors
+            day = v.today()  # a refused form with a date that is none: the page of today, with the errors
         with reader.connect() as conn:
             listed = registry_edit.entries(conn, day)
             pending = registry_edit.load_proposals(conn, v.scope.enterprise_ids, "proposed")
@@ -859,7 +856,7 @@ def create_app(config: PlatformConfig, store: InfluxStore | None = None) -> Fast
     def registry_download(v: View, as_of: str | None, csv_file: bool) -> Response:
         """The registry file or the enterprises file as they were on ``as_of`` (today by default)."""
         v.scope.require_park()
-        day = registry_edit.parse_day(as_of, registry_today())
+        day = registry_edit.parse_day(as_of, v.today())
         with reader.connect() as conn:
             registry_text, enterprises_text = registry_edit.export(conn, day)
         name, content, media_type = (
@@ -948,7 +945,7 @@ def create_app(config: PlatformConfig, store: InfluxStore | None = None) -> Fast
     @app.get("/enterprises/{enterprise_id}/registry", response_class=HTMLResponse)
     def enterprise_registry(request: Request, v: Scoped, enterprise_id: str, as_of: str | None = None) -> Response:
         enterprise = v.scope.enterprise(enterprise_id)
-        day = registry_edit.parse_day(as_of, registry_today())
+        day = registry_edit.parse_day(as_of, v.today())
         with reader.connect() as conn:
             listed = registry_edit.entries(conn, day, enterprise.id)
             proposed = registry_edit.load_proposals(conn, [enterprise.id])

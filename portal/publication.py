@@ -72,7 +72,6 @@ OBJECTION_TRANSITIONS: dict[tuple[str, str], tuple[str, ...]] = {
 ISSUANCE_TRANSITIONS: dict[tuple[str, str], tuple[str, ...]] = {
     ("proposed", "approved"): ISSUANCE_APPROVERS,
 }
-VISIBLE_TO_ENTERPRISES = ("published", "final", "superseded")  # a draft is the park office's alone
 MAX_REASON_CHARS = 2000
 # The park office's lists drawn from a version (grades as scoring.credits gives them: 1 best … 5 worst).
 LISTS = {

@@ -45,11 +45,10 @@ from ledger.registry_store import ENTERPRISE, GATEWAY, METER, WORKSHOP, Registry
 from park.registry import Enterprise, Gateway, Meter, MeterReplacement, Workshop
 from portal.audit import Actor, record
 from portal.schema import registry_proposals
-from portal.scope import PARK_ROLES, ForbiddenError, NotFoundError
+from portal.scope import ForbiddenError, NotFoundError
 from portal.workflow import NEW, IllegalTransitionError, InvalidInputError, check_transition
 
 EDITORS = ("park_admin",)  # change the registry directly
-READERS = PARK_ROLES  # the park's registry page and its export: the park's roles and the auditor
 PROPOSERS = ("enterprise_admin",)  # of its own enterprise
 REVIEWERS = ("park_analyst",)
 PROPOSAL_TRANSITIONS: dict[tuple[str, str], tuple[str, ...]] = {
@@ -182,11 +181,11 @@ def entry_document(kind: str, fields: Mapping[str, str], current: Mapping[str, A
 
 def _in_force(conn: Connection, kind: str, entity_id: str) -> dict[str, Any] | None:
     """The entry's version in force (open), or None."""
-    for row in reversed(registry_store.history(conn, kind, entity_id)):
-        if row["valid_to"] is None:
-            document: dict[str, Any] = json.loads(row["document"])
-            return document
-    return None
+    row = registry_store.open_row(conn, kind, entity_id)
+    if row is None:
+        return None
+    document: dict[str, Any] = json.loads(row.document)
+    return document
 
 
 # -- the park admin's changes ----------------------------------------------------------------------

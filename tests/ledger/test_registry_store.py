@@ -174,7 +174,7 @@ def test_a_stale_change_books_nothing(engine, imported):
     """Closing a version another change closed meanwhile (the conditional UPDATE finds no open row)."""
     meter = load_registry(DEMO_REGISTRY).meters[0]
     with engine.begin() as conn:
-        stale = store._open_row(conn, store.METER, meter.id)
+        stale = store.open_row(conn, store.METER, meter.id)
         store.put_entry(conn, store.METER, json.loads(stale.document) | {"multiplier": 9}, date(2026, 3, 1), "a", "r")
         with pytest.raises(store.RegistryConflictError, match="changed meanwhile"):
             store._close(conn, stale, date(2026, 4, 1), "b", datetime.now(UTC))
