@@ -29,11 +29,11 @@ import pandas as pd
 from park.lineprotocol import Point, to_ns
 from park.measurements import METER_DAILY, METER_REGISTER
 from park.month import Month, rfc3339
-from park.registry import Meter, Registry, load_registry
+from park.registry import Meter, Registry
 from park.settings import Settings
 from park.store import InfluxStore, quote_ident, quote_literal
 from pipeline.checks import WrongInputError
-from pipeline.registry_source import registry_of_day, registry_of_period
+from pipeline.registry_source import registries_of_periods, registry_of_day
 from scoring.registers import (
     RegisterSpec,
     WindowConsumption,
@@ -478,21 +478,27 @@ def reroll_late_days(settings: Settings, today: date | None = None) -> dict[str,
     With the registry in the database, each month's touched days are re-rolled with the registry of
     that month (``pipeline.registry_source``), as the month itself was rolled up; a neighbouring day
     its readings reach in the month before is re-rolled with the same registry."""
-    tz = registry_of_day(settings, today or date.today()).park.timezone
-    month = Month.containing(datetime.combine(today or date.today(), datetime.min.time(), ZoneInfo(tz)), tz)
-    months = []
-    for _ in range(settings.quality.late_data_months):
-        months.append(month)
-        month = month.previous()
+    months = late_data_months(settings, today)
+    registries = registries_of_periods(settings, [m.period for m in months])
     with InfluxStore(settings.influx) as store:
         store.create_database()
         if settings.registry_source == "file":
-            return _reroll(load_registry(settings.registry), store, months)
+            return _reroll(registries[months[0].period], store, months)
         rerolled: dict[str, int] = defaultdict(int)
         for each in reversed(months):  # oldest first: a later month's pass sees what an earlier one wrote
-            for day, registers in _reroll(registry_of_period(settings, each.period), store, [each]).items():
+            for day, registers in _reroll(registries[each.period], store, [each]).items():
                 rerolled[day] += registers
         return dict(rerolled)
+
+
+def late_data_months(settings: Settings, today: date | None = None) -> list[Month]:
+    """The months the late-data checks look at: the one containing ``today`` (the park's local date)
+    and the ``quality.late_data_months`` − 1 before it, newest first."""
+    tz = registry_of_day(settings, today or date.today()).park.timezone
+    months = [Month.containing(datetime.combine(today or date.today(), datetime.min.time(), ZoneInfo(tz)), tz)]
+    while len(months) < settings.quality.late_data_months:
+        months.append(months[-1].previous())
+    return months
 
 
 def _reroll(registry: Registry, store: InfluxStore, months: Sequence[Month]) -> dict[str, int]:

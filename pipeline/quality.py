@@ -30,7 +30,8 @@ from park.month import Month, rfc3339
 from park.registry import Registry
 from park.settings import Settings
 from park.store import InfluxStore
-from pipeline.registry_source import registry_of_day, registry_of_period
+from pipeline.daily import late_data_months
+from pipeline.registry_source import registries_of_periods, registry_of_day
 
 LOOKBACK = timedelta(days=35)  # how far back the last reading of a meter is looked for
 
@@ -174,17 +175,16 @@ def compute_late_data(settings: Settings, today: date | None = None) -> dict[str
 
     Returns the late readings per month that has any (YYYY-MM → count).
     """
-    tz = registry_of_day(settings, today or date.today()).park.timezone
-    month = Month.containing(datetime.combine(today or date.today(), datetime.min.time(), ZoneInfo(tz)), tz)
     late: dict[str, int] = {}
+    months = late_data_months(settings, today)
+    # each month with the registry that computes it (the file: the same one)
+    registries = registries_of_periods(settings, [m.period for m in months])
     with InfluxStore(settings.influx) as store:
         store.create_database()
-        for _ in range(settings.quality.late_data_months):
-            # each month with the registry that computes it (the file: the same one)
-            points = month_late_data(registry_of_period(settings, month.period), store, month)
+        for month in months:
+            points = month_late_data(registries[month.period], store, month)
             if points is not None:
                 store.replace_at(LATE_DATA, month.start_ns, points)
                 if points:
                     late[month.period] = int(sum(float(p.fields["late_readings"]) for p in points))
-            month = month.previous()
     return late
