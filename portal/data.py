@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -251,11 +251,17 @@ class View:
         """Like :meth:`_read_many` for one enterprise's page, without pandas: per (measurement, condition),
         its points as dicts with ``time`` (ns), ``period`` and every tag ("" where missing)."""
         self.scope.enterprise(enterprise_id)
+        return self._enterprise_rows(wanted, enterprise_id, self.scope.enterprise_ids)
+
+    def _enterprise_rows(
+        self, wanted: list[tuple[Measurement, str]], enterprise_id: str, allowed: Collection[str]
+    ) -> list[list[dict[str, Any]]]:
+        """The points of ``enterprise_id`` per (measurement, condition); rows of an enterprise not in
+        ``allowed`` are dropped behind the query's own filter."""
         statements = [
             f"SELECT * FROM {m.q} WHERE " + " AND ".join([*([where] if where else []), '"enterprise" = $enterprise'])
             for m, where in wanted
         ]
-        allowed = self.scope.enterprise_ids
         periods: dict[int, str] = {}
         out = []
         for (measurement, _), rows in zip(
@@ -900,24 +906,8 @@ class View:
 
     def _subject_rows(self, enterprise_id: str, wanted: list[tuple[Measurement, str]]) -> list[list[dict[str, Any]]]:
         """:meth:`_rows_many` for a report's subject that :meth:`_report_subject` admitted (a bank's scope
-        holds no enterprise); rows of any other enterprise are dropped behind the query's own filter."""
-        statements = [
-            f"SELECT * FROM {m.q} WHERE " + " AND ".join([*([where] if where else []), '"enterprise" = $enterprise'])
-            for m, where in wanted
-        ]
-        out = []
-        found = self._b.store.query_rows_many(statements, {"enterprise": enterprise_id})
-        for measurement, rows in zip((m for m, _ in wanted), found, strict=True):
-            kept = [r for r in rows if r.get("enterprise") == enterprise_id]
-            for row in kept:
-                row["period"] = (
-                    pd.Timestamp(row["time"], unit="ns", tz="UTC").tz_convert(self._b.timezone).strftime("%Y-%m")
-                )
-                for tag in measurement.tags:
-                    if row.get(tag) is None:
-                        row[tag] = ""
-            out.append(kept)
-        return out
+        holds no enterprise): that enterprise's rows only."""
+        return self._enterprise_rows(wanted, enterprise_id, {enterprise_id})
 
     def bank_reports(self) -> list[dict[str, Any]]:
         """The bank's home: per enterprise whose consent stands now, the years it has results of."""
