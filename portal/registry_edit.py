@@ -305,13 +305,21 @@ def _belongs(kind: str, entity_id: str, document: Mapping[str, Any], enterprise_
 def entries(conn: Connection, day: date, enterprise_id: str | None = None) -> list[Entry]:
     """The entries in force on ``day`` (of ``enterprise_id`` only, if given), in the registry's order,
     each with its history. The park and value added are not edited here."""
-    in_force = registry_store.documents_as_of(conn, day)
+    in_force = _in_force_on(conn, day, enterprise_id)
     versions: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for row in registry_store.history(conn):
         versions.setdefault((row["kind"], row["entity_id"]), []).append(row)
     return [
         Entry(kind, entity_id, dict(document), tuple(versions.get((kind, entity_id), ())))
-        for (kind, entity_id), document in in_force.items()
+        for kind, entity_id, document in in_force
+    ]
+
+
+def _in_force_on(conn: Connection, day: date, enterprise_id: str | None) -> list[tuple[str, str, Mapping[str, Any]]]:
+    """(kind, id, document) of the entries :func:`entries` lists, without their history."""
+    return [
+        (kind, entity_id, document)
+        for (kind, entity_id), document in registry_store.documents_as_of(conn, day).items()
         if kind in FORM_FIELDS and (enterprise_id is None or _belongs(kind, entity_id, document, enterprise_id))
     ]
 
@@ -454,8 +462,8 @@ def _insert(
 def _own_ids(conn: Connection, enterprise_id: str, day: date) -> dict[str, set[str]]:
     """The ids of ``enterprise_id``'s entries in force on ``day``, by kind."""
     ids: dict[str, set[str]] = {kind: set() for kind in FORM_FIELDS}
-    for entry in entries(conn, day, enterprise_id):
-        ids[entry.kind].add(entry.entity_id)
+    for kind, entity_id, _ in _in_force_on(conn, day, enterprise_id):
+        ids[kind].add(entity_id)
     return ids
 
 
