@@ -41,7 +41,7 @@ from portal.config import PlatformConfig
 from portal.data import SCOPES, Backend, View
 from portal.results_view import ResultsView
 from portal.schema import BANK_ROLE
-from portal.scope import BANK_HOME, ROLE_NAMES, ForbiddenError, NotFoundError, Scope
+from portal.scope import ROLE_NAMES, ForbiddenError, NotFoundError, Scope, home_of
 from reports import credit
 from reports.svg import bar_chart
 from scoring.policy import load_policy
@@ -217,9 +217,7 @@ def create_app(config: PlatformConfig, store: InfluxStore | None = None) -> Fast
         context = {
             "user": session.user if session else None,
             "csrf": session.csrf_token if session else "",
-            "home": (BANK_HOME if session.user.role == BANK_ROLE else scope_of(session.user).home)
-            if session
-            else "/login",
+            "home": home_of(session.user.role, session.user.enterprise_id) if session else "/login",
             **context,
         }
         return templates.TemplateResponse(request, name, context, status_code=status)

@@ -47,6 +47,13 @@ class ForbiddenError(PermissionError):
     """A view or an action the person's role does not allow (HTTP 403)."""
 
 
+def home_of(role: str, enterprise_id: str | None) -> str:
+    """Where a user of ``role`` lands: the bank's reports, the park's page or the enterprise's own."""
+    if role == BANK_ROLE:
+        return BANK_HOME
+    return "/park" if role in PARK_ROLES else f"/enterprises/{enterprise_id}"
+
+
 @dataclass(frozen=True)
 class Scope:
     """What one person may see. Made only by :meth:`of` from the session's user."""
@@ -85,9 +92,7 @@ class Scope:
 
     @property
     def home(self) -> str:
-        if self.is_bank:
-            return BANK_HOME
-        return "/park" if self.is_park else f"/enterprises/{self.enterprise_id}"
+        return home_of(self.role, self.enterprise_id)
 
     @property
     def enterprise_ids(self) -> frozenset[str]:
